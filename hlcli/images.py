@@ -1,0 +1,362 @@
+"""Decode image files into exact integer RGB arrays (numpy + Pillow only, no torch).
+
+:func:`decode` returns an ``H x W x 3`` C-contiguous array of the file's own sample values:
+``uint8`` for 8-bit sources, ``uint16`` for 16-bit ones; :func:`to_float` scales by the dtype's
+maximum (255 or 65535), never by the image's own. :func:`probe` reads the header only. All are
+module-level functions, safe to use in DataLoader worker processes.
+
+Policies (each refusal is an :class:`~hlcli.errors.InputError` naming the file and the fix):
+
+* **Broken files** (empty, truncated, corrupt, not an image) are refused; truncated data is never
+  padded (``ImageFile.LOAD_TRUNCATED_IMAGES`` is left alone). Multi-frame files are refused.
+* **Size**: ``width * height > max_pixels`` is refused from the header, before decoding. The
+  default is Pillow's own hard limit, 2 * ``Image.MAX_IMAGE_PIXELS``; ``None`` disables it. If
+  Pillow's global bomb check stops an image we accept, the file is reopened with that check off
+  for this call only (under a lock, then restored). Pillow may still emit its
+  ``DecompressionBombWarning`` (to stderr) for the 89-179 MP images the default accepts.
+* **Orientation**: EXIF (or XMP) orientation is applied; :func:`probe` reports the oriented size.
+* **Grey** is repeated into three identical channels.
+* **16 bits**: grey PNG/TIFF/PGM are read natively. Pillow 13 keeps only the high bytes of
+  16-bit RGB(A) and grey+alpha PNG/TIFF, so those are decoded again with a rawmode yielding the
+  low bytes and recombined exactly; 16-bit binary PPM is read from its raw bytes. Other 16-bit
+  colour (SGI, CMYK, plain PPM) is refused rather than cut to 8 bits. Pillow's JPEG 2000 and
+  AVIF codecs return high-bit-depth colour as 8 bits, which the header does not reveal.
+* **Alpha** (RGBA, LA, PA, palette or colour-key transparency) is dropped silently if every
+  pixel is opaque. Otherwise ``alpha="error"`` refuses, ``"ignore"`` drops it, ``"composite"``
+  composites over **black**, ``round(colour * alpha / max)`` in the same dtype (premultiplied
+  colour: no guess about the background of the other image is needed).
+* **CMYK** goes to sRGB through its embedded ICC profile (LittleCMS), or is refused without one.
+  ``F`` (float) and ``LAB`` are refused. ICC profiles of RGB/grey images are not applied.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import sys
+import threading
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError, features
+
+from .errors import InputError
+
+try:
+    from PIL import ImageCms
+except ImportError:  # Pillow built without LittleCMS
+    ImageCms = None  # type: ignore[assignment]
+
+ALPHA_POLICIES = ("error", "composite", "ignore")
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    ".png .jpg .jpeg .jpe .bmp .tif .tiff .webp .ppm .pgm .pbm .pnm .gif .tga .jp2 .j2k .avif"
+    .split()
+)
+#: Pillow's hard decompression-bomb limit (2 * 89,478,485 pixels, e.g. 16384 x 10922).
+DEFAULT_MAX_PIXELS = 178_956_970
+
+_ORIENTATION_TAG = 0x0112
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
+                  *((ImageCms.PyCMSError,) if ImageCms is not None else ()))
+# Extension -> (PIL.features name, library) for codecs a Pillow build may lack.
+_CODECS = {".avif": ("avif", "libavif"), ".webp": ("webp", "libwebp"),
+           ".jp2": ("jpg_2000", "OpenJPEG"), ".j2k": ("jpg_2000", "OpenJPEG")}
+_MODES = {"1", "L", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "YCbCr", "HSV", "CMYK",
+          "I", "I;16", "I;16L", "I;16B", "I;16N"}
+_REFUSED_MODES = {"F": "floating-point image (mode F)", "LAB": "CIELAB image (mode LAB)"}
+# 16-bit rawmodes Pillow unpacks to their high bytes -> the rawmode giving the low bytes instead.
+_NATIVE = "L" if sys.byteorder == "little" else "B"
+_LOW_BYTES = {f"{b};16{e}": f"{b};16{'B' if e == 'L' else 'L'}"
+              for b in ("RGB", "RGBA", "RGBX") for e in "BL"}
+_LOW_BYTES.update({f"{b};16N": _LOW_BYTES[f"{b};16{_NATIVE}"] for b in ("RGB", "RGBA", "RGBX")})
+_WIDE_CODECS = {"zip", "raw", "libtiff"}  # decoders verified to pass the rawmode through
+_KEY_SCALE = {"L;2": 85, "L;4": 17}  # Pillow leaves tRNS keys of 2/4-bit grey unscaled
+_LIMIT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header says. ``width``/``height`` are after EXIF orientation."""
+
+    path: str
+    width: int
+    height: int
+    mode: str  # Pillow mode as opened, e.g. "RGB", "I;16", "P"
+    format: str | None  # Pillow format, e.g. "PNG"
+    bit_depth: int  # 8 or 16: the dtype decode() returns is uint8 or uint16
+
+
+class _Header(NamedTuple):
+    info: ImageInfo
+    orientation: int
+    rawmode: str | None
+
+
+def probe(path: str | os.PathLike[str], *,
+          max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Read an image's header (no pixel decoding) and check it is decodable; see module doc."""
+    return _run(path, max_pixels, lambda img, header: header.info)
+
+
+def decode(path: str | os.PathLike[str], *, alpha: str = "error",
+           max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode to an oriented ``H x W x 3`` uint8/uint16 array (unscaled); see module doc.
+
+    ``alpha`` is one of :data:`ALPHA_POLICIES`; ``"composite"`` composites over black.
+    """
+    if alpha not in ALPHA_POLICIES:
+        raise InputError(f"unknown alpha policy {alpha!r}",
+                         fix="use one of: " + ", ".join(ALPHA_POLICIES))
+    return _run(path, max_pixels, lambda img, header: _decode_opened(img, header, path, alpha))
+
+
+def scale_of(arr: np.ndarray) -> int:
+    """The maximum value of ``arr``'s dtype: 255 for uint8, 65535 for uint16."""
+    if arr.dtype in (np.uint8, np.uint16):
+        return int(np.iinfo(arr.dtype).max)
+    raise TypeError(f"expected a uint8 or uint16 image array, got dtype {arr.dtype}")
+
+
+def to_float(arr: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """Scale a decoded array to ``[0, 1]`` by its dtype's maximum (never by the image's own)."""
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        raise TypeError(f"dtype must be a floating type, got {np.dtype(dtype)}")
+    out = arr.astype(dtype)  # before scale_of's check: raises TypeError for other dtypes first
+    out /= np.dtype(dtype).type(scale_of(arr))
+    return out
+
+
+# --- opening and header checks ------------------------------------------------------------------
+
+@contextmanager
+def _pillow_limit_lifted():
+    """Disable Pillow's global bomb check for one call; we apply ``max_pixels`` ourselves."""
+    with _LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _run(path, max_pixels: int | None, work: Callable[[Image.Image, _Header], Any], *,
+         lifted: bool = False) -> Any:
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+                                   or max_pixels < 1):
+        raise InputError(f"invalid max_pixels {max_pixels!r}", fix="pass a positive integer")
+    try:
+        with _pillow_limit_lifted() if lifted else nullcontext(), Image.open(path) as img:
+            return work(img, _read_header(img, path, max_pixels))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        if lifted:  # unreachable: Pillow's check is off
+            raise InputError("image too large", path, "pass a larger --max-pixels") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError("no such file", path, "check the path") from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not an image file", path, "pass an image file") from None
+    except PermissionError:
+        raise InputError("permission denied", path, "make the file readable") from None
+    except UnidentifiedImageError:
+        raise _unidentified(path) from None
+    except _DECODE_ERRORS as err:
+        raise InputError(f"cannot decode image: {err}", path,
+                         "the file is truncated or corrupt; re-export or re-download it") from None
+    # Pillow's own bomb check stopped it: retry without that; our max_pixels check still applies.
+    return _run(path, max_pixels, work, lifted=True)
+
+
+def _check_size(img: Image.Image, path, max_pixels: int | None) -> None:
+    w, h = img.size
+    if max_pixels is not None and w * h > max_pixels:
+        raise InputError(f"image has {w}x{h} = {w * h} pixels, more than the limit of {max_pixels} "
+                         "(decompression-bomb guard)", path,
+                         f"if the image is legitimate, pass --max-pixels {w * h} (or more)")
+
+
+def _unidentified(path) -> InputError:
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if os.path.getsize(path) == 0:
+        return InputError("file is empty", path, "re-export or replace the image")
+    if ext in _CODECS and not features.check(_CODECS[ext][0]):
+        name, lib = _CODECS[ext]
+        return InputError(f"this Pillow cannot read {ext} images (built without {name} support)",
+                          path, f"install a Pillow built with {lib} (recent official wheels "
+                          "include it), or convert the image to PNG")
+    return InputError("not a readable image (unknown format or corrupt header)", path,
+                      "check that the file is a valid image, e.g. PNG, JPEG or TIFF")
+
+
+def _read_header(img: Image.Image, path, max_pixels: int | None) -> _Header:
+    _check_size(img, path, max_pixels)
+    mode, tiles = img.mode, img.tile
+    if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":  # MPO: frame 0 is the main image
+        raise InputError(f"multi-frame image ({img.n_frames} frames)", path,
+                         "extract the frame to score into its own file")
+    args = tiles[0].args if tiles else None
+    rawmode = args[0] if isinstance(args, tuple) and args else args
+    rawmode = rawmode if isinstance(rawmode, str) else None
+    codec = tiles[0].codec_name if tiles else None
+    depth = 8
+    if mode.startswith("I"):
+        depth = 16
+    elif rawmode is not None and ";16" in rawmode:
+        depth = 16
+        if (rawmode not in _LOW_BYTES and rawmode != "LA;16B") or codec not in _WIDE_CODECS:
+            raise InputError(f"16-bit {mode} data ({img.format}, {rawmode}) cannot be decoded "
+                             "without losing precision", path, "convert it to 16-bit RGB PNG/TIFF")
+    elif codec in ("ppm", "ppm_plain") and isinstance(args, tuple) and args[1:] and args[1] > 255:
+        depth = 16
+        if mode != "RGB" or codec != "ppm" or len(tiles) != 1:
+            raise InputError("16-bit plain-text PPM cannot be decoded without losing precision",
+                             path, "convert it to a 16-bit PNG or binary PPM")
+    if mode not in _MODES:
+        raise InputError(f"{_REFUSED_MODES.get(mode, 'image mode ' + mode)} is not supported", path,
+                         "convert it to an 8- or 16-bit RGB or greyscale PNG or TIFF")
+    if mode == "CMYK" and (ImageCms is None or not img.info.get("icc_profile")):
+        what = ("and this Pillow lacks LittleCMS" if img.info.get("icc_profile")
+                else "without an ICC profile")
+        raise InputError(f"CMYK image {what}", path, "convert it to RGB first, with its profile")
+    orientation = _orientation(img)
+    w, h = img.size
+    if orientation >= 5:
+        w, h = h, w
+    info = ImageInfo(os.fspath(path), w, h, mode, img.format, depth)
+    return _Header(info, orientation, rawmode)
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF/XMP orientation from the header only (PNG's own getexif() would decode the pixels)."""
+    value = Image.Image.getexif(img).get(_ORIENTATION_TAG)
+    if value is None and img.format == "PNG" and "exif" not in img.info and img.fp is not None:
+        late = _png_late_exif(img.fp)  # an eXIf chunk after the image data
+        if late:
+            exif = Image.Exif()
+            exif.load(late)
+            value = exif.get(_ORIENTATION_TAG)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _png_late_exif(fp) -> bytes | None:
+    """Find an eXIf chunk by walking the PNG chunk headers (seeking over data, no decoding)."""
+    saved = fp.tell()
+    try:
+        fp.seek(8)
+        while len(head := fp.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"eXIf":
+                return fp.read(length)
+            if kind == b"IEND":
+                break
+            fp.seek(length + 4, os.SEEK_CUR)
+        return None
+    finally:
+        fp.seek(saved)
+
+
+# --- pixels ---------------------------------------------------------------------------------------
+
+def _decode_opened(img: Image.Image, header: _Header, path, policy: str) -> np.ndarray:
+    arr = _pixels(img, header, path)
+    arr = _apply_alpha(arr, path, policy)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(_orient(arr, header.orientation))
+
+
+def _pixels(img: Image.Image, header: _Header, path) -> np.ndarray:
+    """``H x W x C`` samples, alpha last when present (C is 1-4), before orientation."""
+    mode, rawmode = img.mode, header.rawmode
+    key = img.info.get("transparency") if mode in ("1", "L", "RGB") or mode[0] == "I" else None
+    if rawmode in _LOW_BYTES or rawmode == "LA;16B":
+        arr = _wide16(img, path, rawmode)
+    elif header.info.bit_depth == 16 and mode == "RGB":  # only binary PPM is left (see header)
+        arr = _ppm16(img, path)
+    else:
+        if mode == "1":
+            img = img.convert("L")
+        elif mode in ("P", "PA"):
+            img = img.convert("RGBA" if img.has_transparency_data else "RGB")
+        elif mode in ("RGBX", "YCbCr", "HSV"):
+            img = img.convert("RGB")
+        elif mode == "CMYK":
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(img.info["icc_profile"]))
+            img = ImageCms.profileToProfile(img, profile, ImageCms.createProfile("sRGB"),
+                                            outputMode="RGB")
+        arr = np.array(img)  # a writable copy (np.asarray would be read-only)
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if mode.startswith("I"):
+            if arr.size and (arr.min() < 0 or arr.max() > 65535):
+                raise InputError("integer image with values outside 0..65535", path,
+                                 "save it as a 16-bit PNG or TIFF")
+            arr = arr.astype(np.uint16)
+    if key is not None and np.size(key) == arr.shape[2]:
+        key = np.asarray(key).reshape(-1) * _KEY_SCALE.get(rawmode, 1)
+        opaque = ~np.all(arr == key, axis=2, keepdims=True)
+        arr = np.concatenate([arr, (opaque * scale_of(arr)).astype(arr.dtype)], axis=2)
+    return arr
+
+
+def _wide16(img: Image.Image, path, rawmode: str) -> np.ndarray:
+    """Recover 16-bit colour that Pillow 13 truncates to its high bytes (see module doc)."""
+    if rawmode == "LA;16B":  # 4 bytes/pixel, same as 8-bit RGBA: read the raw bytes L L A A
+        raw = _load_rawmode(img, "RGBA").astype(np.uint16)
+        return (raw[..., 0::2] << 8) | raw[..., 1::2]
+    img.load()
+    high = np.asarray(img).astype(np.uint16)
+    with Image.open(path) as twin:
+        low = _load_rawmode(twin, _LOW_BYTES[rawmode])
+    if low.shape != high.shape:
+        raise InputError("16-bit image changed while being read", path, "try again")
+    return (high << 8) | low
+
+
+def _load_rawmode(img: Image.Image, rawmode: str) -> np.ndarray:
+    def swap(args):
+        return (rawmode, *args[1:]) if isinstance(args, tuple) else rawmode
+    img.tile = [tile._replace(args=swap(tile.args)) for tile in img.tile]
+    img.load()
+    return np.asarray(img)
+
+
+def _ppm16(img: Image.Image, path) -> np.ndarray:
+    """Binary PPM with 2-byte big-endian samples; values rescaled from maxval to 65535."""
+    (tile,) = img.tile
+    maxval, (w, h) = tile.args[1], img.size
+    img.fp.seek(tile.offset)
+    data = img.fp.read(w * h * 6)
+    if len(data) < w * h * 6:
+        raise InputError("image file is truncated", path, "re-export or re-download it")
+    arr = np.frombuffer(data, ">u2").reshape(h, w, 3).astype(np.uint32)
+    if arr.max(initial=0) > maxval:
+        raise InputError(f"PPM sample above its maxval {maxval}", path, "re-export the image")
+    return ((arr * 65535 + maxval // 2) // maxval).astype(np.uint16)
+
+
+def _apply_alpha(arr: np.ndarray, path, policy: str) -> np.ndarray:
+    if arr.shape[2] not in (2, 4):
+        return arr
+    colour, alpha, top = arr[..., :-1], arr[..., -1:], scale_of(arr)
+    if policy == "ignore" or np.all(alpha == top):
+        return colour
+    if policy == "error":
+        raise InputError("image has transparent pixels", path,
+                         "pass --alpha composite (over black) or --alpha ignore (drop alpha)")
+    wide = colour.astype(np.uint64) * alpha + top // 2
+    return (wide // top).astype(arr.dtype)
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an ``H x W x C`` array, as ImageOps.exif_transpose."""
+    if orientation >= 5:  # 5-8 involve a transpose: 5 transpose, 6 rot 90 cw, 7 transverse, 8 ccw
+        arr = arr.transpose(1, 0, 2)
+        orientation = {5: 1, 6: 2, 7: 3, 8: 4}[orientation]
+    if orientation in (2, 3):
+        arr = arr[:, ::-1]
+    if orientation in (3, 4):
+        arr = arr[::-1]
+    return arr

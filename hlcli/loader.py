@@ -1,0 +1,194 @@
+"""Turn pairs into batches: header probing, size checks, size-grouped batching, parallel decode.
+
+Images are never padded or resized to share a batch: a batch holds pairs of one size only.
+Batch size is bounded by a pixel budget (pixels through the network per forward, restored and
+ground truth counted) as well as by ``--batch-size``. Pairs whose single forward would exceed
+the budget are marked for exact tiled inference (see ``engine``).
+
+Decoded images travel as uint8/uint16 tensors (4x smaller than float32 through worker queues);
+the engine scales them on the compute device, and L1 is summed exactly on the integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import images
+from .errors import HlcliError, InputError
+from .pairing import Pair
+
+SIZE_POLICIES = ("error", "crop", "resize-restored")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A pair whose headers were read: what will be scored, at which size."""
+
+    index: int  # position in the run's pair list
+    pair: Pair
+    width: int  # scored size (after the size policy)
+    height: int
+    policy: str | None  # the size policy applied to this pair, if any
+    restored_size: tuple[int, int]
+    gt_size: tuple[int, int]
+    depth: int  # 8 or 16: the bit depth both sides are brought to
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A pair that cannot be scored; ``error`` is the typed error with file and fix."""
+
+    index: int
+    pair: Pair
+    error: HlcliError
+
+
+def plan_pair(index: int, pair: Pair, *, size_policy: str, max_pixels: int | None, min_side: int) -> Planned | Failure:
+    """Read both headers (no pixel decoding) and decide how the pair will be scored."""
+    try:
+        r = images.probe(pair.restored, max_pixels=max_pixels)
+        g = images.probe(pair.gt, max_pixels=max_pixels)
+    except HlcliError as err:
+        return Failure(index, pair, err)
+    rs, gs = (r.width, r.height), (g.width, g.height)
+    policy = None
+    w, h = gs
+    if rs != gs:
+        if size_policy == "crop":
+            w, h, policy = min(r.width, g.width), min(r.height, g.height), "crop"
+        elif size_policy == "resize-restored":
+            policy = "resize-restored"
+        else:
+            return Failure(index, pair, InputError(
+                f"size mismatch: restored is {rs[0]}x{rs[1]}, ground truth {pair.gt} is {gs[0]}x{gs[1]}",
+                pair.restored,
+                "restore at the ground truth's size, or choose --size-mismatch crop|resize-restored",
+            ))
+    if min(w, h) < min_side:
+        return Failure(index, pair, InputError(
+            f"image is {w}x{h}, too small for the deepest requested layer (needs at least "
+            f"{min_side}x{min_side})", pair.gt, "use shallower --layers or larger images",
+        ))
+    depth = 16 if 16 in (r.bit_depth, g.bit_depth) else 8
+    return Planned(index, pair, w, h, policy, rs, gs, depth)
+
+
+def batches(plans: list[Planned], *, batch_size: int, pixel_budget: int) -> list[list[Planned]]:
+    """Group plans by (height, width, depth) and cut each group into batches of at most
+    ``batch_size`` pairs and at most ``pixel_budget`` pixels per forward (2 images per pair).
+    A pair over the budget on its own is a batch of one (the engine tiles it). Order is
+    deterministic: groups by first appearance, pairs in their original order."""
+    groups: dict[tuple[int, int, int], list[Planned]] = {}
+    for p in plans:
+        groups.setdefault((p.height, p.width, p.depth), []).append(p)
+    out = []
+    for (h, w, _), members in groups.items():
+        per = max(1, min(batch_size, pixel_budget // (2 * h * w)))
+        out.extend(members[i : i + per] for i in range(0, len(members), per))
+    return out
+
+
+def _to_depth(arr: np.ndarray, depth: int) -> np.ndarray:
+    """Bring a decoded image to ``depth`` bits exactly: uint8 * 257 maps 0..255 onto 0..65535
+    with v/255 == v*257/65535, so mixed 8/16-bit pairs keep exact integer L1."""
+    if depth == 16 and arr.dtype == np.uint8:
+        return arr.astype(np.uint16) * np.uint16(257)
+    return arr
+
+
+def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bicubic (antialiased) resize of an integer image, rounded back to its own bit depth, as if
+    the resized image had been saved to a file."""
+    from PIL import Image
+
+    scale = 65535 if arr.dtype == np.uint16 else 255
+    chans = []
+    for c in range(arr.shape[2]):
+        im = Image.fromarray(arr[:, :, c].astype(np.float32), mode="F")
+        chans.append(np.asarray(im.resize((width, height), Image.Resampling.BICUBIC)))
+    out = np.clip(np.rint(np.stack(chans, axis=2)), 0, scale)
+    return np.ascontiguousarray(out.astype(arr.dtype))
+
+
+def decode_pair(plan: Planned, *, alpha: str, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode both images of ``plan`` to HxWx3 integer arrays of the planned size and depth."""
+    r = images.decode(plan.pair.restored, alpha=alpha, max_pixels=max_pixels)
+    g = images.decode(plan.pair.gt, alpha=alpha, max_pixels=max_pixels)
+    for arr, path, size in ((r, plan.pair.restored, plan.restored_size), (g, plan.pair.gt, plan.gt_size)):
+        if (arr.shape[1], arr.shape[0]) != size:
+            raise InputError(
+                f"decoded size {arr.shape[1]}x{arr.shape[0]} differs from the header's {size[0]}x{size[1]}",
+                path, "the file is damaged; re-save it",
+            )
+    if plan.policy == "crop":
+        r = r[: plan.height, : plan.width]
+        g = g[: plan.height, : plan.width]
+    elif plan.policy == "resize-restored":
+        r = _resize(r, plan.width, plan.height)
+    return _to_depth(r, plan.depth), _to_depth(g, plan.depth)
+
+
+class BatchDataset:
+    """A map-style dataset whose items are whole batches (lists of plans), so that DataLoader
+    workers decode and stack a batch each while the engine computes the previous one.
+
+    An item is ``(plans, restored uint8/16 tensor (N,3,H,W), gt tensor, failures)``; a pair that
+    fails to decode is moved to ``failures`` (with its error) instead of stopping the worker."""
+
+    def __init__(self, groups: list[list[Planned]], *, alpha: str, max_pixels: int | None):
+        self.groups = groups
+        self.alpha = alpha
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, i: int) -> tuple[list[Planned], Any, Any, list[Failure]]:
+        import torch
+
+        ok: list[Planned] = []
+        rs, gs, failures = [], [], []
+        for plan in self.groups[i]:
+            try:
+                r, g = decode_pair(plan, alpha=self.alpha, max_pixels=self.max_pixels)
+            except HlcliError as err:
+                failures.append(Failure(plan.index, plan.pair, err))
+                continue
+            ok.append(plan)
+            rs.append(r)
+            gs.append(g)
+        if not ok:
+            return ok, None, None, failures
+        # NHWC arrays -> NCHW views (channels_last memory, which the engine wants anyway).
+        # torch's uint16 tensors support few ops, so 16-bit data travels as int32 (exact).
+        def stack(arrs: list[np.ndarray]) -> torch.Tensor:
+            a = np.stack(arrs)
+            if a.dtype == np.uint16:
+                a = a.astype(np.int32)
+            return torch.from_numpy(a).permute(0, 3, 1, 2)
+
+        return ok, stack(rs), stack(gs), failures
+
+
+def iterate(
+    groups: list[list[Planned]], *, alpha: str, max_pixels: int | None, workers: int, pin_memory: bool
+) -> Iterator[tuple[list[Planned], Any, Any, list[Failure]]]:
+    """Yield decoded batches in order, decoding up to ``workers`` batches ahead in worker
+    processes (``workers=0`` decodes in this process)."""
+    from torch.utils.data import DataLoader
+
+    dataset = BatchDataset(groups, alpha=alpha, max_pixels=max_pixels)
+    loader = DataLoader(
+        dataset,
+        batch_size=None,  # items are already batches
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=2 if workers > 0 else None,
+        persistent_workers=False,
+    )
+    yield from loader

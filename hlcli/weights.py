@@ -1,0 +1,351 @@
+"""VGG-19 ImageNet weights: where they are looked for, how they are verified, cached and fetched.
+
+Resolution order (first hit wins):
+
+1. ``--weights FILE`` (the ``explicit`` argument),
+2. ``$HLCLI_WEIGHTS``,
+3. the torch hub cache, ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` (torchvision's file),
+4. a download of torchvision's ``IMAGENET1K_V1`` checkpoint into that cache (hash-checked,
+   progress on stderr), never with ``offline=True``.
+
+A weights file is data, never code: it is read with ``torch.load(weights_only=True)`` and every
+key and shape the network needs is checked before use. Both torchvision's full checkpoint and a
+``features.*``-only state dict are accepted.
+
+Loading torchvision's 548 MB legacy-format checkpoint costs about a second per run, so after the
+first verified load hlcli keeps a compact copy (the 16 conv layers only, 80 MB, zip format that
+can be memory-mapped) in its own cache, keyed by the source file's sha256. The source's sha256 is
+itself cached by (path, size, mtime), so a warm run neither re-hashes nor re-reads 548 MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import HlcliEnvironmentError
+from .layers import LAYERS
+
+WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+WEIGHTS_FILENAME = "vgg19-dcbb9e9d.pth"
+# torchvision names its checkpoints after the first 8 hex digits of their sha256.
+OFFICIAL_SHA256_PREFIX = "dcbb9e9d"
+ENV_WEIGHTS = "HLCLI_WEIGHTS"
+ENV_CACHE = "HLCLI_CACHE"
+COMPACT_FORMAT = 1
+
+# Every conv of vgg19().features: key prefix -> (weight shape, bias shape).
+EXPECTED_SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    f"features.{spec.index}": ((spec.channels, spec.in_channels, 3, 3), (spec.channels,))
+    for spec in LAYERS
+    if spec.kind == "conv"
+}
+
+FIX_OFFLINE = (
+    "run `hlcli weights download` on a machine with internet access, or copy "
+    f"{WEIGHTS_FILENAME} there and run `hlcli weights import FILE`, or pass --weights FILE"
+)
+
+
+def torch_home() -> Path:
+    """torch's hub root, computed as ``torch.hub.get_dir()`` does, without importing torch."""
+    env = os.environ.get("TORCH_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(xdg).expanduser() / "torch"
+
+
+def hub_checkpoint_path() -> Path:
+    return torch_home() / "hub" / "checkpoints" / WEIGHTS_FILENAME
+
+
+def cache_dir() -> Path:
+    """hlcli's own cache (compact weights, sha256 index): ``$HLCLI_CACHE`` or
+    ``$XDG_CACHE_HOME/hlcli`` (default ``~/.cache/hlcli``)."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(xdg).expanduser() / "hlcli"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: str  # "option", "env", "torch-cache", "download"
+    path: Path
+    exists: bool
+
+
+def candidates(explicit: str | os.PathLike[str] | None = None) -> list[Candidate]:
+    """Every place weights are looked for, in order (for ``hlcli weights show``)."""
+    out = []
+    if explicit is not None:
+        out.append(Candidate("option", Path(explicit), Path(explicit).is_file()))
+    env = os.environ.get(ENV_WEIGHTS)
+    if env:
+        out.append(Candidate("env", Path(env).expanduser(), Path(env).expanduser().is_file()))
+    hub = hub_checkpoint_path()
+    out.append(Candidate("torch-cache", hub, hub.is_file()))
+    return out
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    path: Path
+    source: str  # "option", "env", "torch-cache", "download"
+
+
+def resolve(explicit=None, *, offline: bool = False, progress: bool = True) -> ResolvedWeights:
+    """Find the weights file, downloading it into the torch hub cache as the last resort."""
+    for cand in candidates(explicit):
+        if cand.exists:
+            return ResolvedWeights(cand.path, cand.source)
+        if cand.source in ("option", "env"):
+            # The user named a file: never fall through to another one silently.
+            how = "--weights" if cand.source == "option" else f"${ENV_WEIGHTS}"
+            raise HlcliEnvironmentError(
+                f"weights file given by {how} does not exist", cand.path,
+                f"check the path, or unset {how} to use the torch cache",
+            )
+    if offline:
+        raise HlcliEnvironmentError(
+            "VGG-19 weights not found and --offline forbids a download", hub_checkpoint_path(),
+            FIX_OFFLINE,
+        )
+    return ResolvedWeights(download(progress=progress), "download")
+
+
+def download(*, progress: bool = True, force: bool = False) -> Path:
+    """Download torchvision's VGG-19 IMAGENET1K_V1 checkpoint into the torch hub cache, checking
+    its sha256 prefix. Uses torch.hub's downloader (temp file, hash check, atomic rename)."""
+    import torch.hub
+
+    dst = hub_checkpoint_path()
+    if dst.is_file() and not force:
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(
+            WEIGHTS_URL, str(dst), hash_prefix=OFFICIAL_SHA256_PREFIX, progress=progress
+        )
+    except Exception as exc:  # URLError, HTTPError, RuntimeError (hash mismatch), OSError
+        raise HlcliEnvironmentError(
+            f"could not download the VGG-19 weights from {WEIGHTS_URL}: {exc}", dst, FIX_OFFLINE
+        ) from exc
+    return dst
+
+
+# --------------------------------------------------------------------------------------------
+# sha256, with a small index so that a warm run does not re-hash 548 MB.
+
+
+def _index_path() -> Path:
+    return cache_dir() / "sha256-index.json"
+
+
+def _read_index() -> dict[str, Any]:
+    try:
+        data = json.loads(_index_path().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: Path, *, use_index: bool = True) -> str:
+    """sha256 of ``path``; remembered by (real path, size, mtime_ns) in hlcli's cache."""
+    st = path.stat()
+    key = str(path.resolve())
+    stamp = [st.st_size, st.st_mtime_ns]
+    index = _read_index() if use_index else {}
+    entry = index.get(key)
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
+        return entry["sha256"]
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    if use_index:
+        index = _read_index()
+        index[key] = {"stamp": stamp, "sha256": sha}
+        try:
+            _atomic_write_bytes(_index_path(), json.dumps(index, indent=1).encode())
+        except OSError:
+            pass  # a read-only cache only costs speed
+    return sha
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and verification.
+
+
+def _torch_load(path: Path) -> Any:
+    import torch
+
+    kwargs: dict[str, Any] = {"map_location": "cpu", "weights_only": True}
+    if zipfile.is_zipfile(path):
+        kwargs["mmap"] = True  # only the new zip format can be memory-mapped
+    try:
+        return torch.load(str(path), **kwargs)
+    except Exception as exc:  # pickle errors, "Weights only load failed", truncated zip, ...
+        raise HlcliEnvironmentError(
+            f"cannot read weights file: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            path,
+            "it is not a PyTorch state dict of plain tensors; use torchvision's "
+            f"{WEIGHTS_FILENAME} (`hlcli weights download`)",
+        ) from exc
+
+
+def extract_features(obj: Any, path: Path) -> dict[str, Any]:
+    """Check ``obj`` is torchvision's VGG-19 state dict (full or ``features.*`` only) and return
+    the 32 conv tensors, verified key by key and shape by shape."""
+    import torch
+
+    if not isinstance(obj, dict):
+        raise HlcliEnvironmentError(
+            f"weights file holds a {type(obj).__name__}, not a state dict", path,
+            f"use torchvision's {WEIGHTS_FILENAME} or a dict of its features.* tensors",
+        )
+    feature_keys = {k for k in obj if isinstance(k, str) and k.startswith("features.")}
+    expected = {f"{p}.{s}" for p in EXPECTED_SHAPES for s in ("weight", "bias")}
+    missing = sorted(expected - feature_keys, key=_natural)
+    unexpected = sorted(feature_keys - expected, key=_natural)
+    if missing or unexpected:
+        detail = []
+        if missing:
+            detail.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        if unexpected:
+            detail.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
+        raise HlcliEnvironmentError(
+            f"not a VGG-19 state dict ({'; '.join(detail)})", path,
+            f"use torchvision's vgg19 IMAGENET1K_V1 checkpoint ({WEIGHTS_FILENAME})",
+        )
+    out = {}
+    for prefix, (w_shape, b_shape) in EXPECTED_SHAPES.items():
+        for suffix, shape in (("weight", w_shape), ("bias", b_shape)):
+            key = f"{prefix}.{suffix}"
+            t = obj[key]
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+                raise HlcliEnvironmentError(
+                    f"weights entry {key} is not a floating-point tensor", path,
+                    f"use torchvision's {WEIGHTS_FILENAME}",
+                )
+            if tuple(t.shape) != shape:
+                raise HlcliEnvironmentError(
+                    f"weights entry {key} has shape {tuple(t.shape)}, expected {shape}", path,
+                    f"this is not VGG-19; use torchvision's {WEIGHTS_FILENAME}",
+                )
+            out[key] = t
+    return out
+
+
+def _natural(key: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in key.split("."))
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    state_dict: dict[str, Any]  # the 32 features.* conv tensors, float32, verified
+    path: Path
+    source: str
+    sha256: str  # of the source file
+    official: bool  # sha256 starts with torchvision's published prefix
+    compact_cache: Path | None  # the compact copy used or written, if any
+
+
+def _compact_path(sha: str) -> Path:
+    return cache_dir() / f"vgg19-features-{sha[:16]}.pt"
+
+
+def load(resolved: ResolvedWeights, *, use_cache: bool = True) -> LoadedWeights:
+    """Load and verify the weights in ``resolved``; uses/writes the compact cache."""
+    import torch
+
+    path = resolved.path
+    sha = file_sha256(path, use_index=use_cache)
+    official = sha.startswith(OFFICIAL_SHA256_PREFIX)
+    if resolved.source in ("torch-cache", "download") and not official:
+        raise HlcliEnvironmentError(
+            f"the cached checkpoint's sha256 {sha[:16]}... does not match torchvision's "
+            f"({OFFICIAL_SHA256_PREFIX}...): the file is corrupt or not the official one", path,
+            "delete it and run `hlcli weights download`",
+        )
+    compact = _compact_path(sha)
+    if use_cache and compact.is_file():
+        obj = _torch_load(compact)
+        if (
+            isinstance(obj, dict)
+            and obj.get("hlcli_compact") == COMPACT_FORMAT
+            and obj.get("source_sha256") == sha
+        ):
+            try:
+                state = extract_features(obj.get("state_dict"), compact)
+                return LoadedWeights(state, path, resolved.source, sha, official, compact)
+            except HlcliEnvironmentError:
+                pass  # a damaged cache entry: fall back to the source and rewrite it
+    state = extract_features(_torch_load(path), path)
+    state = {k: v.detach().to(torch.float32).contiguous() for k, v in state.items()}
+    written = None
+    if use_cache:
+        try:
+            compact.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=compact.parent, prefix=f".{compact.name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                torch.save(
+                    {"hlcli_compact": COMPACT_FORMAT, "source_sha256": sha, "state_dict": state}, tmp
+                )
+                os.replace(tmp, compact)
+                written = compact
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        except OSError:
+            written = None  # a read-only cache only costs speed
+    return LoadedWeights(state, path, resolved.source, sha, official, written)
+
+
+def import_file(src: Path, *, force: bool = False) -> Path:
+    """Verify ``src`` and copy it into the torch hub cache under torchvision's name. Only the
+    official checkpoint may go there (its sha256 must match torchvision's published prefix)."""
+    if not src.is_file():
+        raise HlcliEnvironmentError("no such weights file", src, "check the path")
+    extract_features(_torch_load(src), src)
+    sha = file_sha256(src)
+    if not sha.startswith(OFFICIAL_SHA256_PREFIX):
+        raise HlcliEnvironmentError(
+            f"file is a valid VGG-19 state dict but not torchvision's IMAGENET1K_V1 checkpoint "
+            f"(sha256 {sha[:16]}..., expected {OFFICIAL_SHA256_PREFIX}...)", src,
+            f"use it directly with --weights FILE or ${ENV_WEIGHTS} instead of importing it",
+        )
+    dst = hub_checkpoint_path()
+    if dst.is_file() and not force and file_sha256(dst) == sha:
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dst
