@@ -124,8 +124,9 @@ def to_float(arr: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
     """Scale a decoded array to ``[0, 1]`` by its dtype's maximum (never by the image's own)."""
     if not np.issubdtype(np.dtype(dtype), np.floating):
         raise TypeError(f"dtype must be a floating type, got {np.dtype(dtype)}")
-    out = arr.astype(dtype)  # before scale_of's check: raises TypeError for other dtypes first
-    out /= np.dtype(dtype).type(scale_of(arr))
+    scale = np.dtype(dtype).type(scale_of(arr))
+    out = arr.astype(dtype)
+    out /= scale
     return out
 
 
@@ -145,8 +146,8 @@ def _pillow_limit_lifted():
 
 def _run(path, max_pixels: int | None, work: Callable[[Image.Image, _Header], Any], *,
          lifted: bool = False) -> Any:
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
-                                   or max_pixels < 1):
+    valid = isinstance(max_pixels, (int, np.integer)) and not isinstance(max_pixels, bool)
+    if max_pixels is not None and not (valid and max_pixels >= 1):
         raise InputError(f"invalid max_pixels {max_pixels!r}", fix="pass a positive integer")
     try:
         with _pillow_limit_lifted() if lifted else nullcontext(), Image.open(path) as img:
@@ -196,10 +197,10 @@ def _read_header(img: Image.Image, path, max_pixels: int | None) -> _Header:
     if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":  # MPO: frame 0 is the main image
         raise InputError(f"multi-frame image ({img.n_frames} frames)", path,
                          "extract the frame to score into its own file")
-    args = tiles[0].args if tiles else None
+    args = tiles[0][3] if tiles else None  # tiles: (codec, extents, offset, args), by position
     rawmode = args[0] if isinstance(args, tuple) and args else args
     rawmode = rawmode if isinstance(rawmode, str) else None
-    codec = tiles[0].codec_name if tiles else None
+    codec = tiles[0][0] if tiles else None  # (a NamedTuple only since Pillow 11)
     depth = 8
     if mode.startswith("I"):
         depth = 16
@@ -220,10 +221,13 @@ def _read_header(img: Image.Image, path, max_pixels: int | None) -> _Header:
         what = ("and this Pillow lacks LittleCMS" if img.info.get("icc_profile")
                 else "without an ICC profile")
         raise InputError(f"CMYK image {what}", path, "convert it to RGB first, with its profile")
-    orientation = _orientation(img)
-    w, h = img.size
+    orientation, (w, h) = _orientation(img), img.size
+    if img.format == "TIFF":  # Pillow transposes TIFFs itself when loading them (and since 11.0
+        w, h = img.tag_v2.get(256, w), img.tag_v2.get(257, h)  # reports that size at open)
     if orientation >= 5:
         w, h = h, w
+    if img.format == "TIFF":
+        orientation = 1
     info = ImageInfo(os.fspath(path), w, h, mode, img.format, depth)
     return _Header(info, orientation, rawmode)
 
@@ -264,7 +268,11 @@ def _decode_opened(img: Image.Image, header: _Header, path, policy: str) -> np.n
     arr = _apply_alpha(arr, path, policy)
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
-    return np.ascontiguousarray(_orient(arr, header.orientation))
+    arr = np.ascontiguousarray(_orient(arr, header.orientation))
+    if arr.shape[:2] != (header.info.height, header.info.width):  # never a silently wrong turn
+        raise InputError(f"decoded size {arr.shape[1]}x{arr.shape[0]} differs from the header's "
+                         f"{header.info.width}x{header.info.height}", path, "convert it to PNG")
+    return arr
 
 
 def _pixels(img: Image.Image, header: _Header, path) -> np.ndarray:
@@ -318,7 +326,8 @@ def _wide16(img: Image.Image, path, rawmode: str) -> np.ndarray:
 def _load_rawmode(img: Image.Image, rawmode: str) -> np.ndarray:
     def swap(args):
         return (rawmode, *args[1:]) if isinstance(args, tuple) else rawmode
-    img.tile = [tile._replace(args=swap(tile.args)) for tile in img.tile]
+    img.tile = [type(tile)(*tile[:3], swap(tile[3])) if hasattr(tile, "_fields")
+                else (*tile[:3], swap(tile[3])) for tile in img.tile]
     img.load()
     return np.asarray(img)
 
@@ -326,8 +335,8 @@ def _load_rawmode(img: Image.Image, rawmode: str) -> np.ndarray:
 def _ppm16(img: Image.Image, path) -> np.ndarray:
     """Binary PPM with 2-byte big-endian samples; values rescaled from maxval to 65535."""
     (tile,) = img.tile
-    maxval, (w, h) = tile.args[1], img.size
-    img.fp.seek(tile.offset)
+    maxval, (w, h) = tile[3][1], img.size
+    img.fp.seek(tile[2])
     data = img.fp.read(w * h * 6)
     if len(data) < w * h * 6:
         raise InputError("image file is truncated", path, "re-export or re-download it")

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import warnings
 import zlib
 
 import numpy as np
@@ -147,9 +148,10 @@ def test_bad_arguments(tmp_path):
     path = save(tmp_path, "a.png", Image.new("RGB", (2, 2)))
     with pytest.raises(InputError, match="alpha"):
         decode(path, alpha="blend")
-    for bad in (0, -5, 1.5, True):
+    for bad in (0, -5, 1.5, True, "10"):
         with pytest.raises(InputError, match="max_pixels"):
             decode(path, max_pixels=bad)
+    assert decode(path, max_pixels=np.int64(4)).shape == (2, 2, 3)
 
 
 # --- broken files -----------------------------------------------------------------------------
@@ -217,6 +219,11 @@ def test_max_pixels_none_lifts_pillow_limit_temporarily(tmp_path, monkeypatch):
     assert Image.MAX_IMAGE_PIXELS == 100  # restored
     assert_input_error(path, max_pixels=500, match="--max-pixels 600")
     assert Image.MAX_IMAGE_PIXELS == 100
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)  # Pillow only warns: 400 < 600 <= 800
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # even a warning turned into an error is handled
+        assert decode(path).shape == (20, 30, 3)
+    assert Image.MAX_IMAGE_PIXELS == 400
 
 
 # --- modes ------------------------------------------------------------------------------------
@@ -352,6 +359,9 @@ def test_16bit_colour_tiff_is_exact(tmp_path):
     rgba[..., 3] = 65535
     tifffile.imwrite(tmp_path / "a.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
     assert np.array_equal(decode(tmp_path / "a.tif"), rgba[..., :3])
+    tifffile.imwrite(tmp_path / "o.tif", arr, photometric="rgb",
+                     extratags=[(0x0112, "H", 1, 6, True)])
+    assert np.array_equal(decode(tmp_path / "o.tif"), np.rot90(arr, -1))  # turned once
     tifffile.imwrite(tmp_path / "cmyk.tif", rand((4, 4, 4), np.uint16), photometric="separated")
     assert_input_error(tmp_path / "cmyk.tif", match="16-bit|CMYK")
 
@@ -444,6 +454,19 @@ def test_orientation_matches_exif_transpose(tmp_path, orientation):
     out = decode(path)
     assert np.array_equal(out, expected)
     assert (probe(path).height, probe(path).width) == out.shape[:2]
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_deflate"])
+def test_tiff_orientation_applied_once(tmp_path, compression):
+    arr = rand((3, 5, 3))
+    for orientation in range(1, 9):
+        path = save(tmp_path, f"o{orientation}.tif", Image.fromarray(arr),
+                    tiffinfo={0x0112: orientation}, compression=compression)
+        with Image.open(path) as img:  # Pillow turns TIFFs on load; exif_transpose won't redo it
+            expected = np.asarray(ImageOps.exif_transpose(img))
+        assert np.array_equal(decode(path), expected), orientation
+        assert (probe(path).height, probe(path).width) == expected.shape[:2]
+    assert np.array_equal(decode(tmp_path / "o6.tif"), np.rot90(arr, -1))
 
 
 def test_orientation_6_rotates_clockwise(tmp_path):
