@@ -26,14 +26,9 @@ from pathlib import Path, PurePath
 from typing import TextIO
 
 from hlcli.errors import InputError
+from hlcli.images import IMAGE_EXTENSIONS
 
 __all__ = ["IMAGE_EXTENSIONS", "Pair", "Pairing", "find_pairs", "read_manifest"]
-
-# Lower-case extensions (with the dot) that count as images when listing a directory.
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
-     ".pbm", ".pnm", ".gif", ".tga", ".jp2", ".j2k", ".avif"}
-)
 
 _USE_PAIRS = "or list the pairs explicitly with --pairs FILE"
 _ONE_PER_LINE = "write one 'restored,gt' pair per line; quote paths containing commas"
