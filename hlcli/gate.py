@@ -1,0 +1,368 @@
+"""Quality gates for ``hlcli score`` (pure Python and numpy, no torch import).
+
+* ``--fail-if "STAT.METRIC OP VALUE"``: the gate *fails when the expression is true*
+  (``mean.hybrid>0.08`` fails a run whose mean hybrid is above 0.08; exactly 0.08 passes).
+  STAT is ``count``, ``mean``, ``median``, ``std``, ``min``, ``max`` or a percentile ``pN``
+  (0 <= N <= 100, e.g. ``p95``, ``p99.9``), all as defined in :mod:`hlcli.results`; METRIC is
+  ``l1``, ``perceptual``, ``hybrid`` or a scored layer; OP is one of ``> >= < <= == !=``.
+  A statistic that is undefined (no pairs scored) fails its gate.
+* ``--baseline RUN.json`` with ``--max-regression [METRIC=]VALUE[%]``: compare this run with a
+  stored ``hlcli score -f json`` document, pair by pair and on the mean over the pairs both runs
+  scored. A pair or mean *regresses* when ``new - old > allowed`` (equal passes), where
+  ``allowed`` is the most lenient of the limits given for that metric: ``VALUE`` (absolute) or
+  ``VALUE% * |old|`` (relative, so an old value of 0 allows no rise under a relative limit).
+  A bare VALUE limits ``hybrid``; ``all=VALUE`` limits every metric not named on its own.
+  Runs made with different settings (λ, layers and their weights, weights sha256, precision)
+  are refused unless the user passes :data:`OVERRIDE_FLAG`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .results import BASE_METRICS, STATS, describe, metric_names
+
+OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+       "==": operator.eq, "!=": operator.ne}
+GATE_STATS = ("count", *STATS)
+OVERRIDE_FLAG = "--allow-settings-mismatch"
+MAX_PAIR_LINES = 20  # regressed pairs named one per line on stderr; the rest are counted
+
+_GATE_RE = re.compile(r"\s*(p\d+(?:\.\d+)?|[a-z]+)\s*\.\s*([a-z][a-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*",
+                      re.IGNORECASE)
+_LIMIT_RE = re.compile(r"\s*(?:([a-z][a-z0-9_]*)\s*=\s*)?([^%\s=]+)\s*(%?)\s*", re.IGNORECASE)
+_GATE_HELP = ("expected STAT.METRIC OP VALUE, e.g. mean.hybrid>0.08 (STAT: "
+              + ", ".join(GATE_STATS) + " or pN; OP: > >= < <= == !=)")
+
+
+# -- --fail-if ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Gate:
+    expression: str  # normalised, without spaces: "mean.hybrid>0.08"
+    stat: str
+    metric: str
+    op: str
+    threshold: float
+
+
+def _finite(text: str) -> float | None:
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def parse_gate(text: str) -> Gate:
+    """Parse one ``--fail-if`` expression; ``ValueError`` with a one-line message if invalid."""
+    m = _GATE_RE.fullmatch(text)
+    if not m:
+        raise ValueError(f"invalid gate {text!r}: {_GATE_HELP}")
+    stat, metric, op, value = m.group(1).lower(), m.group(2).lower(), m.group(3), m.group(4)
+    if stat not in GATE_STATS:
+        q = _finite(stat[1:]) if stat.startswith("p") else None
+        if q is None or not 0 <= q <= 100:
+            raise ValueError(f"unknown statistic {stat!r} in gate {text!r}: use one of "
+                             f"{', '.join(GATE_STATS)} or a percentile pN with 0 <= N <= 100")
+    threshold = _finite(value)
+    if threshold is None:
+        raise ValueError(f"threshold {value!r} in gate {text!r} is not a finite number")
+    return Gate(f"{stat}.{metric}{op}{value}", stat, metric, op, threshold)
+
+
+def check_metrics(names: list[str], layer_names: list[str] | tuple[str, ...], what: str) -> None:
+    """``ValueError`` naming the first of ``names`` that is not a metric of this run."""
+    valid = metric_names(list(layer_names))
+    for name in names:
+        if name not in valid:
+            raise ValueError(f"unknown metric {name!r} in {what}: use one of {', '.join(valid)} "
+                             "(a layer must be one of --layers)")
+
+
+def pair_value(pair: dict[str, Any], metric: str) -> float:
+    """A metric of a pair as written in a JSON document (``PairResult.as_dict()``)."""
+    return pair[metric] if metric in BASE_METRICS else pair["layers"][metric]
+
+
+def statistic(stat: str, values: list[float]) -> float | int | None:
+    """``stat`` of ``values`` with the definitions of :func:`hlcli.results.describe` (None when
+    undefined, i.e. no values); ``pN`` is numpy's linear-interpolation percentile."""
+    if stat in GATE_STATS:
+        return describe(values)[stat]
+    if not values:
+        return None
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, dtype=np.float64), float(stat[1:]), method="linear"))
+
+
+def evaluate_gates(gates: list[Gate], pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    checks = []
+    for g in gates:
+        observed = statistic(g.stat, [pair_value(p, g.metric) for p in pairs])
+        failed = observed is None or OPS[g.op](observed, g.threshold)
+        checks.append({"expression": g.expression, "stat": g.stat, "metric": g.metric, "op": g.op,
+                       "threshold": g.threshold, "observed": observed, "passed": not failed,
+                       "reason": "undefined: no pairs were scored" if observed is None else None})
+    return checks
+
+
+# -- --max-regression --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Limit:
+    expression: str  # as given, without spaces
+    metric: str  # a metric name, or "all"
+    value: float  # a fraction when relative (2% -> 0.02)
+    relative: bool
+
+    def allowed(self, old: float) -> float:
+        return self.value * abs(old) if self.relative else self.value
+
+
+def parse_limit(text: str) -> Limit:
+    m = _LIMIT_RE.fullmatch(text)
+    value = _finite(m.group(2)) if m else None
+    if m is None or value is None or value < 0:
+        raise ValueError(f"invalid regression limit {text!r}: expected [METRIC=]VALUE[%] with VALUE a "
+                         "number >= 0, e.g. 2% (relative, hybrid), 0.001 (absolute) or l1=1%")
+    metric = (m.group(1) or "hybrid").lower()
+    relative = m.group(3) == "%"
+    return Limit("".join(text.split()), metric, value / 100 if relative else value, relative)
+
+
+def limits_by_metric(limits: list[Limit], metrics: list[str]) -> dict[str, list[Limit]]:
+    """The limits that apply to each metric: those naming it, else those naming ``all``."""
+    out: dict[str, list[Limit]] = {}
+    for m in metrics:
+        own = [lim for lim in limits if lim.metric == m]
+        out[m] = own or [lim for lim in limits if lim.metric == "all"]
+    return {m: lims for m, lims in out.items() if lims}
+
+
+# -- stored runs and their settings ------------------------------------------------------------
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in hlcli JSON")
+
+
+def validate_document(doc: Any, kind: str = "score") -> str | None:
+    """The first way ``doc`` breaks hlcli's ``<kind>.schema.json``, or None if it conforms.
+    Without the optional ``jsonschema`` package only the keys hlcli reads are checked."""
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - jsonschema is a test dependency
+        ok = (isinstance(doc, dict) and doc.get("tool") == "hlcli" and isinstance(doc.get("settings"), dict)
+              and isinstance(doc.get("pairs", []), list))
+        return None if ok else "not an hlcli score document"
+    from importlib import resources
+
+    schema = json.loads(resources.files("hlcli").joinpath(f"schema/{kind}.schema.json").read_text("utf-8"))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    if error is None:
+        return None
+    where = "/" + "/".join(str(p) for p in error.absolute_path)
+    return f"at {where}: {error.message[:200]}"
+
+
+def load_document(path: str | Path, role: str = "baseline") -> dict[str, Any]:
+    """Read and check a document written by ``hlcli score -f json`` (``InputError`` if unusable)."""
+    fix = "give a file written by `hlcli score --format json` (with its pairs, not --summary-only)"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the {role} run ({getattr(exc, 'strerror', None) or exc})", path, fix) from exc
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InputError(f"the {role} run is not valid JSON ({exc})", path, fix) from exc
+    problem = validate_document(doc, "score")
+    if problem is not None:
+        raise InputError(f"the {role} run is not an hlcli score document ({problem})", path, fix)
+    if doc.get("summary_only"):
+        raise InputError(f"the {role} run was written with --summary-only and has no pairs", path, fix)
+    return doc
+
+
+def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that change the numbers. Keys absent from ``settings`` are left out."""
+    out: dict[str, Any] = {}
+    if "lambda" in settings:
+        out["lambda"] = settings["lambda"]
+    if "layers" in settings:
+        out["layers"] = [(layer["name"], float(layer["weight"])) for layer in settings["layers"]]
+    if isinstance(settings.get("weights"), dict):
+        out["weights sha256"] = settings["weights"].get("sha256")
+    if "precision" in settings:
+        out["precision"] = settings["precision"]
+    return out
+
+
+def _show(key: str, value: Any) -> str:
+    if key == "layers":
+        return ", ".join(f"{name}×{weight:g}" for name, weight in value) or "none"
+    if key == "weights sha256" and isinstance(value, str):
+        return value[:12] + "…"
+    return str(value)
+
+
+def settings_differences(a: dict[str, Any], b: dict[str, Any], labels: tuple[str, str]) -> list[str]:
+    """One line per setting that differs between two runs' ``settings`` (keys in both only)."""
+    ca, cb = comparable_settings(a), comparable_settings(b)
+    return [f"{key} {_show(key, ca[key])} ({labels[0]}) vs {_show(key, cb[key])} ({labels[1]})"
+            for key in ca if key in cb and ca[key] != cb[key]]
+
+
+def mismatch_error(differences: list[str], path: str | Path | None) -> InputError:
+    return InputError("the runs were made with different settings, so their scores are not comparable: "
+                      + "; ".join(differences), path,
+                      f"score both with the same settings, or pass {OVERRIDE_FLAG} to compare anyway")
+
+
+# -- baseline regressions ----------------------------------------------------------------------
+
+def _mean(values: list[float]) -> float:
+    import numpy as np
+
+    return float(np.mean(np.asarray(values, dtype=np.float64)))
+
+
+def _rel(delta: float, old: float) -> float | None:
+    return delta / abs(old) if old != 0 else None
+
+
+def compare_to_baseline(pairs: list[dict[str, Any]], layer_names: list[str], baseline: dict[str, Any],
+                        limits: list[Limit], *, baseline_path: str,
+                        differences: list[str] | None = None) -> dict[str, Any]:
+    """The ``regressions`` part of the gate section (see the module doc for the rules)."""
+    base = {p["key"]: p for p in baseline["pairs"]}
+    cur = {p["key"]: p for p in pairs}
+    common = sorted(base.keys() & cur.keys())
+    base_layers = {layer["name"] for layer in baseline["settings"]["layers"]}
+    metrics = [m for m in metric_names(layer_names) if m in BASE_METRICS or m in base_layers]
+    applied = limits_by_metric(limits, metrics)
+    summary, regressed = [], []
+    for m in metrics:
+        lims = applied.get(m)
+        entry: dict[str, Any] = {"metric": m, "baseline": None, "observed": None, "delta": None,
+                                 "relative_change": None, "allowed": None, "passed": not (lims and not common)}
+        if common:
+            old, new = _mean([pair_value(base[k], m) for k in common]), _mean([pair_value(cur[k], m) for k in common])
+            entry.update(baseline=old, observed=new, delta=new - old, relative_change=_rel(new - old, old))
+            if lims:
+                entry["allowed"] = max(lim.allowed(old) for lim in lims)
+                entry["passed"] = new - old <= entry["allowed"]
+        summary.append(entry)
+        for k in common if lims else ():
+            old, new = pair_value(base[k], m), pair_value(cur[k], m)
+            allowed = max(lim.allowed(old) for lim in lims)
+            if new - old > allowed:
+                regressed.append({"key": k, "metric": m, "baseline": old, "observed": new, "delta": new - old,
+                                  "relative_change": _rel(new - old, old), "allowed": allowed})
+    return {
+        "baseline": str(baseline_path),
+        "passed": all(e["passed"] for e in summary) and not regressed,
+        "limits": [{"expression": lim.expression, "metric": lim.metric, "value": lim.value,
+                    "relative": lim.relative} for lim in limits],
+        "settings_differences": list(differences or []),
+        "pairs_compared": len(common),
+        "new": sorted(cur.keys() - base.keys()),
+        "missing": sorted(base.keys() - cur.keys()),
+        "summary": summary,
+        "regressed": regressed,
+    }
+
+
+@dataclass
+class GatePlan:
+    """What ``hlcli score`` checks after scoring: ``--fail-if`` gates and a ``--baseline``."""
+
+    gates: list[Gate] = field(default_factory=list)
+    limits: list[Limit] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None
+    baseline_path: str | None = None
+    allow_settings_mismatch: bool = False
+    differences: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.gates or self.baseline is not None)
+
+    def check_settings(self, settings: dict[str, Any]) -> list[str]:
+        """Compare ``settings`` (complete or partial) with the baseline's; ``InputError`` on a
+        difference unless the override was given. Returns the differences found."""
+        if self.baseline is None:
+            return []
+        diffs = settings_differences(self.baseline["settings"], settings, ("baseline", "this run"))
+        if diffs and not self.allow_settings_mismatch:
+            raise mismatch_error(diffs, self.baseline_path)
+        self.differences = diffs
+        return diffs
+
+    def evaluate(self, pairs: list[dict[str, Any]], layer_names: list[str]) -> dict[str, Any] | None:
+        """The gate section of the report, or None when there is nothing to check."""
+        if not self:
+            return None
+        checks = evaluate_gates(self.gates, pairs)
+        regressions = None
+        if self.baseline is not None:
+            regressions = compare_to_baseline(pairs, layer_names, self.baseline, self.limits,
+                                              baseline_path=str(self.baseline_path),
+                                              differences=self.differences)
+        passed = all(c["passed"] for c in checks) and (regressions is None or regressions["passed"])
+        return {"passed": passed, "checks": checks, "regressions": regressions}
+
+
+def _g(x: float | None) -> str:
+    return "undefined" if x is None else repr(x)
+
+
+def _pct(delta: float, rel: float | None) -> str:
+    return f"{rel * 100:+.3g}%" if rel is not None else f"{delta:+.6g}"
+
+
+def failure_lines(gate: dict[str, Any] | None) -> list[str]:
+    """One line per failed gate, regressed mean and (up to MAX_PAIR_LINES) regressed pair."""
+    if not gate:
+        return []
+    lines = [f"Gate failed: {c['expression']} (" + (c["reason"] or f"observed {_g(c['observed'])}") + ")"
+             for c in gate["checks"] if not c["passed"]]
+    reg = gate.get("regressions")
+    if reg:
+        for e in reg["summary"]:
+            if e["passed"]:
+                continue
+            if e["observed"] is None:
+                lines.append(f"Regression check failed: {e['metric']}: no pair is in both this run and the baseline")
+            else:
+                lines.append(f"Regression: mean {e['metric']} over {reg['pairs_compared']} common pairs "
+                             f"{e['observed']:.6g} vs baseline {e['baseline']:.6g} "
+                             f"({_pct(e['delta'], e['relative_change'])}, allowed +{e['allowed']:.6g})")
+        for r in reg["regressed"][:MAX_PAIR_LINES]:
+            lines.append(f"Regression: pair {r['key']} {r['metric']} {r['observed']:.6g} vs baseline "
+                         f"{r['baseline']:.6g} ({_pct(r['delta'], r['relative_change'])}, allowed +{r['allowed']:.6g})")
+        if len(reg["regressed"]) > MAX_PAIR_LINES:
+            lines.append(f"Regression: … and {len(reg['regressed']) - MAX_PAIR_LINES} more pair regressions "
+                         "(all are listed in the gate section of the JSON report)")
+    return lines
+
+
+def note_lines(gate: dict[str, Any] | None) -> list[str]:
+    """Warnings that do not fail the run: settings overridden, pairs new or missing."""
+    reg = (gate or {}).get("regressions")
+    if not reg:
+        return []
+    lines = [f"Warning: comparing with a baseline made with different settings ({d})"
+             for d in reg["settings_differences"]]
+    for label, keys in (("not in the baseline", reg["new"]), ("in the baseline but not scored now", reg["missing"])):
+        if keys:
+            shown = ", ".join(keys[:10]) + (f", … ({len(keys) - 10} more)" if len(keys) > 10 else "")
+            lines.append(f"Note: {len(keys)} pair(s) {label}: {shown}")
+    return lines
