@@ -136,6 +136,31 @@ def _parse_lambda(ctx: click.Context, param: click.Parameter, value: float) -> f
     return value
 
 
+def _parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
+    from .gate import parse_gate
+
+    try:
+        return [parse_gate(v) for v in value]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_limits(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
+    from .gate import parse_limit
+
+    try:
+        return [parse_limit(v) for v in value]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _default_format(output: str | None, choices: dict[str, str], piped: str) -> str:
+    """From -o's extension, else table on a terminal (or for a file), else ``piped``."""
+    ext = Path(output).suffix.lower() if output and output != "-" else ""
+    to_terminal = output is None and sys.stdout.isatty()
+    return choices.get(ext) or ("table" if to_terminal or output not in (None, "-") else piped)
+
+
 @contextlib.contextmanager
 def output_stream(path: str | None) -> Iterator[IO[str]]:
     """stdout, or ``path`` written atomically: a temporary file beside it, renamed into place
@@ -211,6 +236,23 @@ def _stderr_is_terminal() -> bool:
               help="Refuse images over N pixels before decoding (decompression bombs) "
                    "[default: 178956970; 0 = no limit].")
 @click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True, help="How many worst pairs the summary lists.")
+@click.option("--summary-only", is_flag=True,
+              help="Only the summary, one line per metric, no per-pair rows (csv columns: metric, count, "
+                   "mean, median, std, min, max, p50, p90, p95, p99; json: the document without 'pairs').")
+@click.option("--fail-if", "gates", multiple=True, callback=_parse_gates, metavar="'STAT.METRIC OP VALUE'",
+              help="Exit 1 if this is true of the run, e.g. 'mean.hybrid>0.08', 'p95.l1>0.03'. STAT: count, "
+                   "mean, median, std, min, max, pN (p95, p99.9); METRIC: l1, perceptual, hybrid or a "
+                   "scored layer; OP: > >= < <= == !=. Repeatable.")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="RUN.json",
+              help="Compare with a run saved by `hlcli score -f json`, pair by pair and on the mean.")
+@click.option("--max-regression", "limits", multiple=True, callback=_parse_limits, metavar="[METRIC=]VALUE[%]",
+              help="With --baseline: exit 1 if a pair or the mean rises by more than VALUE (absolute) or "
+                   "VALUE% (relative). A bare value limits hybrid; 'all=' every metric. Repeatable.")
+@click.option("--max-pair-regression", "pair_limits", multiple=True, callback=_parse_limits,
+              metavar="[METRIC=]VALUE[%]",
+              help="Limits for single pairs instead of --max-regression's (which then limit only the mean).")
+@click.option("--allow-settings-mismatch", is_flag=True,
+              help="Compare with a baseline made with other λ, layers, layer weights, weights or precision.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notes on stderr (errors still shown).")
 @debug_option
 @handle_errors
@@ -219,7 +261,8 @@ def score(restored: Path | None, gt: Path | None, pairs_file: str | None, recurs
           output: str | None, device: str, precision: str, batch_size: int, pixel_budget: int | None,
           workers: int | None, weights_path: Path | None, offline: bool, allow_missing: bool,
           on_error: str, allow_skips: bool, size_mismatch: str, alpha: str, max_pixels: int | None,
-          worst: int, quiet: bool, debug: bool) -> None:
+          worst: int, summary_only: bool, gates: list[Any], baseline: Path | None, limits: list[Any],
+          pair_limits: list[Any], allow_settings_mismatch: bool, quiet: bool, debug: bool) -> None:
     """Score every restored image against its ground truth.
 
     RESTORED and GT are two directories (files are paired by relative path without extension:
@@ -230,10 +273,20 @@ def score(restored: Path | None, gt: Path | None, pairs_file: str | None, recurs
       hlcli score samples/restored samples/gt --lambda 0.05
       hlcli score out/ gt/ -r --format json -o scores.json
       hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 --format csv | sort -t, -k7 -g
+      hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03' -f markdown
+      hlcli score out/ gt/ -f json -o new.json --baseline old.json --max-regression 2%
     """
+    import warnings
+
+    from PIL import Image
+
     from . import images
     from .pairing import find_pairs, read_manifest
     from .runner import ScoreOptions, check_options
+
+    # --max-pixels is checked from the header before decoding; Pillow's own warning about images
+    # over its default limit (but under ours) is noise on stderr. Forked decode workers inherit this.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
     if pairs_file is not None:
         if restored is not None or gt is not None:
@@ -242,9 +295,7 @@ def score(restored: Path | None, gt: Path | None, pairs_file: str | None, recurs
         raise click.UsageError("missing RESTORED and GT (two directories or two files), or --pairs FILE")
 
     if fmt is None:
-        ext = Path(output).suffix.lower() if output and output != "-" else ""
-        fmt = EXTENSION_FORMATS.get(ext) or ("table" if output is None and sys.stdout.isatty() else
-                                             "table" if output not in (None, "-") else "csv")
+        fmt = _default_format(output, EXTENSION_FORMATS, "csv")
     opts = ScoreOptions(
         lam=lam, layers=layers, layer_weights=layer_weights, device=device, precision=precision,
         batch_size=batch_size, pixel_budget=pixel_budget, workers=workers,
@@ -253,7 +304,8 @@ def score(restored: Path | None, gt: Path | None, pairs_file: str | None, recurs
         alpha=alpha, max_pixels=(images.DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None)),
         on_error=on_error, worst=worst,
     )
-    check_options(opts)  # bad options are exit 2 before any file is read
+    _, layer_weights = check_options(opts)  # bad options are exit 2 before any file is read
+    plan = _gate_plan(gates, baseline, limits, pair_limits, allow_settings_mismatch, opts, layer_weights)
 
     if pairs_file is not None:
         pairing = read_manifest(sys.stdin if pairs_file == "-" else pairs_file)
@@ -264,23 +316,47 @@ def score(restored: Path | None, gt: Path | None, pairs_file: str | None, recurs
 
     with output_stream(output) as out:
         code = _score_to(out, fmt, pairing, opts, inputs, quiet=quiet, allow_skips=allow_skips,
-                         terminal=out is sys.stdout and sys.stdout.isatty())
+                         terminal=out is sys.stdout and sys.stdout.isatty(), plan=plan,
+                         summary_only=summary_only)
     sys.exit(code)
 
 
+def _gate_plan(gates: list[Any], baseline: Path | None, limits: list[Any], pair_limits: list[Any],
+               allow_mismatch: bool, opts: Any, layer_weights: tuple[float, ...]) -> Any:
+    """Check --fail-if/--baseline/--max-regression against the options, before any file is
+    read: an unknown metric, a bad baseline or different settings are exit 2."""
+    from .gate import GatePlan, check_metrics, load_document, scoped
+
+    for items, flag in ((gates, "--fail-if"), (limits, "--max-regression"), (pair_limits, "--max-pair-regression")):
+        try:
+            check_metrics(items, opts.layers)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
+    if (limits or pair_limits) and baseline is None:
+        raise click.UsageError("--max-regression and --max-pair-regression need --baseline RUN.json")
+    plan = GatePlan(list(gates), scoped(list(limits), list(pair_limits)), allow_settings_mismatch=allow_mismatch)
+    if baseline is not None:
+        plan.baseline, plan.baseline_path = load_document(baseline), str(baseline)
+        plan.check_settings({"lambda": opts.lam, "precision": opts.precision,  # the weights' sha256 once loaded
+                             "layers": [{"name": n, "weight": w} for n, w in zip(opts.layers, layer_weights)]})
+    return plan
+
+
 def _score_to(out: IO[str], fmt: str, pairing: Any, opts: Any, inputs: dict[str, Any], *,
-              quiet: bool, allow_skips: bool, terminal: bool) -> int:
+              quiet: bool, allow_skips: bool, terminal: bool, plan: Any = None, summary_only: bool = False) -> int:
     from .report import JsonlStream, write_report
     from .runner import MissingFilesError, score as run_score
 
     show_progress = not quiet and _stderr_is_terminal()
-    jsonl = JsonlStream(out) if fmt == "jsonl" else None
+    jsonl = JsonlStream(out, summary_only=summary_only) if fmt == "jsonl" else None
     progress = None
     task = None
     started = time.perf_counter()
 
     def on_start(run: Any, total: int) -> None:
         nonlocal progress, task
+        if plan:  # now that the weights are known: refuse a baseline made with others
+            plan.check_settings(run.settings)
         if jsonl:
             jsonl.header(run)
             jsonl.missing(run)
@@ -323,10 +399,12 @@ def _score_to(out: IO[str], fmt: str, pairing: Any, opts: Any, inputs: dict[str,
         if progress is not None:
             progress.stop()
 
+    if plan:
+        run.gate = plan.evaluate([p.as_dict() for p in run.pairs], run.layer_names)
     if jsonl:
         jsonl.summary(run)
     else:
-        write_report(run, fmt, out, terminal=terminal)
+        write_report(run, fmt, out, terminal=terminal, summary_only=summary_only)
 
     if not quiet:
         for path in run.missing.restored_only:
@@ -336,12 +414,64 @@ def _score_to(out: IO[str], fmt: str, pairing: Any, opts: Any, inputs: dict[str,
         if _stderr_is_terminal():
             elapsed = time.perf_counter() - started
             click.echo(f"scored {len(run.pairs)} pairs in {elapsed:.1f} s", err=True)
-    if run.skipped and not allow_skips:
-        if not quiet:
-            click.echo(f"Error: {len(run.skipped)} pair(s) skipped: the result is incomplete "
-                       "(pass --allow-skips to accept that)", err=True)
+    from .gate import failure_lines, note_lines
+
+    for line in [] if quiet else note_lines(run.gate):
+        click.echo(line, err=True)
+    for line in failure_lines(run.gate):  # shown even with --quiet, like errors
+        click.echo(line, err=True)
+    if run.skipped and not allow_skips:  # an incomplete run is exit 2 (or 3) even if a gate failed
+        # An error, so shown even with --quiet: a non-zero exit never comes without a reason.
+        click.echo(f"Error: {len(run.skipped)} pair(s) skipped: the result is incomplete "
+                   "(pass --allow-skips to accept that)", err=True)
         return max(s.exit_code for s in run.skipped)
-    return EXIT_OK
+    return EXIT_GATE if run.gate and not run.gate["passed"] else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# compare
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="A.json")
+@click.argument("run_b", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="B.json")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              help="Output format. Default: from -o's extension, else table.")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the bootstrap resampling.")
+@click.option("--bootstrap", "resamples", type=click.IntRange(min=0), default=10000, show_default=True,
+              help="Bootstrap resamples for the 95% interval of the mean difference (0: no interval).")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the pairs that changed most to list.")
+@click.option("--by", default="hybrid", show_default=True, help="Metric that ranks the pairs that changed most.")
+@click.option("--allow-settings-mismatch", is_flag=True,
+              help="Compare runs made with other λ, layers, layer weights, weights or precision.")
+@debug_option
+@handle_errors
+def compare(run_a: Path, run_b: Path, fmt: str | None, output: str | None, seed: int, resamples: int, top: int,
+            by: str, allow_settings_mismatch: bool, debug: bool) -> None:
+    """Compare two runs over the same ground truth (e.g. two models), pair by pair.
+
+    A.json and B.json are documents written by `hlcli score --format json`. For every metric
+    (lower is better) and every pair in both: B wins, loses or ties against A; the mean of
+    B − A with a seeded bootstrap 95% interval; and the pairs that changed most.
+
+    \b
+    Examples:
+      hlcli compare old.json new.json
+      hlcli compare old.json new.json -f markdown >> "$GITHUB_STEP_SUMMARY"
+      hlcli compare old.json new.json -f json | jq '.metrics.hybrid.mean_diff'
+    """
+    from .compare import compare_runs, write_compare
+    from .gate import load_document
+
+    fmt = fmt or _default_format(output, {".json": "json", ".md": "markdown", ".markdown": "markdown"}, "table")
+    result = compare_runs(load_document(run_a, "A"), load_document(run_b, "B"), a_name=str(run_a), b_name=str(run_b),
+                          seed=seed, resamples=resamples, top=top, by=by,
+                          allow_settings_mismatch=allow_settings_mismatch)
+    with output_stream(output) as out:
+        write_compare(result, fmt, out, terminal=out is sys.stdout and sys.stdout.isatty())
 
 
 # ---------------------------------------------------------------------------------------------

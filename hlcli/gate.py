@@ -12,27 +12,30 @@
   ``allowed`` is the most lenient of the limits given for that metric: ``VALUE`` (absolute) or
   ``VALUE% * |old|`` (relative, so an old value of 0 allows no rise under a relative limit).
   A bare VALUE limits ``hybrid``; ``all=VALUE`` limits every metric not named on its own.
+  ``--max-pair-regression`` (same syntax), when given, replaces the limits for single pairs,
+  so that noisy pairs may move more than the mean.
   Runs made with different settings (λ, layers and their weights, weights sha256, precision)
   are refused unless the user passes :data:`OVERRIDE_FLAG`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from .documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
 from .errors import InputError
 from .results import BASE_METRICS, STATS, describe, metric_names
+
+__all__ = ["OVERRIDE_FLAG", "Gate", "GatePlan", "Limit", "check_metrics", "compare_to_baseline", "evaluate_gates",
+           "failure_lines", "load_document", "note_lines", "parse_gate", "parse_limit", "scoped", "statistic"]
 
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
        "==": operator.eq, "!=": operator.ne}
 GATE_STATS = ("count", *STATS)
-OVERRIDE_FLAG = "--allow-settings-mismatch"
 MAX_PAIR_LINES = 20  # regressed pairs named one per line on stderr; the rest are counted
 
 _GATE_RE = re.compile(r"\s*(p\d+(?:\.\d+)?|[a-z]+)\s*\.\s*([a-z][a-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*",
@@ -78,18 +81,13 @@ def parse_gate(text: str) -> Gate:
     return Gate(f"{stat}.{metric}{op}{value}", stat, metric, op, threshold)
 
 
-def check_metrics(names: list[str], layer_names: list[str] | tuple[str, ...], what: str) -> None:
-    """``ValueError`` naming the first of ``names`` that is not a metric of this run."""
+def check_metrics(items: list[Gate] | list[Limit], layer_names: list[str] | tuple[str, ...]) -> None:
+    """``ValueError`` naming the first gate or limit whose metric this run does not score."""
     valid = metric_names(list(layer_names))
-    for name in names:
-        if name not in valid:
-            raise ValueError(f"unknown metric {name!r} in {what}: use one of {', '.join(valid)} "
-                             "(a layer must be one of --layers)")
-
-
-def pair_value(pair: dict[str, Any], metric: str) -> float:
-    """A metric of a pair as written in a JSON document (``PairResult.as_dict()``)."""
-    return pair[metric] if metric in BASE_METRICS else pair["layers"][metric]
+    for item in items:
+        if item.metric not in valid and not (isinstance(item, Limit) and item.metric == "all"):
+            raise ValueError(f"unknown metric {item.metric!r} in {item.expression!r}: use one of "
+                             f"{', '.join(valid)} (a layer must be one of --layers)")
 
 
 def statistic(stat: str, values: list[float]) -> float | int | None:
@@ -123,6 +121,7 @@ class Limit:
     metric: str  # a metric name, or "all"
     value: float  # a fraction when relative (2% -> 0.02)
     relative: bool
+    scope: str = "both"  # "both" (--max-regression), "mean" or "pairs" (--max-pair-regression)
 
     def allowed(self, old: float) -> float:
         return self.value * abs(old) if self.relative else self.value
@@ -148,85 +147,6 @@ def limits_by_metric(limits: list[Limit], metrics: list[str]) -> dict[str, list[
     return {m: lims for m, lims in out.items() if lims}
 
 
-# -- stored runs and their settings ------------------------------------------------------------
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed in hlcli JSON")
-
-
-def validate_document(doc: Any, kind: str = "score") -> str | None:
-    """The first way ``doc`` breaks hlcli's ``<kind>.schema.json``, or None if it conforms.
-    Without the optional ``jsonschema`` package only the keys hlcli reads are checked."""
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - jsonschema is a test dependency
-        ok = (isinstance(doc, dict) and doc.get("tool") == "hlcli" and isinstance(doc.get("settings"), dict)
-              and isinstance(doc.get("pairs", []), list))
-        return None if ok else "not an hlcli score document"
-    from importlib import resources
-
-    schema = json.loads(resources.files("hlcli").joinpath(f"schema/{kind}.schema.json").read_text("utf-8"))
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
-    if error is None:
-        return None
-    where = "/" + "/".join(str(p) for p in error.absolute_path)
-    return f"at {where}: {error.message[:200]}"
-
-
-def load_document(path: str | Path, role: str = "baseline") -> dict[str, Any]:
-    """Read and check a document written by ``hlcli score -f json`` (``InputError`` if unusable)."""
-    fix = "give a file written by `hlcli score --format json` (with its pairs, not --summary-only)"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the {role} run ({getattr(exc, 'strerror', None) or exc})", path, fix) from exc
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise InputError(f"the {role} run is not valid JSON ({exc})", path, fix) from exc
-    problem = validate_document(doc, "score")
-    if problem is not None:
-        raise InputError(f"the {role} run is not an hlcli score document ({problem})", path, fix)
-    if doc.get("summary_only"):
-        raise InputError(f"the {role} run was written with --summary-only and has no pairs", path, fix)
-    return doc
-
-
-def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that change the numbers. Keys absent from ``settings`` are left out."""
-    out: dict[str, Any] = {}
-    if "lambda" in settings:
-        out["lambda"] = settings["lambda"]
-    if "layers" in settings:
-        out["layers"] = [(layer["name"], float(layer["weight"])) for layer in settings["layers"]]
-    if isinstance(settings.get("weights"), dict):
-        out["weights sha256"] = settings["weights"].get("sha256")
-    if "precision" in settings:
-        out["precision"] = settings["precision"]
-    return out
-
-
-def _show(key: str, value: Any) -> str:
-    if key == "layers":
-        return ", ".join(f"{name}×{weight:g}" for name, weight in value) or "none"
-    if key == "weights sha256" and isinstance(value, str):
-        return value[:12] + "…"
-    return str(value)
-
-
-def settings_differences(a: dict[str, Any], b: dict[str, Any], labels: tuple[str, str]) -> list[str]:
-    """One line per setting that differs between two runs' ``settings`` (keys in both only)."""
-    ca, cb = comparable_settings(a), comparable_settings(b)
-    return [f"{key} {_show(key, ca[key])} ({labels[0]}) vs {_show(key, cb[key])} ({labels[1]})"
-            for key in ca if key in cb and ca[key] != cb[key]]
-
-
-def mismatch_error(differences: list[str], path: str | Path | None) -> InputError:
-    return InputError("the runs were made with different settings, so their scores are not comparable: "
-                      + "; ".join(differences), path,
-                      f"score both with the same settings, or pass {OVERRIDE_FLAG} to compare anyway")
-
-
 # -- baseline regressions ----------------------------------------------------------------------
 
 def _mean(values: list[float]) -> float:
@@ -239,16 +159,28 @@ def _rel(delta: float, old: float) -> float | None:
     return delta / abs(old) if old != 0 else None
 
 
+def scoped(limits: list[Limit], pair_limits: list[Limit]) -> list[Limit]:
+    """All limits with their scope: --max-regression ones apply to the mean and, unless
+    --max-pair-regression limits are given, to each pair."""
+    from dataclasses import replace
+
+    if not pair_limits:
+        return [replace(lim, scope="both") for lim in limits]
+    return [replace(lim, scope="mean") for lim in limits] + [replace(lim, scope="pairs") for lim in pair_limits]
+
+
 def compare_to_baseline(pairs: list[dict[str, Any]], layer_names: list[str], baseline: dict[str, Any],
                         limits: list[Limit], *, baseline_path: str,
                         differences: list[str] | None = None) -> dict[str, Any]:
-    """The ``regressions`` part of the gate section (see the module doc for the rules)."""
+    """The ``regressions`` part of the gate section (see the module doc for the rules).
+    ``limits`` carry their scope (see :func:`scoped`)."""
     base = {p["key"]: p for p in baseline["pairs"]}
     cur = {p["key"]: p for p in pairs}
     common = sorted(base.keys() & cur.keys())
     base_layers = {layer["name"] for layer in baseline["settings"]["layers"]}
     metrics = [m for m in metric_names(layer_names) if m in BASE_METRICS or m in base_layers]
-    applied = limits_by_metric(limits, metrics)
+    applied = limits_by_metric([lim for lim in limits if lim.scope != "pairs"], metrics)
+    applied_pairs = limits_by_metric([lim for lim in limits if lim.scope != "mean"], metrics)
     summary, regressed = [], []
     for m in metrics:
         lims = applied.get(m)
@@ -261,9 +193,10 @@ def compare_to_baseline(pairs: list[dict[str, Any]], layer_names: list[str], bas
                 entry["allowed"] = max(lim.allowed(old) for lim in lims)
                 entry["passed"] = new - old <= entry["allowed"]
         summary.append(entry)
-        for k in common if lims else ():
+        pair_lims = applied_pairs.get(m)
+        for k in common if pair_lims else ():
             old, new = pair_value(base[k], m), pair_value(cur[k], m)
-            allowed = max(lim.allowed(old) for lim in lims)
+            allowed = max(lim.allowed(old) for lim in pair_lims)
             if new - old > allowed:
                 regressed.append({"key": k, "metric": m, "baseline": old, "observed": new, "delta": new - old,
                                   "relative_change": _rel(new - old, old), "allowed": allowed})
@@ -271,7 +204,7 @@ def compare_to_baseline(pairs: list[dict[str, Any]], layer_names: list[str], bas
         "baseline": str(baseline_path),
         "passed": all(e["passed"] for e in summary) and not regressed,
         "limits": [{"expression": lim.expression, "metric": lim.metric, "value": lim.value,
-                    "relative": lim.relative} for lim in limits],
+                    "relative": lim.relative, "scope": lim.scope} for lim in limits],
         "settings_differences": list(differences or []),
         "pairs_compared": len(common),
         "new": sorted(cur.keys() - base.keys()),
@@ -286,7 +219,7 @@ class GatePlan:
     """What ``hlcli score`` checks after scoring: ``--fail-if`` gates and a ``--baseline``."""
 
     gates: list[Gate] = field(default_factory=list)
-    limits: list[Limit] = field(default_factory=list)
+    limits: list[Limit] = field(default_factory=list)  # with their scope, see scoped()
     baseline: dict[str, Any] | None = None
     baseline_path: str | None = None
     allow_settings_mismatch: bool = False
@@ -303,6 +236,11 @@ class GatePlan:
         diffs = settings_differences(self.baseline["settings"], settings, ("baseline", "this run"))
         if diffs and not self.allow_settings_mismatch:
             raise mismatch_error(diffs, self.baseline_path)
+        base_layers = [layer["name"] for layer in self.baseline["settings"]["layers"]]
+        for lim in self.limits:
+            if lim.metric not in (*BASE_METRICS, *base_layers, "all"):
+                raise InputError(f"--max-regression {lim.expression}: the baseline has no {lim.metric} scores",
+                                 self.baseline_path, f"limit one of {', '.join(metric_names(base_layers))}")
         self.differences = diffs
         return diffs
 
@@ -320,8 +258,17 @@ class GatePlan:
         return {"passed": passed, "checks": checks, "regressions": regressions}
 
 
-def _g(x: float | None) -> str:
-    return "undefined" if x is None else repr(x)
+def _shown(check: dict[str, Any]) -> str:
+    """The observed value with 6 significant digits, or more where 6 would make it look as if it
+    were on the other side of the threshold (0.0800001 is not shown as 0.08 for '>0.08')."""
+    x = check["observed"]
+    if isinstance(x, int):
+        return str(x)
+    for digits in range(6, 18):
+        text = f"{x:.{digits}g}"
+        if OPS[check["op"]](float(text), check["threshold"]) == OPS[check["op"]](x, check["threshold"]):
+            return text
+    return repr(x)
 
 
 def _pct(delta: float, rel: float | None) -> str:
@@ -332,7 +279,7 @@ def failure_lines(gate: dict[str, Any] | None) -> list[str]:
     """One line per failed gate, regressed mean and (up to MAX_PAIR_LINES) regressed pair."""
     if not gate:
         return []
-    lines = [f"Gate failed: {c['expression']} (" + (c["reason"] or f"observed {_g(c['observed'])}") + ")"
+    lines = [f"Gate failed: {c['expression']} (" + (c["reason"] or f"observed {_shown(c)}") + ")"
              for c in gate["checks"] if not c["passed"]]
     reg = gate.get("regressions")
     if reg:

@@ -1,0 +1,202 @@
+"""``hlcli compare A.json B.json``: two runs over the same ground truth, pair by pair (no torch).
+
+Pairs are matched by key; only pairs in both runs are compared (the others are listed). For
+each metric (lower is better) and each common pair, ``d = B − A``: B *wins* a pair when
+``d < 0``, *loses* when ``d > 0``, ties on exact equality. The mean difference comes with a
+seeded bootstrap percentile interval: ``resamples`` times, draw n pairs with replacement
+(numpy ``default_rng(seed)``, the same draws for every metric), take the mean of d; the
+interval is the 2.5th and 97.5th percentile (numpy's linear method) of those means.
+Runs made with different settings are refused unless ``allow_settings_mismatch``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from . import __version__
+from .errors import InputError
+from .documents import OVERRIDE_FLAG, comparable_settings, mismatch_error, pair_value, settings_differences
+from .results import BASE_METRICS, metric_names
+
+SCHEMA_VERSION = 1
+CONFIDENCE = 0.95
+FORMATS = ("table", "json", "markdown")
+_CHUNK_VALUES = 2_000_000  # resampled indices held in memory at once
+
+
+def bootstrap_interval(diffs: Any, *, seed: int, resamples: int, confidence: float = CONFIDENCE) -> tuple[Any, Any]:
+    """Percentile bootstrap interval of the mean of each column of ``diffs`` (n pairs × metrics).
+    The result depends only on the data, ``seed`` and ``resamples`` (and numpy's generator)."""
+    import numpy as np
+
+    n, m = diffs.shape
+    rng = np.random.default_rng(seed)
+    means = np.empty((resamples, m), dtype=np.float64)
+    chunk = max(1, min(resamples, _CHUNK_VALUES // n))
+    for start in range(0, resamples, chunk):
+        k = min(chunk, resamples - start)
+        idx = rng.integers(0, n, size=(k, n))
+        for j in range(m):
+            means[start:start + k, j] = diffs[:, j][idx].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return (np.percentile(means, tail, axis=0, method="linear"),
+            np.percentile(means, 100 - tail, axis=0, method="linear"))
+
+
+def _brief(doc: dict[str, Any], path: str) -> dict[str, Any]:
+    s = comparable_settings(doc["settings"])
+    return {"path": path, "pairs": len(doc["pairs"]),
+            "settings": {"lambda": s["lambda"], "layers": [{"name": n, "weight": w} for n, w in s["layers"]],
+                         "weights_sha256": s["weights sha256"], "precision": s["precision"]}}
+
+
+def compare_runs(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_name: str = "B", seed: int = 0,
+                 resamples: int = 10000, top: int = 10, by: str = "hybrid",
+                 allow_settings_mismatch: bool = False) -> dict[str, Any]:
+    """Compare two score documents (as loaded by :func:`hlcli.gate.load_document`)."""
+    import numpy as np
+
+    differences = settings_differences(a["settings"], b["settings"], (a_name, b_name))
+    if differences and not allow_settings_mismatch:
+        raise mismatch_error(differences, None)
+    pa, pb = {p["key"]: p for p in a["pairs"]}, {p["key"]: p for p in b["pairs"]}
+    common = sorted(pa.keys() & pb.keys())
+    if not common:
+        raise InputError(f"{a_name} and {b_name} have no pair in common", None,
+                         "compare two runs over the same ground truth (pairs are matched by key)")
+    layers_b = {layer["name"] for layer in b["settings"]["layers"]}
+    metrics = [m for m in metric_names([layer["name"] for layer in a["settings"]["layers"]])
+               if m in BASE_METRICS or m in layers_b]
+    if by not in metrics:
+        raise InputError(f"--by {by}: not a metric of both runs", None, f"use one of {', '.join(metrics)}")
+    va = np.array([[pair_value(pa[k], m) for m in metrics] for k in common], dtype=np.float64)
+    vb = np.array([[pair_value(pb[k], m) for m in metrics] for k in common], dtype=np.float64)
+    d = vb - va
+    low = high = None
+    if resamples > 0:
+        low, high = bootstrap_interval(d, seed=seed, resamples=resamples)
+    out_metrics = {}
+    for j, m in enumerate(metrics):
+        mean_a, mean_diff = float(np.mean(va[:, j])), float(np.mean(d[:, j]))
+        out_metrics[m] = {
+            "mean_a": mean_a, "mean_b": float(np.mean(vb[:, j])), "mean_diff": mean_diff,
+            "relative_diff": mean_diff / abs(mean_a) if mean_a else None,
+            "ci_low": None if low is None else float(low[j]), "ci_high": None if high is None else float(high[j]),
+            "b_wins": int(np.sum(d[:, j] < 0)), "b_losses": int(np.sum(d[:, j] > 0)), "ties": int(np.sum(d[:, j] == 0)),
+        }
+    j = metrics.index(by)
+    order = sorted(range(len(common)), key=lambda i: (-abs(d[i, j]), common[i]))[:top]
+    changed = [{"key": common[i], "a": float(va[i, j]), "b": float(vb[i, j]), "diff": float(d[i, j]),
+                "relative_diff": float(d[i, j]) / abs(va[i, j]) if va[i, j] else None} for i in order]
+    return {
+        "schema_version": SCHEMA_VERSION, "tool": "hlcli", "kind": "compare", "hlcli_version": __version__,
+        "a": _brief(a, a_name), "b": _brief(b, b_name),
+        "settings_differences": differences,
+        "difference": "B - A; lower is better, so a negative difference means B is better",
+        "bootstrap": {"resamples": resamples, "seed": seed, "confidence": CONFIDENCE, "method": "percentile"},
+        "pairs": {"common": len(common), "only_a": sorted(pa.keys() - pb.keys()),
+                  "only_b": sorted(pb.keys() - pa.keys())},
+        "metrics": out_metrics,
+        "changed_most": {"by": by, "pairs": changed},
+    }
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+def _f(x: float | None, spec: str = ".6g") -> str:
+    return "" if x is None else format(x, spec)
+
+
+def _signed(x: float | None) -> str:
+    return _f(x, "+.6g")
+
+
+def _ci(e: dict[str, Any]) -> str:
+    return "" if e["ci_low"] is None else f"[{_signed(e['ci_low'])}, {_signed(e['ci_high'])}]"
+
+
+def _rel(x: float | None) -> str:
+    return "" if x is None else f"{x * 100:+.3g}%"
+
+
+def _headline(r: dict[str, Any]) -> list[str]:
+    p = r["pairs"]
+    lines = [f"A = {r['a']['path']} ({r['a']['pairs']} pairs), B = {r['b']['path']} ({r['b']['pairs']} pairs): "
+             f"{p['common']} pairs in both, {len(p['only_a'])} only in A, {len(p['only_b'])} only in B",
+             "difference = B − A; lower is better, so a negative difference means B is better"]
+    if r["bootstrap"]["resamples"]:
+        lines.append(f"{r['bootstrap']['confidence']:.0%} bootstrap interval of the mean difference "
+                     f"({r['bootstrap']['resamples']} resamples, seed {r['bootstrap']['seed']})")
+    lines += [f"settings differ (compared anyway with {OVERRIDE_FLAG}): {d}" for d in r["settings_differences"]]
+    return lines
+
+
+_METRIC_COLS = ("metric", "mean A", "mean B", "B − A", "relative", "95% interval", "B better", "B worse", "ties")
+
+
+def _metric_row(name: str, e: dict[str, Any]) -> list[str]:
+    return [name, _f(e["mean_a"]), _f(e["mean_b"]), _signed(e["mean_diff"]), _rel(e["relative_diff"]), _ci(e),
+            str(e["b_wins"]), str(e["b_losses"]), str(e["ties"])]
+
+
+def _changed_row(c: dict[str, Any]) -> list[str]:
+    return [c["key"], _f(c["a"]), _f(c["b"]), _signed(c["diff"]), _rel(c["relative_diff"])]
+
+
+def write_compare_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from .report import table_console
+
+    console = table_console(out, terminal=terminal)
+    for line in _headline(r):
+        console.print(line, markup=False)
+    t = Table(title="hlcli compare", title_justify="left")
+    for i, col in enumerate(_METRIC_COLS):
+        t.add_column(col, justify="left" if i == 0 else "right")
+    for name, e in r["metrics"].items():
+        t.add_row(*_metric_row(name, e))
+    console.print(t)
+    if r["changed_most"]["pairs"]:
+        c = Table(title=f"pairs that changed most ({r['changed_most']['by']})", title_justify="left")
+        for i, col in enumerate(("pair", "A", "B", "B − A", "relative")):
+            c.add_column(col, justify="left" if i == 0 else "right", overflow="fold" if i == 0 else "ellipsis")
+        for ch in r["changed_most"]["pairs"]:
+            key, *rest = _changed_row(ch)
+            c.add_row(Text(key), *rest)
+        console.print(c)
+    for label, keys in (("only in A", r["pairs"]["only_a"]), ("only in B", r["pairs"]["only_b"])):
+        if keys:
+            console.print(f"{label} (not compared): " + ", ".join(keys), markup=False)
+
+
+def _md(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def write_compare_markdown(r: dict[str, Any], out: TextIO) -> None:
+    lines = ["## hlcli compare", "", *(f"{line}  " for line in _headline(r)), "",
+             _md(list(_METRIC_COLS)), "|---|" + "---:|" * (len(_METRIC_COLS) - 1)]
+    lines += [_md(_metric_row(name, e)) for name, e in r["metrics"].items()]
+    if r["changed_most"]["pairs"]:
+        lines += ["", f"### Pairs that changed most ({r['changed_most']['by']})", "",
+                  _md(["pair", "A", "B", "B − A", "relative"]), "|---|---:|---:|---:|---:|"]
+        lines += [_md([f"`{row[0]}`", *row[1:]]) for row in map(_changed_row, r["changed_most"]["pairs"])]
+    for label, keys in (("Only in A", r["pairs"]["only_a"]), ("Only in B", r["pairs"]["only_b"])):
+        if keys:
+            lines += ["", f"{label} (not compared): " + ", ".join(f"`{k}`" for k in keys)]
+    out.write("\n".join(lines) + "\n")
+
+
+def write_compare(r: dict[str, Any], fmt: str, out: TextIO, *, terminal: bool = False) -> None:
+    from .report import dumps_strict
+
+    if fmt == "json":
+        out.write(dumps_strict(r, indent=2) + "\n")
+    elif fmt == "markdown":
+        write_compare_markdown(r, out)
+    elif fmt == "table":
+        write_compare_table(r, out, terminal=terminal)
+    else:
+        raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,117 @@
+"""Stored runs: read and check a document written by ``hlcli score --format json``, and tell
+whether two runs were made with the same settings (no torch import).
+
+The settings that change the numbers, and so must match before two runs are compared
+(``--baseline``, ``hlcli compare``), are λ, the layers (names, order and weights), the weights
+file's sha256 and the precision. A difference is refused unless the user passes
+:data:`OVERRIDE_FLAG`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .results import BASE_METRICS
+
+OVERRIDE_FLAG = "--allow-settings-mismatch"
+
+
+def pair_value(pair: dict[str, Any], metric: str) -> float:
+    """A metric of a pair as written in a JSON document (``PairResult.as_dict()``)."""
+    return pair[metric] if metric in BASE_METRICS else pair["layers"][metric]
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in hlcli JSON")
+
+
+def validate_document(doc: Any, kind: str = "score") -> str | None:
+    """The first way ``doc`` breaks hlcli's ``<kind>.schema.json``, or None if it conforms.
+    Without the optional ``jsonschema`` package only the keys hlcli reads are checked."""
+    try:
+        import jsonschema
+    except ImportError:  # an optional dependency (in the test extra)
+        return None if kind != "score" or _readable(doc) else "missing or malformed keys"
+    from importlib import resources
+
+    schema = json.loads(resources.files("hlcli").joinpath(f"schema/{kind}.schema.json").read_text("utf-8"))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    if error is None:
+        return None
+    where = "/" + "/".join(str(p) for p in error.absolute_path)
+    return f"at {where}: {error.message[:200]}"
+
+
+def _readable(doc: Any) -> bool:
+    """Without jsonschema: are the keys that --baseline and compare read there and well typed?"""
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    try:
+        s = doc["settings"]
+        layers = [layer["name"] for layer in s["layers"] if number(layer["weight"])]
+        ok = (doc["tool"] == "hlcli" and number(s["lambda"]) and isinstance(s["weights"]["sha256"], str)
+              and isinstance(s["precision"], str) and len(layers) == len(s["layers"]))
+        pairs = doc.get("pairs", [])
+        return ok and isinstance(pairs, list) and all(
+            isinstance(p["key"], str) and all(number(p[m]) for m in BASE_METRICS)
+            and all(number(p["layers"][n]) for n in layers) for p in pairs)
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
+def load_document(path: str | Path, role: str = "baseline") -> dict[str, Any]:
+    """Read and check a document written by ``hlcli score -f json`` (``InputError`` if unusable)."""
+    fix = "give a file written by `hlcli score --format json` (with its pairs, not --summary-only)"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the {role} run ({getattr(exc, 'strerror', None) or exc})", path, fix) from exc
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InputError(f"the {role} run is not valid JSON ({exc})", path, fix) from exc
+    problem = validate_document(doc, "score")
+    if problem is not None:
+        raise InputError(f"the {role} run is not an hlcli score document ({problem})", path, fix)
+    if doc.get("summary_only"):
+        raise InputError(f"the {role} run was written with --summary-only and has no pairs", path, fix)
+    return doc
+
+
+def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that change the numbers. Keys absent from ``settings`` are left out."""
+    out: dict[str, Any] = {}
+    if "lambda" in settings:
+        out["lambda"] = settings["lambda"]
+    if "layers" in settings:
+        out["layers"] = [(layer["name"], float(layer["weight"])) for layer in settings["layers"]]
+    if isinstance(settings.get("weights"), dict):
+        out["weights sha256"] = settings["weights"].get("sha256")
+    if "precision" in settings:
+        out["precision"] = settings["precision"]
+    return out
+
+
+def _show(key: str, value: Any) -> str:
+    if key == "layers":
+        return ", ".join(f"{name}×{weight:g}" for name, weight in value) or "none"
+    if key == "weights sha256" and isinstance(value, str):
+        return value[:12] + "…"
+    return str(value)
+
+
+def settings_differences(a: dict[str, Any], b: dict[str, Any], labels: tuple[str, str]) -> list[str]:
+    """One line per setting that differs between two runs' ``settings`` (keys in both only)."""
+    ca, cb = comparable_settings(a), comparable_settings(b)
+    return [f"{key} {_show(key, ca[key])} ({labels[0]}) vs {_show(key, cb[key])} ({labels[1]})"
+            for key in ca if key in cb and ca[key] != cb[key]]
+
+
+def mismatch_error(differences: list[str], path: str | Path | None) -> InputError:
+    return InputError("the runs were made with different settings, so their scores are not comparable: "
+                      + "; ".join(differences), path,
+                      f"score both with the same settings, or pass {OVERRIDE_FLAG} to compare anyway")
