@@ -8,71 +8,34 @@ Exit codes: 0 success (gate passed), 1 gate failed, 2 bad usage or input, 3 envi
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from . import __version__
+from .cliutil import (
+    EXIT_GATE,
+    EXIT_OK,
+    EXTENSION_FORMATS,
+    FORMATS,
+    default_format,
+    parse_device,
+    parse_floats,
+    parse_gates,
+    parse_lambda,
+    parse_layers,
+    parse_limits,
+    parse_workers,
+    stderr_is_terminal,
+    debug_option,
+    handle_errors,
+    output_stream,
+)
 from .errors import HlcliError
-from .layers import DEFAULT_LAYERS, LAYER_NAMES, LAYERS
-
-EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_ENV, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 2, 3, 130, 141
-FORMATS = ("table", "csv", "json", "jsonl", "markdown")
-EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
-                     ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
-
-
-def _err(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-
-
-def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one-line messages and exit codes; tracebacks only with
-    ``--debug``. Ctrl-C exits 130, a closed output pipe (``| head``) exits quietly."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = bool(kwargs.get("debug"))
-        try:
-            return func(*args, **kwargs)
-        except HlcliError as err:
-            if debug:
-                raise
-            _err(err.render())
-            sys.exit(err.exit_code)
-        except KeyboardInterrupt:
-            if debug:
-                raise
-            click.echo("Interrupted.", err=True)
-            sys.exit(EXIT_INTERRUPT)
-        except BrokenPipeError:
-            # The reader went away (e.g. `| head -1`): say nothing, and make sure Python's final
-            # flush of stdout does not print a traceback either.
-            with contextlib.suppress(OSError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(EXIT_PIPE)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except Exception as exc:  # a bug: one line, and how to get the details
-            if debug:
-                raise
-            _err(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback "
-                 "and report it)")
-            sys.exit(EXIT_ENV)
-
-    return wrapper
-
-
-debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
+from .layers import DEFAULT_LAYERS, LAYERS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -88,108 +51,6 @@ def cli() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Option parsing helpers
-
-
-def _parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    from .layers import resolve_layers
-
-    try:
-        return tuple(s.name for s in resolve_layers([v for v in value.split(",") if v.strip()]))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
-
-
-def _parse_floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, e.g. 1,0.5; got {value!r}") from None
-
-
-def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
-    if value == "auto":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise click.BadParameter("expected 'auto' or a number >= 0") from None
-    if n < 0:
-        raise click.BadParameter("expected 'auto' or a number >= 0")
-    return n
-
-
-def _parse_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    v = value.lower()
-    if v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit()):
-        return v
-    raise click.BadParameter("expected auto, cpu, cuda, cuda:N or mps")
-
-
-def _parse_lambda(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    import math
-
-    if not math.isfinite(value) or value < 0:
-        raise click.BadParameter("must be a finite number >= 0")
-    return value
-
-
-def _parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from .gate import parse_gate
-
-    try:
-        return [parse_gate(v) for v in value]
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _parse_limits(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from .gate import parse_limit
-
-    try:
-        return [parse_limit(v) for v in value]
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _default_format(output: str | None, choices: dict[str, str], piped: str) -> str:
-    """From -o's extension, else table on a terminal (or for a file), else ``piped``."""
-    ext = Path(output).suffix.lower() if output and output != "-" else ""
-    to_terminal = output is None and sys.stdout.isatty()
-    return choices.get(ext) or ("table" if to_terminal or output not in (None, "-") else piped)
-
-
-@contextlib.contextmanager
-def output_stream(path: str | None) -> Iterator[IO[str]]:
-    """stdout, or ``path`` written atomically: a temporary file beside it, renamed into place
-    only when the report is complete. An error or Ctrl-C leaves no half-written file."""
-    if path is None or path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise click.BadParameter(f"directory {directory} does not exist", param_hint="'-o'")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
-
-
-# ---------------------------------------------------------------------------------------------
 # score
 
 
@@ -200,16 +61,16 @@ def _stderr_is_terminal() -> bool:
               help="CSV manifest of 'restored,gt' paths, one pair per line ('-' reads stdin), "
                    "instead of RESTORED and GT.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories (pairs keyed by relative path).")
-@click.option("--lambda", "lam", type=float, default=0.05, show_default=True, callback=_parse_lambda,
+@click.option("--lambda", "lam", type=float, default=0.05, show_default=True, callback=parse_lambda,
               help="Weight λ of the perceptual term.")
-@click.option("--layers", default=",".join(DEFAULT_LAYERS), show_default=True, callback=_parse_layers,
+@click.option("--layers", default=",".join(DEFAULT_LAYERS), show_default=True, callback=parse_layers,
               help="Comma-separated VGG-19 layers (see `hlcli layers`).")
-@click.option("--layer-weights", callback=_parse_floats, metavar="W1,W2,...",
+@click.option("--layer-weights", callback=parse_floats, metavar="W1,W2,...",
               help="One weight per layer, same order as --layers (default: all 1).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
               help="Output format. Default: from -o's extension, else table on a terminal, csv when piped.")
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--device", default="auto", show_default=True, callback=_parse_device,
+@click.option("--device", default="auto", show_default=True, callback=parse_device,
               help="auto, cpu, cuda, cuda:N or mps. A requested device that is absent is exit 3.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Feature precision (autocast). L1 is always exact.")
@@ -218,7 +79,7 @@ def _stderr_is_terminal() -> bool:
 @click.option("--pixel-budget", type=click.IntRange(min=1 << 12), default=None, metavar="PIXELS",
               help="Most pixels per forward pass, both images counted [default: 2097152 on CPU, "
                    "a quarter of free memory on CUDA]. Larger pairs are tiled exactly.")
-@click.option("--workers", default="auto", show_default=True, callback=_parse_workers,
+@click.option("--workers", default="auto", show_default=True, callback=parse_workers,
               help="Decoding worker processes (0 decodes in the main process).")
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
               help="VGG-19 checkpoint (torchvision format). Else $HLCLI_WEIGHTS, the torch cache, a download.")
@@ -239,16 +100,16 @@ def _stderr_is_terminal() -> bool:
 @click.option("--summary-only", is_flag=True,
               help="Only the summary, one line per metric, no per-pair rows (csv columns: metric, count, "
                    "mean, median, std, min, max, p50, p90, p95, p99; json: the document without 'pairs').")
-@click.option("--fail-if", "gates", multiple=True, callback=_parse_gates, metavar="'STAT.METRIC OP VALUE'",
+@click.option("--fail-if", "gates", multiple=True, callback=parse_gates, metavar="'STAT.METRIC OP VALUE'",
               help="Exit 1 if this is true of the run, e.g. 'mean.hybrid>0.08', 'p95.l1>0.03'. STAT: count, "
                    "mean, median, std, min, max, pN (p95, p99.9); METRIC: l1, perceptual, hybrid or a "
                    "scored layer; OP: > >= < <= == !=. Repeatable.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="RUN.json",
               help="Compare with a run saved by `hlcli score -f json`, pair by pair and on the mean.")
-@click.option("--max-regression", "limits", multiple=True, callback=_parse_limits, metavar="[METRIC=]VALUE[%]",
+@click.option("--max-regression", "limits", multiple=True, callback=parse_limits, metavar="[METRIC=]VALUE[%]",
               help="With --baseline: exit 1 if a pair or the mean rises by more than VALUE (absolute) or "
                    "VALUE% (relative). A bare value limits hybrid; 'all=' every metric. Repeatable.")
-@click.option("--max-pair-regression", "pair_limits", multiple=True, callback=_parse_limits,
+@click.option("--max-pair-regression", "pair_limits", multiple=True, callback=parse_limits,
               metavar="[METRIC=]VALUE[%]",
               help="Limits for single pairs instead of --max-regression's (which then limit only the mean).")
 @click.option("--allow-settings-mismatch", is_flag=True,
@@ -295,7 +156,7 @@ def score(restored: Path | None, gt: Path | None, pairs_file: str | None, recurs
         raise click.UsageError("missing RESTORED and GT (two directories or two files), or --pairs FILE")
 
     if fmt is None:
-        fmt = _default_format(output, EXTENSION_FORMATS, "csv")
+        fmt = default_format(output, EXTENSION_FORMATS, "csv")
     opts = ScoreOptions(
         lam=lam, layers=layers, layer_weights=layer_weights, device=device, precision=precision,
         batch_size=batch_size, pixel_budget=pixel_budget, workers=workers,
@@ -347,7 +208,7 @@ def _score_to(out: IO[str], fmt: str, pairing: Any, opts: Any, inputs: dict[str,
     from .report import JsonlStream, write_report
     from .runner import MissingFilesError, score as run_score
 
-    show_progress = not quiet and _stderr_is_terminal()
+    show_progress = not quiet and stderr_is_terminal()
     jsonl = JsonlStream(out, summary_only=summary_only) if fmt == "jsonl" else None
     progress = None
     task = None
@@ -411,7 +272,7 @@ def _score_to(out: IO[str], fmt: str, pairing: Any, opts: Any, inputs: dict[str,
             click.echo(f"Warning: no ground truth for {path} (not scored)", err=True)
         for path in run.missing.gt_only:
             click.echo(f"Warning: no restored file for {path} (not scored)", err=True)
-        if _stderr_is_terminal():
+        if stderr_is_terminal():
             elapsed = time.perf_counter() - started
             click.echo(f"scored {len(run.pairs)} pairs in {elapsed:.1f} s", err=True)
     from .gate import failure_lines, note_lines
@@ -466,7 +327,7 @@ def compare(run_a: Path, run_b: Path, fmt: str | None, output: str | None, seed:
     from .compare import compare_runs, write_compare
     from .gate import load_document
 
-    fmt = fmt or _default_format(output, {".json": "json", ".md": "markdown", ".markdown": "markdown"}, "table")
+    fmt = fmt or default_format(output, {".json": "json", ".md": "markdown", ".markdown": "markdown"}, "table")
     result = compare_runs(load_document(run_a, "A"), load_document(run_b, "B"), a_name=str(run_a), b_name=str(run_b),
                           seed=seed, resamples=resamples, top=top, by=by,
                           allow_settings_mismatch=allow_settings_mismatch)
@@ -537,7 +398,7 @@ def weights_download(force: bool, quiet: bool, debug: bool) -> None:
     """Download torchvision's VGG-19 IMAGENET1K_V1 checkpoint into the torch cache (hash-checked)."""
     from . import weights as w
 
-    path = w.download(progress=not quiet and _stderr_is_terminal(), force=force)
+    path = w.download(progress=not quiet and stderr_is_terminal(), force=force)
     click.echo(str(path))
 
 

@@ -20,17 +20,22 @@ Policies (each refusal is an :class:`~hlcli.errors.InputError` naming the file a
   16-bit RGB(A) and grey+alpha PNG/TIFF, so those are decoded again with a rawmode yielding the
   low bytes and recombined exactly; 16-bit binary PPM is read from its raw bytes. Other 16-bit
   colour (SGI, CMYK, plain PPM) is refused rather than cut to 8 bits. Pillow's JPEG 2000 and
-  AVIF codecs return high-bit-depth colour as 8 bits, which the header does not reveal.
+  AVIF codecs (and the HEIF plugin, by default) return high-bit-depth colour as 8 bits, which
+  the header does not reveal.
 * **Alpha** (RGBA, LA, PA, palette or colour-key transparency) is dropped silently if every
   pixel is opaque. Otherwise ``alpha="error"`` refuses, ``"ignore"`` drops it, ``"composite"``
   composites over **black**, ``round(colour * alpha / max)`` in the same dtype (premultiplied
   colour: no guess about the background of the other image is needed).
 * **CMYK** goes to sRGB through its embedded ICC profile (LittleCMS), or is refused without one.
   ``F`` (float) and ``LAB`` are refused. ICC profiles of RGB/grey images are not applied.
+* **Plugins**: ``.heic``/``.heif`` (pillow-heif) and ``.jxl`` (pillow-jxl-plugin) are read
+  through their Pillow plugin, imported and registered on first use; without it they are refused
+  with the package to install.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import struct
@@ -53,7 +58,7 @@ except ImportError:  # Pillow built without LittleCMS
 ALPHA_POLICIES = ("error", "composite", "ignore")
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     ".png .jpg .jpeg .jpe .bmp .tif .tiff .webp .ppm .pgm .pbm .pnm .gif .tga .jp2 .j2k .avif"
-    .split()
+    " .heic .heif .jxl".split()
 )
 #: Pillow's hard decompression-bomb limit (2 * 89,478,485 pixels, e.g. 16384 x 10922).
 DEFAULT_MAX_PIXELS = 178_956_970
@@ -64,6 +69,12 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
 # Extension -> (PIL.features name, library) for codecs a Pillow build may lack.
 _CODECS = {".avif": ("avif", "libavif"), ".webp": ("webp", "libwebp"),
            ".jp2": ("jpg_2000", "OpenJPEG"), ".j2k": ("jpg_2000", "OpenJPEG")}
+# Formats Pillow reads only through a third-party plugin, loaded on first use when installed:
+# extension -> (module, pip package, registration function, or None if importing registers it).
+_PLUGINS = {".heic": ("pillow_heif", "pillow-heif", "register_heif_opener"),
+            ".heif": ("pillow_heif", "pillow-heif", "register_heif_opener"),
+            ".jxl": ("pillow_jxl", "pillow-jxl-plugin", None)}
+_PLUGINS_LOADED: set[str] = set()
 _MODES = {"1", "L", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "YCbCr", "HSV", "CMYK",
           "I", "I;16", "I;16L", "I;16B", "I;16N"}
 _REFUSED_MODES = {"F": "floating-point image (mode F)", "LAB": "CIELAB image (mode LAB)"}
@@ -149,6 +160,9 @@ def _run(path, max_pixels: int | None, work: Callable[[Image.Image, _Header], An
     valid = isinstance(max_pixels, (int, np.integer)) and not isinstance(max_pixels, bool)
     if max_pixels is not None and not (valid and max_pixels >= 1):
         raise InputError(f"invalid max_pixels {max_pixels!r}", fix="pass a positive integer")
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext in _PLUGINS:
+        _load_plugin(ext)
     try:
         with _pillow_limit_lifted() if lifted else nullcontext(), Image.open(path) as img:
             return work(img, _read_header(img, path, max_pixels))
@@ -178,6 +192,20 @@ def _check_size(img: Image.Image, path, max_pixels: int | None) -> None:
                          f"if the image is legitimate, pass --max-pixels {w * h} (or more)")
 
 
+def _load_plugin(ext: str) -> bool:
+    """Import and register the Pillow plugin for ``ext`` (once); False if it is not installed."""
+    module, _, register = _PLUGINS[ext]
+    if module not in _PLUGINS_LOADED:
+        try:
+            plugin = importlib.import_module(module)
+        except ImportError:
+            return False
+        if register:
+            getattr(plugin, register)()
+        _PLUGINS_LOADED.add(module)
+    return True
+
+
 def _unidentified(path) -> InputError:
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if os.path.getsize(path) == 0:
@@ -187,6 +215,11 @@ def _unidentified(path) -> InputError:
         return InputError(f"this Pillow cannot read {ext} images (built without {name} support)",
                           path, f"install a Pillow built with {lib} (recent official wheels "
                           "include it), or convert the image to PNG")
+    if ext in _PLUGINS and not _load_plugin(ext):
+        package = _PLUGINS[ext][1]
+        return InputError(f"Pillow cannot read {ext} images without the {package} plugin", path,
+                          f"pip install {package} (hlcli loads it by itself), or convert the "
+                          "image to PNG")
     return InputError("not a readable image (unknown format or corrupt header)", path,
                       "check that the file is a valid image, e.g. PNG, JPEG or TIFF")
 
@@ -221,6 +254,8 @@ def _read_header(img: Image.Image, path, max_pixels: int | None) -> _Header:
         what = ("and this Pillow lacks LittleCMS" if img.info.get("icc_profile")
                 else "without an ICC profile")
         raise InputError(f"CMYK image {what}", path, "convert it to RGB first, with its profile")
+    if mode == "CMYK":
+        _check_cmyk_profile(img.info["icc_profile"], path)
     orientation, (w, h) = _orientation(img), img.size
     if img.format == "TIFF":  # Pillow transposes TIFFs itself when loading them (and since 11.0
         w, h = img.tag_v2.get(256, w), img.tag_v2.get(257, h)  # reports that size at open)
@@ -230,6 +265,17 @@ def _read_header(img: Image.Image, path, max_pixels: int | None) -> _Header:
         orientation = 1
     info = ImageInfo(os.fspath(path), w, h, mode, img.format, depth)
     return _Header(info, orientation, rawmode)
+
+
+def _check_cmyk_profile(icc: bytes, path) -> None:
+    """Refuse, from the header, a CMYK image whose ICC profile cannot convert it to sRGB."""
+    fix = "convert it to RGB first, with the right CMYK profile"
+    try:
+        space = ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space.strip()
+    except (OSError, ValueError, ImageCms.PyCMSError) as err:
+        raise InputError(f"CMYK image with an unreadable ICC profile ({err})", path, fix) from None
+    if space != "CMYK":
+        raise InputError(f"CMYK image whose embedded ICC profile is for {space}, not CMYK", path, fix)
 
 
 def _orientation(img: Image.Image) -> int:

@@ -11,6 +11,7 @@ the engine scales them on the compute device, and L1 is summed exactly on the in
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -178,17 +179,69 @@ def iterate(
     groups: list[list[Planned]], *, alpha: str, max_pixels: int | None, workers: int, pin_memory: bool
 ) -> Iterator[tuple[list[Planned], Any, Any, list[Failure]]]:
     """Yield decoded batches in order, decoding up to ``workers`` batches ahead in worker
-    processes (``workers=0`` decodes in this process)."""
+    processes. With ``workers=0``, or a single batch (there is nothing to overlap its decoding
+    with), batches are decoded in this process: no worker start-up, no inter-process copy.
+    ``pin_memory`` (CUDA) puts batches in page-locked memory for asynchronous copies."""
+    dataset = BatchDataset(groups, alpha=alpha, max_pixels=max_pixels)
+    if workers == 0 or len(groups) <= 1:
+        for i in range(len(dataset)):
+            ok, r, g, failures = dataset[i]
+            if pin_memory and r is not None:
+                r, g = r.pin_memory(), g.pin_memory()
+            yield ok, r, g, failures
+        return
+
     from torch.utils.data import DataLoader
 
-    dataset = BatchDataset(groups, alpha=alpha, max_pixels=max_pixels)
     loader = DataLoader(
         dataset,
         batch_size=None,  # items are already batches
         shuffle=False,
         num_workers=workers,
         pin_memory=pin_memory,
-        prefetch_factor=2 if workers > 0 else None,
+        prefetch_factor=2,
         persistent_workers=False,
     )
-    yield from loader
+    with _sigint_deferred():
+        batches_in = iter(loader)  # forks the workers
+    while True:
+        with _sigint_deferred():
+            item = next(batches_in, None)
+        if item is None:
+            return
+        yield item
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back until the end of the block, then raise KeyboardInterrupt there.
+
+    Around starting the DataLoader workers, because a KeyboardInterrupt raised inside
+    ``os.fork``'s hooks is swallowed ("Exception ignored in _releaseLock") and the run would go on;
+    and around fetching a batch, because an interrupted file-descriptor handshake makes the
+    worker print a traceback. Workers forked inside the block inherit this handler, so Ctrl-C
+    does nothing to them: the main process shuts them down on its way out. A second Ctrl-C
+    interrupts at once (should a worker hang). Only in the main thread, and only while SIGINT has
+    Python's default handler (never overriding the caller's).
+    """
+    import signal
+    import threading
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt

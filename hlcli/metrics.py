@@ -49,7 +49,10 @@ def l1(restored: torch.Tensor, gt: torch.Tensor, *, scale: float = 1.0) -> torch
 def squared_diff_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image sum of (a - b)^2 accumulated in float64, shape (N,)."""
     d = a.float() - b.float()  # bf16/fp16 features are widened before subtracting
-    return (d * d).flatten(1).sum(dim=1, dtype=torch.float64)
+    # Square in place when no gradient is needed, and reduce over every non-batch dim directly:
+    # flatten(1) of a channels_last feature map would copy it first.
+    d = d.square_() if not d.requires_grad else d * d
+    return d.sum(dim=tuple(range(1, d.dim())), dtype=torch.float64)
 
 
 def feature_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

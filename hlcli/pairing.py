@@ -77,34 +77,39 @@ def _is_image_name(name: str) -> bool:
 def _list_images(root: Path, recursive: bool) -> tuple[dict[str, Path], list[Path], bool]:
     """List the image files under ``root`` as ``{key: path}``.
 
-    Returns ``(images, ignored, saw_subdirs)``. Directory symlinks are followed; a directory
-    already visited (same ``(st_dev, st_ino)``) is skipped, so symlink loops terminate.
+    Returns ``(images, ignored, saw_subdirs)``. Directory symlinks are followed, and every file
+    is keyed by the path it is reached by. A directory that is its own ancestor (same
+    ``(st_dev, st_ino)`` as a directory above it: a symlink loop) is not entered again and is
+    listed in ``ignored``, so loops terminate; a symlink to a sibling directory is not a loop,
+    and its files are listed under both names (never under whichever name sorts first).
     Entries are visited in sorted name order, so results and error messages are deterministic.
     """
     images: dict[str, Path] = {}
     ignored: list[Path] = []
     saw_subdirs = False
-    visited: set[tuple[int, int]] = set()
-    stack: list[tuple[Path, str]] = [(root, "")]  # (directory, key prefix)
+    # (directory, key prefix, (st_dev, st_ino) of the directories above it)
+    stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [(root, "", frozenset())]
     while stack:
-        directory, prefix = stack.pop()
+        directory, prefix, ancestors = stack.pop()
         try:
             st = os.stat(directory)  # follows symlinks
-            if (st.st_dev, st.st_ino) in visited:
+            ident = (st.st_dev, st.st_ino)
+            if ident in ancestors:  # a symlink loop
+                ignored.append(directory)
                 continue
-            visited.add((st.st_dev, st.st_ino))
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             raise InputError("cannot list directory", directory,
                              f"check that it exists and is readable ({exc.strerror})") from exc
-        subdirs: list[tuple[Path, str]] = []
+        subdirs: list[tuple[Path, str, frozenset[tuple[int, int]]]] = []
+        inside = ancestors | {ident}
         for entry in entries:
             path = directory / entry.name
             if entry.is_dir():  # follows symlinks
                 saw_subdirs = True
                 if recursive and not entry.name.startswith("."):
-                    subdirs.append((path, prefix + entry.name + "/"))
+                    subdirs.append((path, prefix + entry.name + "/", inside))
                 continue
             # Hidden files (this includes AppleDouble '._x.png'), non-images and things that
             # are not regular files (dangling symlinks, FIFOs) are skipped and reported.

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +15,7 @@ from click.testing import CliRunner
 from hlcli import __version__
 from hlcli.cli import cli
 
-from .conftest import ROOT, SAMPLES, degrade, save, textured
+from .conftest import ROOT, SAMPLES, save, textured
 
 
 def score(*args, **kw):

@@ -1,0 +1,169 @@
+"""Plumbing shared by hlcli's Click commands: exit codes, the error handler that turns library
+exceptions into one-line messages, option callbacks, default formats and atomic output files."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from .errors import HlcliError
+
+EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_ENV, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 2, 3, 130, 141
+FORMATS = ("table", "csv", "json", "jsonl", "markdown")
+EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                     ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
+
+
+def _err(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one-line messages and exit codes; tracebacks only with
+    ``--debug``. Ctrl-C exits 130, a closed output pipe (``| head``) exits quietly."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except HlcliError as err:
+            if debug:
+                raise
+            _err(err.render())
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            click.echo("Interrupted.", err=True)
+            sys.exit(EXIT_INTERRUPT)
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head -1`): say nothing, and make sure Python's final
+            # flush of stdout does not print a traceback either.
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_PIPE)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: one line, and how to get the details
+            if debug:
+                raise
+            _err(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback "
+                 "and report it)")
+            sys.exit(EXIT_ENV)
+
+    return wrapper
+
+
+debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Option parsing helpers
+
+
+def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    from .layers import resolve_layers
+
+    try:
+        return tuple(s.name for s in resolve_layers([v for v in value.split(",") if v.strip()]))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def parse_floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, e.g. 1,0.5; got {value!r}") from None
+
+
+def parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter("expected 'auto' or a number >= 0") from None
+    if n < 0:
+        raise click.BadParameter("expected 'auto' or a number >= 0")
+    return n
+
+
+def parse_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    v = value.lower()
+    if v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit()):
+        return v
+    raise click.BadParameter("expected auto, cpu, cuda, cuda:N or mps")
+
+
+def parse_lambda(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    import math
+
+    if not math.isfinite(value) or value < 0:
+        raise click.BadParameter("must be a finite number >= 0")
+    return value
+
+
+def parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
+    from .gate import parse_gate
+
+    try:
+        return [parse_gate(v) for v in value]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def parse_limits(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
+    from .gate import parse_limit
+
+    try:
+        return [parse_limit(v) for v in value]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def default_format(output: str | None, choices: dict[str, str], piped: str) -> str:
+    """From -o's extension, else table on a terminal (or for a file), else ``piped``."""
+    ext = Path(output).suffix.lower() if output and output != "-" else ""
+    to_terminal = output is None and sys.stdout.isatty()
+    return choices.get(ext) or ("table" if to_terminal or output not in (None, "-") else piped)
+
+
+@contextlib.contextmanager
+def output_stream(path: str | None) -> Iterator[IO[str]]:
+    """stdout, or ``path`` written atomically: a temporary file beside it, renamed into place
+    only when the report is complete. An error or Ctrl-C leaves no half-written file."""
+    if path is None or path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise click.BadParameter(f"directory {directory} does not exist", param_hint="'-o'")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
