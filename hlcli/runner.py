@@ -256,7 +256,7 @@ def score(
                 original_sizes=(
                     {"restored": list(plan.restored_size), "gt": list(plan.gt_size)} if plan.policy else None
                 ),
-                tiled=2 * plan.width * plan.height > scorer.pixel_budget,
+                tiled=scorer.is_tiled(plan.height, plan.width),
             )
             values = [result.l1, result.perceptual, result.hybrid, *result.layers.values()]
             if not all(math.isfinite(v) for v in values):
