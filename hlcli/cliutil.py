@@ -7,13 +7,13 @@ import contextlib
 import functools
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
+from .atomic import atomic_path
 from .errors import HlcliError
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_ENV, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 2, 3, 130, 141
@@ -153,16 +153,10 @@ def output_stream(path: str | None) -> Iterator[IO[str]]:
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise click.BadParameter(f"directory {directory} does not exist", param_hint="'-o'")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def stderr_is_terminal() -> bool:

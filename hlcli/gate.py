@@ -28,7 +28,7 @@ from typing import Any
 
 from .documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
 from .errors import InputError
-from .results import BASE_METRICS, STATS, describe, metric_names
+from .results import BASE_METRICS, STATS, describe, format_change, metric_names
 
 __all__ = ["OVERRIDE_FLAG", "Gate", "GatePlan", "Limit", "check_metrics", "compare_to_baseline", "evaluate_gates",
            "failure_lines", "load_document", "note_lines", "parse_gate", "parse_limit", "scoped", "statistic"]
@@ -271,10 +271,6 @@ def _shown(check: dict[str, Any]) -> str:
     return repr(x)
 
 
-def _pct(delta: float, rel: float | None) -> str:
-    return f"{rel * 100:+.3g}%" if rel is not None else f"{delta:+.6g}"
-
-
 def failure_lines(gate: dict[str, Any] | None) -> list[str]:
     """One line per failed gate, regressed mean and (up to MAX_PAIR_LINES) regressed pair."""
     if not gate:
@@ -291,10 +287,10 @@ def failure_lines(gate: dict[str, Any] | None) -> list[str]:
             else:
                 lines.append(f"Regression: mean {e['metric']} over {reg['pairs_compared']} common pairs "
                              f"{e['observed']:.6g} vs baseline {e['baseline']:.6g} "
-                             f"({_pct(e['delta'], e['relative_change'])}, allowed +{e['allowed']:.6g})")
+                             f"({format_change(e['delta'], e['relative_change'])}, allowed +{e['allowed']:.6g})")
         for r in reg["regressed"][:MAX_PAIR_LINES]:
             lines.append(f"Regression: pair {r['key']} {r['metric']} {r['observed']:.6g} vs baseline "
-                         f"{r['baseline']:.6g} ({_pct(r['delta'], r['relative_change'])}, allowed +{r['allowed']:.6g})")
+                         f"{r['baseline']:.6g} ({format_change(r['delta'], r['relative_change'])}, allowed +{r['allowed']:.6g})")
         if len(reg["regressed"]) > MAX_PAIR_LINES:
             lines.append(f"Regression: … and {len(reg['regressed']) - MAX_PAIR_LINES} more pair regressions "
                          "(all are listed in the gate section of the JSON report)")

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .results import Missing, PairResult, Skipped, metric_names, summarize
+from .results import Missing, PairResult, Skipped, format_change, metric_names, summarize
 
 SCHEMA_VERSION = 1
 FORMATS = ("table", "csv", "json", "jsonl", "markdown")
@@ -181,9 +181,7 @@ def _md_code(text: str) -> str:
 
 
 def _change(delta: float | None, rel: float | None) -> str:
-    if delta is None:
-        return ""
-    return f"{rel * 100:+.3g}%" if rel is not None else f"{delta:+.6g}"
+    return "" if delta is None else format_change(delta, rel)
 
 
 def _md_gate(gate: dict[str, Any]) -> list[str]:

@@ -122,5 +122,11 @@ def summarize(
     }
 
 
+def format_change(delta: float, rel: float | None) -> str:
+    """A change as people read it: relative, in percent, when the old value was non-zero
+    (``rel`` given), else absolute."""
+    return f"{rel * 100:+.3g}%" if rel is not None else f"{delta:+.6g}"
+
+
 def is_finite_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -198,7 +198,7 @@ def score(
         "weights": {"path": str(loaded.path), "source": loaded.source, "sha256": loaded.sha256,
                     "official_imagenet1k_v1": loaded.official},
         "precision": opts.precision,
-        "dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[opts.precision],
+        "dtype": str(engine.PRECISIONS[opts.precision]).removeprefix("torch."),
         "l1_precision": "exact integer sum, float64 division",
         "reduction_dtype": "float64",
         "batch_size": opts.batch_size,

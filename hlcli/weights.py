@@ -24,12 +24,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_path
 from .errors import HlcliEnvironmentError
 from .layers import LAYERS
 
@@ -159,17 +159,6 @@ def _read_index() -> dict[str, Any]:
         return {}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def file_sha256(path: Path, *, use_index: bool = True) -> str:
     """sha256 of ``path``; remembered by (real path, size, mtime_ns) in hlcli's cache."""
@@ -189,7 +178,9 @@ def file_sha256(path: Path, *, use_index: bool = True) -> str:
         index = _read_index()
         index[key] = {"stamp": stamp, "sha256": sha}
         try:
-            _atomic_write_bytes(_index_path(), json.dumps(index, indent=1).encode())
+            _index_path().parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(_index_path()) as tmp:
+                tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
         except OSError:
             pass  # a read-only cache only costs speed
     return sha
@@ -309,18 +300,13 @@ def load(resolved: ResolvedWeights, *, use_cache: bool = True) -> LoadedWeights:
     if use_cache:
         try:
             compact.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=compact.parent, prefix=f".{compact.name}.", suffix=".tmp")
-            os.close(fd)
-            try:
+            with atomic_path(compact) as tmp:
                 torch.save(
                     {"hlcli_compact": COMPACT_FORMAT, "source_sha256": sha, "state_dict": state}, tmp
                 )
-                os.replace(tmp, compact)
-                written = compact
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            written = compact
         except OSError:
-            written = None  # a read-only cache only costs speed
+            pass  # a read-only cache only costs speed
     return LoadedWeights(state, path, resolved.source, sha, official, written)
 
 
@@ -341,11 +327,6 @@ def import_file(src: Path, *, force: bool = False) -> Path:
     if dst.is_file() and not force and file_sha256(dst) == sha:
         return dst
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return dst
