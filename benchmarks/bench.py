@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""hlcli throughput benchmark: one run, same generated pairs, every figure the README quotes.
+"""hlcli throughput benchmark: one run, same generated pairs, every figure docs/performance.md quotes.
 
 Measures, on seeded photo-like PNG pairs generated in a temporary directory:
 
-* **hlcli**: ``hlcli.runner.score`` (the library path the CLI uses: header probing, decoding,
+* **hlcli**: ``hlcli.scoring.score_pairing`` (the library path the CLI uses: header probing, decoding,
   batching, L1 and perceptual), fp32 and bf16, at 256x256 with the default layers; plus one
   ``hlcli score`` CLI subprocess over the same pairs;
 * **baseline**: the straightforward way, per pair: PIL load -> tensor, torchvision's full
@@ -217,16 +217,16 @@ def make_weights(path: Path, *, full: bool) -> Path:
 
 def hlcli_run(r_dir: Path, g_dir: Path, *, precision: str, device: str, workers: int | None = None,
               pixel_budget: int | None = None) -> tuple[float, float, Any]:
-    """One ``runner.score`` over a directory pair. Returns (seconds from model loaded to done,
+    """One ``score_pairing`` over a directory pair. Returns (seconds from model loaded to done,
     total seconds, run)."""
     from hlcli.pairing import find_pairs
-    from hlcli.runner import ScoreOptions, score
+    from hlcli.scoring import ScoreOptions, score_pairing
 
     started: list[float] = []
     t0 = time.perf_counter()
     opts = ScoreOptions(precision=precision, device=device, workers=workers, pixel_budget=pixel_budget,
                         download_progress=False, offline=True)
-    run = score(find_pairs(r_dir, g_dir), opts, on_start=lambda run, n: started.append(time.perf_counter()))
+    run = score_pairing(find_pairs(r_dir, g_dir), opts, on_start=lambda run, n: started.append(time.perf_counter()))
     t1 = time.perf_counter()
     return t1 - started[0], t1 - t0, run
 
@@ -708,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- tiled vs untiled -----------------------------------------------------------------
         if "tiling" not in skip:
-            from hlcli.engine import Scorer
+            from hlcli.engine import BatchScorer
 
             # 1024x1024: untiled fits the default budget exactly; tiled with a quarter of it
             # (512 px crops, 304 px cores, 4x4 tiles). Quick: 384 px, 3x3 tiles of 128 px cores.
@@ -719,11 +719,11 @@ def main(argv: list[str] | None = None) -> int:
             specs = resolve_layers(list(DEFAULT_LAYERS))
             r = torch.from_numpy(rest).permute(2, 0, 1)[None]
             g = torch.from_numpy(gt).permute(2, 0, 1)[None]
-            untiled = Scorer(state, specs, [1, 1], 0.05, device=device, pixel_budget=2 * tsz * tsz)
-            tiled = Scorer(state, specs, [1, 1], 0.05, device=device, pixel_budget=tiled_budget)
+            untiled = BatchScorer(state, specs, device=device, pixel_budget=2 * tsz * tsz)
+            tiled = BatchScorer(state, specs, device=device, pixel_budget=tiled_budget)
             assert not untiled.is_tiled(tsz, tsz) and tiled.is_tiled(tsz, tsz)
-            l1a, pa = untiled.score(r, g, 255)
-            l1b, pb = tiled.score(r, g, 255)
+            l1a, pa = untiled.measure(r, g, 255)
+            l1b, pb = tiled.measure(r, g, 255)
             rel = ((pb - pa).abs() / pa.abs()).max().item()
             figures["tiling"] = {"size": tsz, "tile_core": tiled.tiles.core, "halo": tiled.tiles.halo,
                                  "untiled": pa[0].tolist(), "tiled": pb[0].tolist(),

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from hlcli import images, weights
-    from hlcli.engine import Scorer
+    from hlcli.engine import BatchScorer
+    from hlcli.metrics import combine
     from hlcli.layers import resolve_layers
 
     device = torch.device(args.device)
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         state = weights.load(weights.resolve(str(wpath), offline=True), use_cache=False).state_dict
     specs = resolve_layers(args.layers.split(","))
     names = [s.name for s in specs]
-    scorers = {p: Scorer(state, specs, [1.0] * len(specs), 0.05, device=device, precision=p)
+    scorers = {p: BatchScorer(state, specs, device=device, precision=p)
                for p in ("fp32", "bf16", "fp16")}
 
     pairs = []
@@ -72,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         g = torch.from_numpy(g_arr).permute(2, 0, 1)[None]
         out = {}
         for prec, sc in scorers.items():
-            sc.score(r, g, 255)  # warm-up (primitive creation)
+            sc.measure(r, g, 255)  # warm-up (primitive creation)
             t0 = time.perf_counter()
-            l1, per_layer = sc.score(r, g, 255)
+            l1, per_layer = sc.measure(r, g, 255)
             times[prec].append(time.perf_counter() - t0)
-            perceptual, hybrid = sc.combine(l1, per_layer)
+            perceptual, hybrid = combine(l1, per_layer, [1.0] * len(specs), 0.05)
             out[prec] = (per_layer[0].tolist(), perceptual.item(), hybrid.item())
         ref_layers, ref_p, ref_h = out["fp32"]
         if ref_p == 0:

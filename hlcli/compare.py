@@ -11,16 +11,15 @@ Runs made with different settings are refused unless ``allow_settings_mismatch``
 
 from __future__ import annotations
 
-from typing import Any, TextIO
+from typing import Any
 
 from . import __version__
 from .errors import InputError
-from .documents import OVERRIDE_FLAG, comparable_settings, mismatch_error, pair_value, settings_differences
+from .documents import comparable_settings, mismatch_error, pair_value, settings_differences
 from .results import BASE_METRICS, metric_names
 
 SCHEMA_VERSION = 1
 CONFIDENCE = 0.95
-FORMATS = ("table", "json", "markdown")
 _CHUNK_VALUES = 2_000_000  # resampled indices held in memory at once
 
 
@@ -99,104 +98,3 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_n
         "metrics": out_metrics,
         "changed_most": {"by": by, "pairs": changed},
     }
-
-
-# -- rendering --------------------------------------------------------------------------------
-
-def _f(x: float | None, spec: str = ".6g") -> str:
-    return "" if x is None else format(x, spec)
-
-
-def _signed(x: float | None) -> str:
-    return _f(x, "+.6g")
-
-
-def _ci(e: dict[str, Any]) -> str:
-    return "" if e["ci_low"] is None else f"[{_signed(e['ci_low'])}, {_signed(e['ci_high'])}]"
-
-
-def _rel(x: float | None) -> str:
-    return "" if x is None else f"{x * 100:+.3g}%"
-
-
-def _headline(r: dict[str, Any]) -> list[str]:
-    p = r["pairs"]
-    lines = [f"A = {r['a']['path']} ({r['a']['pairs']} pairs), B = {r['b']['path']} ({r['b']['pairs']} pairs): "
-             f"{p['common']} pairs in both, {len(p['only_a'])} only in A, {len(p['only_b'])} only in B",
-             "difference = B − A; lower is better, so a negative difference means B is better"]
-    if r["bootstrap"]["resamples"]:
-        lines.append(f"{r['bootstrap']['confidence']:.0%} bootstrap interval of the mean difference "
-                     f"({r['bootstrap']['resamples']} resamples, seed {r['bootstrap']['seed']})")
-    lines += [f"settings differ (compared anyway with {OVERRIDE_FLAG}): {d}" for d in r["settings_differences"]]
-    return lines
-
-
-_METRIC_COLS = ("metric", "mean A", "mean B", "B − A", "relative", "95% interval", "B better", "B worse", "ties")
-
-
-def _metric_row(name: str, e: dict[str, Any]) -> list[str]:
-    return [name, _f(e["mean_a"]), _f(e["mean_b"]), _signed(e["mean_diff"]), _rel(e["relative_diff"]), _ci(e),
-            str(e["b_wins"]), str(e["b_losses"]), str(e["ties"])]
-
-
-def _changed_row(c: dict[str, Any]) -> list[str]:
-    return [c["key"], _f(c["a"]), _f(c["b"]), _signed(c["diff"]), _rel(c["relative_diff"])]
-
-
-def write_compare_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    from .report import table_console
-
-    console = table_console(out, terminal=terminal)
-    for line in _headline(r):
-        console.print(line, markup=False)
-    t = Table(title="hlcli compare", title_justify="left")
-    for i, col in enumerate(_METRIC_COLS):
-        t.add_column(col, justify="left" if i == 0 else "right")
-    for name, e in r["metrics"].items():
-        t.add_row(*_metric_row(name, e))
-    console.print(t)
-    if r["changed_most"]["pairs"]:
-        c = Table(title=f"pairs that changed most ({r['changed_most']['by']})", title_justify="left")
-        for i, col in enumerate(("pair", "A", "B", "B − A", "relative")):
-            c.add_column(col, justify="left" if i == 0 else "right", overflow="fold" if i == 0 else "ellipsis")
-        for ch in r["changed_most"]["pairs"]:
-            key, *rest = _changed_row(ch)
-            c.add_row(Text(key), *rest)
-        console.print(c)
-    for label, keys in (("only in A", r["pairs"]["only_a"]), ("only in B", r["pairs"]["only_b"])):
-        if keys:
-            console.print(f"{label} (not compared): " + ", ".join(keys), markup=False)
-
-
-def _md(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
-def write_compare_markdown(r: dict[str, Any], out: TextIO) -> None:
-    lines = ["## hlcli compare", "", *(f"{line}  " for line in _headline(r)), "",
-             _md(list(_METRIC_COLS)), "|---|" + "---:|" * (len(_METRIC_COLS) - 1)]
-    lines += [_md(_metric_row(name, e)) for name, e in r["metrics"].items()]
-    if r["changed_most"]["pairs"]:
-        lines += ["", f"### Pairs that changed most ({r['changed_most']['by']})", "",
-                  _md(["pair", "A", "B", "B − A", "relative"]), "|---|---:|---:|---:|---:|"]
-        lines += [_md([f"`{row[0]}`", *row[1:]]) for row in map(_changed_row, r["changed_most"]["pairs"])]
-    for label, keys in (("Only in A", r["pairs"]["only_a"]), ("Only in B", r["pairs"]["only_b"])):
-        if keys:
-            lines += ["", f"{label} (not compared): " + ", ".join(f"`{k}`" for k in keys)]
-    out.write("\n".join(lines) + "\n")
-
-
-def write_compare(r: dict[str, Any], fmt: str, out: TextIO, *, terminal: bool = False) -> None:
-    from .report import dumps_strict
-
-    if fmt == "json":
-        out.write(dumps_strict(r, indent=2) + "\n")
-    elif fmt == "markdown":
-        write_compare_markdown(r, out)
-    elif fmt == "table":
-        write_compare_table(r, out, terminal=terminal)
-    else:
-        raise ValueError(f"unknown format {fmt!r}")

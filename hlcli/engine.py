@@ -157,8 +157,10 @@ def _abs_diff_sums(r: torch.Tensor, g: torch.Tensor, chunk_values: int = 1 << 24
     return total
 
 
-class Scorer:
-    """Scores batches of pairs with one loaded network.
+class BatchScorer:
+    """Measures batches of pairs with one loaded network: per image, the L1 and the unweighted
+    perceptual value of each layer (combined into perceptual and hybrid by
+    :func:`hlcli.metrics.combine`).
 
     Memory is bounded by ``pixel_budget`` (pixels in one forward, both images counted): a batch
     is forwarded in chunks of at most ``forward_pixels`` pixels (the speed optimum, never above
@@ -169,8 +171,6 @@ class Scorer:
         self,
         state_dict: dict[str, torch.Tensor],
         layers: Sequence[LayerSpec],
-        layer_weights: Sequence[float],
-        lam: float,
         *,
         device: torch.device,
         precision: str = "fp32",
@@ -181,8 +181,6 @@ class Scorer:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         self.layers = tuple(layers)
-        self.layer_weights = tuple(float(w) for w in layer_weights)
-        self.lam = float(lam)
         self.device = device
         self.precision = precision
         self.pixel_budget = pixel_budget or default_pixel_budget(device)
@@ -234,13 +232,13 @@ class Scorer:
         return 2 * height * width > self.pixel_budget
 
     @torch.inference_mode()
-    def score(self, restored: torch.Tensor, gt: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Score a batch of same-size integer images (N, 3, H, W) with white = ``scale``.
+    def measure(self, restored: torch.Tensor, gt: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Measure a batch of same-size integer images (N, 3, H, W) with white = ``scale``.
         Returns (l1 (N,), per-layer perceptual (N, L)), float64 on the CPU."""
         n, _, h, w = restored.shape
         r_dev = restored.to(self.device, non_blocking=True)
         g_dev = gt.to(self.device, non_blocking=True)
-        l1 = _abs_diff_sums(r_dev, g_dev) / (3 * h * w * scale)
+        l1 = metrics.l1_from_sum(_abs_diff_sums(r_dev, g_dev), 3 * h * w, scale=scale)
         if self.is_tiled(h, w):
             parts = [self._tiled_sq_sums(r_dev[i : i + 1], g_dev[i : i + 1], scale) for i in range(n)]
         else:
@@ -249,19 +247,13 @@ class Scorer:
                 self._sq_sums_retrying(r_dev[i : i + per], g_dev[i : i + per], scale)
                 for i in range(0, n, per)
             ]
-        sums = [torch.cat(layer_parts) for layer_parts in zip(*parts)]
-        counts = torch.tensor(
-            [self.feature_count(s, h, w) for s in self.layers], dtype=torch.float64
-        )
-        per_layer = torch.stack([s.cpu() for s in sums], dim=1) / counts
-        return l1.cpu(), per_layer
+        sums = torch.stack([torch.cat(layer_parts).cpu() for layer_parts in zip(*parts)], dim=1)
+        counts = torch.tensor([self.feature_count(s, h, w) for s in self.layers], dtype=torch.float64)
+        return l1.cpu(), metrics.feature_mse_from_sum(sums, counts)
 
     def feature_count(self, spec: LayerSpec, h: int, w: int) -> int:
         """C_l * H_l * W_l: each 2x2 pool floors the side."""
         return spec.channels * (h // spec.stride) * (w // spec.stride)
-
-    def combine(self, l1: torch.Tensor, per_layer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return metrics.combine(l1, per_layer, self.layer_weights, self.lam)
 
     # -- memory -------------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ file (when there is one) and says how to fix the problem. The CLI maps each type
 from __future__ import annotations
 
 from os import PathLike
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import Missing
 
 
 class HlcliError(Exception):
@@ -18,6 +22,12 @@ class HlcliError(Exception):
     ``what`` says what went wrong, ``path`` names the file involved (optional) and ``fix`` says
     how to fix it (optional). ``str(err)`` renders the one-line form
     ``<what> (<path>): <fix>`` used by the CLI as ``Error: ...``.
+
+    >>> try:
+    ...     hlcli.score_dirs("out", "gt")
+    ... except hlcli.HlcliError as err:
+    ...     print(err.exit_code, err)      # doctest: +SKIP
+    2 restored directory does not exist (out): check the path
     """
 
     exit_code = 1
@@ -39,16 +49,70 @@ class HlcliError(Exception):
 
 
 class InputError(HlcliError):
-    """The user's input (files, options, images) cannot be scored as given. Exit code 2."""
+    """The user's input (files, options, images) cannot be scored as given. Exit code 2.
+
+    >>> err = InputError("image is truncated", "out/a.png", "re-export it")
+    >>> err.exit_code, str(err)
+    (2, 'image is truncated (out/a.png): re-export it')
+    """
 
     exit_code = 2
 
 
 class HlcliEnvironmentError(HlcliError):
-    """The environment is not usable: weights missing or invalid, device absent. Exit code 3."""
+    """The environment is not usable: weights missing or invalid, device absent. Exit code 3.
+
+    >>> hlcli.load_weights("missing.pth")   # doctest: +SKIP
+    Traceback (most recent call last):
+    hlcli.errors.HlcliEnvironmentError: weights file given by --weights does not exist (missing.pth): ...
+    """
 
     exit_code = 3
 
 
 class NonFiniteError(HlcliEnvironmentError):
-    """A NaN or infinity appeared in a computed score. Exit code 3."""
+    """A NaN or infinity appeared in a computed score (never written to any output). Exit code 3.
+
+    >>> NonFiniteError("a score is not finite", "out/a.png", "try --precision fp32").exit_code
+    3
+    """
+
+
+class MissingFilesError(InputError):
+    """Files on one side only, without ``allow_missing``. Exit code 2. ``missing`` holds the
+    lists (restored files without ground truth, ground-truth files without restored file).
+
+    >>> from hlcli.results import Missing
+    >>> str(MissingFilesError(Missing(restored_only=["out/x.png"])))[:39]
+    'restored file has no ground-truth file '
+    """
+
+    def __init__(self, missing: Missing):
+        self.missing = missing
+        n = len(missing)
+        # The error line names a file (the first one); the CLI lists all of them above it.
+        first = (missing.restored_only or missing.gt_only or [None])[0]
+        if n == 1:
+            what = ("restored file has no ground-truth file" if missing.restored_only
+                    else "ground-truth file has no restored file")
+        else:
+            what = (f"{n} files without a partner ({len(missing.restored_only)} restored without "
+                    f"ground truth, {len(missing.gt_only)} ground truth without restored), the "
+                    "first being")
+        super().__init__(
+            what,
+            first,
+            "add the missing files, or pass --allow-missing to score the matched pairs "
+            "(the unmatched ones are still listed in every output)",
+        )
+
+
+class InputWarning(UserWarning):
+    """A file was read, but something in it deserves a look (corrupt metadata, a skipped tag).
+
+    ``str(warning)`` is ``"<path>: <what>"``; :func:`hlcli.images.probe` and
+    :func:`~hlcli.images.decode` issue at most one per call, in place of the warnings Pillow (or
+    numpy) raised while reading the file, and set ``path`` to the file.
+    """
+
+    path: str | None = None

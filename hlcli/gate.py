@@ -28,15 +28,14 @@ from typing import Any
 
 from .documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
 from .errors import InputError
-from .results import BASE_METRICS, STATS, describe, format_change, metric_names
+from .results import BASE_METRICS, STATS, PairResult, Run, describe, metric_names
 
-__all__ = ["OVERRIDE_FLAG", "Gate", "GatePlan", "Limit", "check_metrics", "compare_to_baseline", "evaluate_gates",
-           "failure_lines", "load_document", "note_lines", "parse_gate", "parse_limit", "scoped", "statistic"]
+__all__ = ["OPS", "OVERRIDE_FLAG", "Gate", "GateSpec", "Limit", "check_metrics", "compare_to_baseline",
+           "evaluate_gates", "load_document", "parse_gate", "parse_limit", "scoped", "statistic"]
 
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
        "==": operator.eq, "!=": operator.ne}
 GATE_STATS = ("count", *STATS)
-MAX_PAIR_LINES = 20  # regressed pairs named one per line on stderr; the rest are counted
 
 _GATE_RE = re.compile(r"\s*(p\d+(?:\.\d+)?|[a-z]+)\s*\.\s*([a-z][a-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*",
                       re.IGNORECASE)
@@ -102,10 +101,11 @@ def statistic(stat: str, values: list[float]) -> float | int | None:
     return float(np.percentile(np.asarray(values, dtype=np.float64), float(stat[1:]), method="linear"))
 
 
-def evaluate_gates(gates: list[Gate], pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def evaluate_gates(gates: list[Gate], pairs: list[PairResult]) -> list[dict[str, Any]]:
+    """The ``checks`` of the gate section: each gate's observed statistic over ``pairs``."""
     checks = []
     for g in gates:
-        observed = statistic(g.stat, [pair_value(p, g.metric) for p in pairs])
+        observed = statistic(g.stat, [p.metric(g.metric) for p in pairs])
         failed = observed is None or OPS[g.op](observed, g.threshold)
         checks.append({"expression": g.expression, "stat": g.stat, "metric": g.metric, "op": g.op,
                        "threshold": g.threshold, "observed": observed, "passed": not failed,
@@ -169,13 +169,13 @@ def scoped(limits: list[Limit], pair_limits: list[Limit]) -> list[Limit]:
     return [replace(lim, scope="mean") for lim in limits] + [replace(lim, scope="pairs") for lim in pair_limits]
 
 
-def compare_to_baseline(pairs: list[dict[str, Any]], layer_names: list[str], baseline: dict[str, Any],
+def compare_to_baseline(pairs: list[PairResult], layer_names: list[str], baseline: dict[str, Any],
                         limits: list[Limit], *, baseline_path: str,
                         differences: list[str] | None = None) -> dict[str, Any]:
     """The ``regressions`` part of the gate section (see the module doc for the rules).
     ``limits`` carry their scope (see :func:`scoped`)."""
     base = {p["key"]: p for p in baseline["pairs"]}
-    cur = {p["key"]: p for p in pairs}
+    cur = {p.key: p for p in pairs}
     common = sorted(base.keys() & cur.keys())
     base_layers = {layer["name"] for layer in baseline["settings"]["layers"]}
     metrics = [m for m in metric_names(layer_names) if m in BASE_METRICS or m in base_layers]
@@ -187,7 +187,7 @@ def compare_to_baseline(pairs: list[dict[str, Any]], layer_names: list[str], bas
         entry: dict[str, Any] = {"metric": m, "baseline": None, "observed": None, "delta": None,
                                  "relative_change": None, "allowed": None, "passed": not (lims and not common)}
         if common:
-            old, new = _mean([pair_value(base[k], m) for k in common]), _mean([pair_value(cur[k], m) for k in common])
+            old, new = _mean([pair_value(base[k], m) for k in common]), _mean([cur[k].metric(m) for k in common])
             entry.update(baseline=old, observed=new, delta=new - old, relative_change=_rel(new - old, old))
             if lims:
                 entry["allowed"] = max(lim.allowed(old) for lim in lims)
@@ -195,7 +195,7 @@ def compare_to_baseline(pairs: list[dict[str, Any]], layer_names: list[str], bas
         summary.append(entry)
         pair_lims = applied_pairs.get(m)
         for k in common if pair_lims else ():
-            old, new = pair_value(base[k], m), pair_value(cur[k], m)
+            old, new = pair_value(base[k], m), cur[k].metric(m)
             allowed = max(lim.allowed(old) for lim in pair_lims)
             if new - old > allowed:
                 regressed.append({"key": k, "metric": m, "baseline": old, "observed": new, "delta": new - old,
@@ -215,7 +215,7 @@ def compare_to_baseline(pairs: list[dict[str, Any]], layer_names: list[str], bas
 
 
 @dataclass
-class GatePlan:
+class GateSpec:
     """What ``hlcli score`` checks after scoring: ``--fail-if`` gates and a ``--baseline``."""
 
     gates: list[Gate] = field(default_factory=list)
@@ -244,68 +244,15 @@ class GatePlan:
         self.differences = diffs
         return diffs
 
-    def evaluate(self, pairs: list[dict[str, Any]], layer_names: list[str]) -> dict[str, Any] | None:
-        """The gate section of the report, or None when there is nothing to check."""
+    def evaluate(self, run: Run) -> dict[str, Any] | None:
+        """The gate section of ``run``'s report, or None when there is nothing to check."""
         if not self:
             return None
-        checks = evaluate_gates(self.gates, pairs)
+        checks = evaluate_gates(self.gates, run.pairs)
         regressions = None
         if self.baseline is not None:
-            regressions = compare_to_baseline(pairs, layer_names, self.baseline, self.limits,
+            regressions = compare_to_baseline(run.pairs, run.layer_names, self.baseline, self.limits,
                                               baseline_path=str(self.baseline_path),
                                               differences=self.differences)
         passed = all(c["passed"] for c in checks) and (regressions is None or regressions["passed"])
         return {"passed": passed, "checks": checks, "regressions": regressions}
-
-
-def _shown(check: dict[str, Any]) -> str:
-    """The observed value with 6 significant digits, or more where 6 would make it look as if it
-    were on the other side of the threshold (0.0800001 is not shown as 0.08 for '>0.08')."""
-    x = check["observed"]
-    if isinstance(x, int):
-        return str(x)
-    for digits in range(6, 18):
-        text = f"{x:.{digits}g}"
-        if OPS[check["op"]](float(text), check["threshold"]) == OPS[check["op"]](x, check["threshold"]):
-            return text
-    return repr(x)
-
-
-def failure_lines(gate: dict[str, Any] | None) -> list[str]:
-    """One line per failed gate, regressed mean and (up to MAX_PAIR_LINES) regressed pair."""
-    if not gate:
-        return []
-    lines = [f"Gate failed: {c['expression']} (" + (c["reason"] or f"observed {_shown(c)}") + ")"
-             for c in gate["checks"] if not c["passed"]]
-    reg = gate.get("regressions")
-    if reg:
-        for e in reg["summary"]:
-            if e["passed"]:
-                continue
-            if e["observed"] is None:
-                lines.append(f"Regression check failed: {e['metric']}: no pair is in both this run and the baseline")
-            else:
-                lines.append(f"Regression: mean {e['metric']} over {reg['pairs_compared']} common pairs "
-                             f"{e['observed']:.6g} vs baseline {e['baseline']:.6g} "
-                             f"({format_change(e['delta'], e['relative_change'])}, allowed +{e['allowed']:.6g})")
-        for r in reg["regressed"][:MAX_PAIR_LINES]:
-            lines.append(f"Regression: pair {r['key']} {r['metric']} {r['observed']:.6g} vs baseline "
-                         f"{r['baseline']:.6g} ({format_change(r['delta'], r['relative_change'])}, allowed +{r['allowed']:.6g})")
-        if len(reg["regressed"]) > MAX_PAIR_LINES:
-            lines.append(f"Regression: … and {len(reg['regressed']) - MAX_PAIR_LINES} more pair regressions "
-                         "(all are listed in the gate section of the JSON report)")
-    return lines
-
-
-def note_lines(gate: dict[str, Any] | None) -> list[str]:
-    """Warnings that do not fail the run: settings overridden, pairs new or missing."""
-    reg = (gate or {}).get("regressions")
-    if not reg:
-        return []
-    lines = [f"Warning: comparing with a baseline made with different settings ({d})"
-             for d in reg["settings_differences"]]
-    for label, keys in (("not in the baseline", reg["new"]), ("in the baseline but not scored now", reg["missing"])):
-        if keys:
-            shown = ", ".join(keys[:10]) + (f", … ({len(keys) - 10} more)" if len(keys) > 10 else "")
-            lines.append(f"Note: {len(keys)} pair(s) {label}: {shown}")
-    return lines

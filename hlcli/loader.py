@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -133,12 +133,26 @@ def decode_pair(plan: Planned, *, alpha: str, max_pixels: int | None) -> tuple[n
     return _to_depth(r, plan.depth), _to_depth(g, plan.depth)
 
 
+class DecodedBatch(NamedTuple):
+    """Pairs of one size, decoded: ``restored`` and ``gt`` are uint8 (or int32 holding 16-bit)
+    tensors (N, 3, H, W), None when every pair of the batch failed; a pair that failed to decode
+    is in ``failures`` (with its error) instead of ``plans``."""
+
+    plans: list[Planned]
+    restored: Any
+    gt: Any
+    failures: list[Failure]
+
+    @property
+    def scale(self) -> int:
+        """The value of white: 65535 for 16-bit batches, else 255."""
+        return 65535 if self.plans[0].depth == 16 else 255
+
+
 class BatchDataset:
     """A map-style dataset whose items are whole batches (lists of plans), so that DataLoader
-    workers decode and stack a batch each while the engine computes the previous one.
-
-    An item is ``(plans, restored uint8/16 tensor (N,3,H,W), gt tensor, failures)``; a pair that
-    fails to decode is moved to ``failures`` (with its error) instead of stopping the worker."""
+    workers decode and stack a batch each while the engine computes the previous one. An item
+    is a :class:`DecodedBatch`."""
 
     def __init__(self, groups: list[list[Planned]], *, alpha: str, max_pixels: int | None):
         self.groups = groups
@@ -148,7 +162,7 @@ class BatchDataset:
     def __len__(self) -> int:
         return len(self.groups)
 
-    def __getitem__(self, i: int) -> tuple[list[Planned], Any, Any, list[Failure]]:
+    def __getitem__(self, i: int) -> DecodedBatch:
         import torch
 
         ok: list[Planned] = []
@@ -163,7 +177,7 @@ class BatchDataset:
             rs.append(r)
             gs.append(g)
         if not ok:
-            return ok, None, None, failures
+            return DecodedBatch(ok, None, None, failures)
         # NHWC arrays -> NCHW views (channels_last memory, which the engine wants anyway).
         # torch's uint16 tensors support few ops, so 16-bit data travels as int32 (exact).
         def stack(arrs: list[np.ndarray]) -> torch.Tensor:
@@ -172,12 +186,12 @@ class BatchDataset:
                 a = a.astype(np.int32)
             return torch.from_numpy(a).permute(0, 3, 1, 2)
 
-        return ok, stack(rs), stack(gs), failures
+        return DecodedBatch(ok, stack(rs), stack(gs), failures)
 
 
-def iterate(
+def decoded_batches(
     groups: list[list[Planned]], *, alpha: str, max_pixels: int | None, workers: int, pin_memory: bool
-) -> Iterator[tuple[list[Planned], Any, Any, list[Failure]]]:
+) -> Iterator[DecodedBatch]:
     """Yield decoded batches in order, decoding up to ``workers`` batches ahead in worker
     processes. With ``workers=0``, or a single batch (there is nothing to overlap its decoding
     with), batches are decoded in this process: no worker start-up, no inter-process copy.
@@ -185,10 +199,10 @@ def iterate(
     dataset = BatchDataset(groups, alpha=alpha, max_pixels=max_pixels)
     if workers == 0 or len(groups) <= 1:
         for i in range(len(dataset)):
-            ok, r, g, failures = dataset[i]
-            if pin_memory and r is not None:
-                r, g = r.pin_memory(), g.pin_memory()
-            yield ok, r, g, failures
+            batch = dataset[i]
+            if pin_memory and batch.restored is not None:
+                batch = batch._replace(restored=batch.restored.pin_memory(), gt=batch.gt.pin_memory())
+            yield batch
         return
 
     from torch.utils.data import DataLoader

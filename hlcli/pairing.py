@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TextIO
 
-from hlcli.errors import InputError
-from hlcli.images import IMAGE_EXTENSIONS
+from .errors import InputError
+from .images import IMAGE_EXTENSIONS
 
-__all__ = ["IMAGE_EXTENSIONS", "Pair", "Pairing", "find_pairs", "read_manifest"]
+__all__ = ["IMAGE_EXTENSIONS", "Pair", "Pairing", "find_pairs", "pairs_from_paths", "read_manifest"]
 
 _USE_PAIRS = "or list the pairs explicitly with --pairs FILE"
 _ONE_PER_LINE = "write one 'restored,gt' pair per line; quote paths containing commas"
@@ -275,6 +275,31 @@ def read_manifest(source: str | Path | TextIO, *, base: Path | None = None) -> P
     if not rows:
         raise InputError("pairs manifest lists no pairs", name,
                          "write one 'restored,gt' pair per line")
-    keys = _manifest_keys([w for _, w, _, _ in rows])
-    pairs = [Pair(k, r, g) for k, (_, _, r, g) in zip(keys, rows)]
+    return _keyed([(w, r, g) for _, w, r, g in rows])
+
+
+def _keyed(rows: list[tuple[str, Path, Path]]) -> Pairing:
+    """Pairs ``(restored as written, restored, gt)`` keyed by :func:`_manifest_keys`, sorted."""
+    keys = _manifest_keys([w for w, _, _ in rows])
+    pairs = [Pair(k, r, g) for k, (_, r, g) in zip(keys, rows)]
     return Pairing(pairs=sorted(pairs, key=lambda p: p.key))
+
+
+def pairs_from_paths(items: list[tuple[Path, Path]]) -> Pairing:
+    """Explicit ``(restored, gt)`` paths, keyed as a ``--pairs`` manifest keys them. Every path
+    must be a file and no pair may repeat (``InputError`` naming the path otherwise)."""
+    rows: list[tuple[str, Path, Path]] = []
+    seen: set[tuple[str, str]] = set()
+    for restored, gt in items:
+        for p, role in ((restored, "restored"), (gt, "ground-truth")):
+            if not p.is_file():
+                what = "is not a file" if p.exists() else "does not exist"
+                raise InputError(f"{role} file {what}", p, "fix the path")
+        ident = (os.path.normpath(restored), os.path.normpath(gt))
+        if ident in seen:
+            raise InputError("the pair is given twice", restored, "remove the duplicate")
+        seen.add(ident)
+        rows.append((str(restored), restored, gt))
+    if not rows:
+        raise InputError("no pairs given", None, "pass at least one (restored, gt) pair")
+    return _keyed(rows)

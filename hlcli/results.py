@@ -1,4 +1,5 @@
-"""Result records of a run and their summary statistics (no torch import).
+"""The results of a scoring run: the :class:`Run` and its records (:class:`PairResult`,
+:class:`Skipped`, :class:`Missing`), and their summary statistics (no torch import).
 
 Statistics over the scored pairs, per metric, in float64 (numpy):
 ``count``, ``mean``, ``median``, ``std`` (population, ddof=0), ``min``, ``max`` and the
@@ -9,10 +10,10 @@ v[i] + f * (v[i+1] - v[i]) with i + f = p/100 * (n - 1)).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+SCHEMA_VERSION = 1
 STATS = ("mean", "median", "std", "min", "max", "p50", "p90", "p95", "p99")
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 BASE_METRICS = ("l1", "perceptual", "hybrid")
@@ -20,6 +21,15 @@ BASE_METRICS = ("l1", "perceptual", "hybrid")
 
 @dataclass
 class PairResult:
+    """The scores of one pair. ``layers`` holds the unweighted perceptual value of each layer;
+    ``perceptual`` is their weighted sum and ``hybrid`` = ``l1 + lambda * perceptual``.
+
+    >>> r = PairResult("a", "out/a.png", "gt/a.png", 64, 64, l1=0.02, layers={"conv3_3": 0.4},
+    ...                perceptual=0.4, hybrid=0.04)
+    >>> r.metric("conv3_3"), r.metric("hybrid")
+    (0.4, 0.04)
+    """
+
     key: str
     restored: str
     gt: str
@@ -59,7 +69,12 @@ class PairResult:
 
 @dataclass
 class Skipped:
-    """A pair (or file) that was not scored, and why."""
+    """A pair (or file) that was not scored (``on_error="skip"``), why, and the exit code its
+    error has under ``on_error="fail"``.
+
+    >>> Skipped("a", "out/a.png", "cannot decode the image (out/a.png): ...", 2).as_dict()["exit_code"]
+    2
+    """
 
     key: str
     path: str  # the file at fault
@@ -72,6 +87,13 @@ class Skipped:
 
 @dataclass
 class Missing:
+    """Image files without a partner on the other side (scored runs list them with
+    ``allow_missing``; without it they are a :class:`~hlcli.MissingFilesError`).
+
+    >>> len(Missing(restored_only=["out/extra.png"], gt_only=[]))
+    1
+    """
+
     restored_only: list[str] = field(default_factory=list)  # restored files with no ground truth
     gt_only: list[str] = field(default_factory=list)  # ground-truth files with no restored file
 
@@ -128,5 +150,61 @@ def format_change(delta: float, rel: float | None) -> str:
     return f"{rel * 100:+.3g}%" if rel is not None else f"{delta:+.6g}"
 
 
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass
+class Run:
+    """A scoring run: how it was made (``settings``, ``environment``) and what it found
+    (``pairs``, ``skipped``, ``missing``, ``ignored``, and ``gate`` when gates were evaluated).
+    Returned by :func:`hlcli.score_dirs` and :func:`hlcli.score_pairs`;
+    ``document()`` is the JSON document that ``hlcli score -f json`` writes.
+
+    >>> run = Run(settings={"lambda": 0.05}, environment={}, layer_names=["conv3_3"])
+    >>> run.complete, run.summary()["count"]
+    (True, 0)
+    """
+
+    settings: dict[str, Any]
+    environment: dict[str, Any]
+    layer_names: list[str]
+    pairs: list[PairResult] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    missing: Missing = field(default_factory=Missing)
+    ignored: list[str] = field(default_factory=list)
+    gate: dict[str, Any] | None = None
+    worst: int = 5
+
+    @property
+    def complete(self) -> bool:
+        """True only when every file found was scored: nothing skipped, nothing unmatched."""
+        return not self.skipped and not len(self.missing)
+
+    def sorted_pairs(self) -> list[PairResult]:
+        return sorted(self.pairs, key=lambda p: p.key)
+
+    def summary(self) -> dict[str, Any]:
+        s = summarize(self.pairs, self.layer_names, worst=self.worst)
+        s["skipped"] = len(self.skipped)
+        s["missing"] = len(self.missing)
+        s["ignored"] = len(self.ignored)
+        s["complete"] = self.complete
+        return s
+
+    def header(self) -> dict[str, Any]:
+        """What the JSON document and the JSON Lines header share: schema, versions, settings."""
+        return {"schema_version": SCHEMA_VERSION, "tool": "hlcli", **self.environment, "settings": self.settings}
+
+    def document(self, *, summary_only: bool = False) -> dict[str, Any]:
+        """The JSON document (hlcli/schema/score.schema.json). ``summary_only`` leaves out the
+        ``pairs`` array and says so with ``"summary_only": true``."""
+        pairs = {"summary_only": True} if summary_only else {"pairs": [p.as_dict() for p in self.sorted_pairs()]}
+        return {
+            **self.header(),
+            "complete": self.complete,
+            **pairs,
+            "skipped": [s.as_dict() for s in sorted(self.skipped, key=lambda s: s.key)],
+            "missing": self.missing.as_dict(),
+            "ignored": list(self.ignored),
+            "summary": self.summary(),
+            "gate": self.gate,
+        }

@@ -256,6 +256,13 @@ def _natural(key: str) -> tuple:
 
 @dataclass(frozen=True)
 class LoadedWeights:
+    """Verified VGG-19 weights: ``state_dict`` for :class:`hlcli.HybridLoss`, and where they
+    came from (``sha256`` is what ``hlcli score -f json`` records).
+
+    >>> w = hlcli.load_weights("vgg19-dcbb9e9d.pth")     # doctest: +SKIP
+    >>> loss_fn = hlcli.HybridLoss(w.state_dict)         # doctest: +SKIP
+    """
+
     state_dict: dict[str, Any]  # the 32 features.* conv tensors, float32, verified
     path: Path
     source: str
@@ -330,3 +337,16 @@ def import_file(src: Path, *, force: bool = False) -> Path:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
     return dst
+
+
+def load_weights(path: str | os.PathLike[str] | None = None, *, offline: bool = False,
+                 progress: bool = False) -> LoadedWeights:
+    """Find, verify and load the VGG-19 weights in ``hlcli score``'s order: ``path``,
+    ``$HLCLI_WEIGHTS``, the torch hub cache, then a hash-checked download (never with
+    ``offline``). Raises :class:`~hlcli.HlcliEnvironmentError` when none can be had.
+
+    >>> w = hlcli.load_weights(offline=True)   # doctest: +SKIP
+    >>> w.sha256[:8], w.official               # doctest: +SKIP
+    ('dcbb9e9d', True)
+    """
+    return load(resolve(path, offline=offline, progress=progress))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hlcli.report import Run
+from hlcli.results import Run
 from hlcli.results import PairResult
 
 SHA = "ab" * 32
@@ -52,5 +52,5 @@ def document(values: dict[str, float] | list[PairResult], **kw: Any) -> dict[str
     return run(values, **kw).document()
 
 
-def pair_dicts(values: dict[str, float]) -> list[dict[str, Any]]:
-    return [p.as_dict() for p in run(values).pairs]
+def pairs(values: dict[str, float]) -> list[PairResult]:
+    return run(values).pairs

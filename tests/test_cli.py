@@ -250,12 +250,12 @@ def test_exit_3_cuda_requested_but_absent(cli_env, pair_dirs):
 
 
 def test_exit_130_on_ctrl_c_without_traceback(cli_env, pair_dirs, monkeypatch, tmp_path):
-    import hlcli.runner
+    import hlcli.scoring
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hlcli.runner, "score", interrupted)
+    monkeypatch.setattr(hlcli.scoring, "score_pairing", interrupted)
     out = tmp_path / "x.json"
     r = score(*pair_dirs, "-o", out)
     assert r.exit_code == 130 and "Traceback" not in r.stderr
@@ -263,9 +263,9 @@ def test_exit_130_on_ctrl_c_without_traceback(cli_env, pair_dirs, monkeypatch, t
 
 
 def test_exit_3_internal_error_is_one_line(cli_env, pair_dirs, monkeypatch):
-    import hlcli.runner
+    import hlcli.scoring
 
-    monkeypatch.setattr(hlcli.runner, "score", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(hlcli.scoring, "score_pairing", lambda *a, **k: 1 / 0)
     r = score(*pair_dirs)
     assert r.exit_code == 3 and r.stderr.count("\n") == 1 and "--debug" in r.stderr
     r = score(*pair_dirs, "--debug")

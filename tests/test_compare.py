@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from hlcli.cli import cli
-from hlcli.compare import bootstrap_interval, compare_runs, write_compare
+from hlcli.compare import bootstrap_interval, compare_runs
+from hlcli.render.compare import write_compare
 from hlcli.errors import InputError
 from tests import synthetic
 from tests.conftest import degrade, save

@@ -1193,7 +1193,7 @@ def test_non_finite_scores_are_exit_3_and_never_written(env, nan_weights, tmp_pa
 
 
 def test_json_writer_refuses_non_finite_numbers():
-    from hlcli.report import dumps_strict
+    from hlcli.render.common import dumps_strict
 
     for bad in (float("nan"), float("inf"), -float("inf")):
         with pytest.raises(ValueError):
@@ -1231,14 +1231,14 @@ def test_library_input_errors_are_typed_under_python_dash_O(tmp_path):
     code = (
         "import sys\n"
         "from hlcli.errors import InputError\n"
-        "from hlcli import images, pairing, runner\n"
+        "from hlcli import images, pairing, scoring as runner\n"
         "calls = [lambda: images.decode(sys.argv[1]), lambda: images.probe(sys.argv[1]),\n"
         "         lambda: images.decode(sys.argv[1], alpha='maybe'),\n"
         "         lambda: pairing.find_pairs(sys.argv[1] + '-nope', sys.argv[1]),\n"
-        "         lambda: runner.check_options(runner.ScoreOptions(batch_size=0)),\n"
-        "         lambda: runner.check_options(runner.ScoreOptions(size_mismatch='stretch')),\n"
-        "         lambda: runner.check_options(runner.ScoreOptions(layers=('conv9_9',))),\n"
-        "         lambda: runner.score(pairing.Pairing(pairs=[]), runner.ScoreOptions())]\n"
+        "         lambda: runner.validate_options(runner.ScoreOptions(batch_size=0)),\n"
+        "         lambda: runner.validate_options(runner.ScoreOptions(size_mismatch='stretch')),\n"
+        "         lambda: runner.validate_options(runner.ScoreOptions(layers=('conv9_9',))),\n"
+        "         lambda: runner.score_pairing(pairing.Pairing(pairs=[]), runner.ScoreOptions())]\n"
         "for call in calls:\n"
         "    try:\n"
         "        call()\n"

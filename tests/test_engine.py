@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from hlcli import engine
-from hlcli.engine import Scorer, select_device, tile_plan
+from hlcli.engine import BatchScorer, select_device, tile_plan
 from hlcli.errors import HlcliEnvironmentError
 from hlcli.features import VGGFeatures
 from hlcli.layers import LAYERS, resolve_layers
-from hlcli.loader import BatchDataset, Planned, batches, iterate
+from hlcli.loader import BatchDataset, Planned, batches, decoded_batches
 from hlcli.pairing import Pair, find_pairs
-from hlcli.runner import ScoreOptions, score
+from hlcli.scoring import ScoreOptions, score_pairing
 
 from .conftest import degrade, save, textured
 
@@ -137,24 +137,24 @@ def test_default_budgets():
 
 
 def test_forward_pixels_never_exceed_budget(state_dict):
-    s = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU, pixel_budget=1 << 16, forward_pixels=1 << 20)
+    s = BatchScorer(state_dict, DEFAULT, device=CPU, pixel_budget=1 << 16, forward_pixels=1 << 20)
     assert s.forward_pixels == 1 << 16
 
 
 def test_batch_is_forwarded_in_chunks_with_identical_results(state_dict, monkeypatch):
     rs, gs = _pairs(5, 48, 40)
-    one = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU)  # all 5 pairs in one forward
-    l1a, pa = one.score(_t(rs), _t(gs), 255)
-    chunked = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU, forward_pixels=2 * 2 * 48 * 40)
+    one = BatchScorer(state_dict, DEFAULT, device=CPU)  # all 5 pairs in one forward
+    l1a, pa = one.measure(_t(rs), _t(gs), 255)
+    chunked = BatchScorer(state_dict, DEFAULT, device=CPU, forward_pixels=2 * 2 * 48 * 40)
     seen = []
-    real = Scorer._features
+    real = BatchScorer._features
 
     def spy(self, x):
         seen.append(x.shape[0] * x.shape[2] * x.shape[3])
         return real(self, x)
 
-    monkeypatch.setattr(Scorer, "_features", spy)
-    l1b, pb = chunked.score(_t(rs), _t(gs), 255)
+    monkeypatch.setattr(BatchScorer, "_features", spy)
+    l1b, pb = chunked.measure(_t(rs), _t(gs), 255)
     assert seen == [4 * 48 * 40, 4 * 48 * 40, 2 * 48 * 40]  # 2 + 2 + 1 pairs
     assert torch.equal(l1a, l1b)
     torch.testing.assert_close(pb, pa, rtol=1e-5, atol=0)
@@ -162,18 +162,18 @@ def test_batch_is_forwarded_in_chunks_with_identical_results(state_dict, monkeyp
 
 def test_pair_above_forward_size_runs_restored_and_gt_separately(state_dict, monkeypatch):
     rs, gs = _pairs(2, 64, 80, seed=9)
-    joint = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU)
-    l1a, pa = joint.score(_t(rs), _t(gs), 255)
-    split = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU, forward_pixels=64 * 80)
+    joint = BatchScorer(state_dict, DEFAULT, device=CPU)
+    l1a, pa = joint.measure(_t(rs), _t(gs), 255)
+    split = BatchScorer(state_dict, DEFAULT, device=CPU, forward_pixels=64 * 80)
     seen = []
-    real = Scorer._features
+    real = BatchScorer._features
 
     def spy(self, x):
         seen.append(tuple(x.shape))
         return real(self, x)
 
-    monkeypatch.setattr(Scorer, "_features", spy)
-    l1b, pb = split.score(_t(rs), _t(gs), 255)
+    monkeypatch.setattr(BatchScorer, "_features", spy)
+    l1b, pb = split.measure(_t(rs), _t(gs), 255)
     assert seen == [(1, 3, 64, 80)] * 4  # pair by pair, one image per forward
     assert torch.equal(l1a, l1b)
     torch.testing.assert_close(pb, pa, rtol=1e-5, atol=0)
@@ -213,14 +213,14 @@ def test_oom_retry_splits_batches_and_tiles_single_pairs(state_dict, monkeypatch
     halves, a single pair that still does not fit is tiled, and the results are the same."""
     rs, gs = _pairs(4, 96, 96)
     r, g = _t(rs), _t(gs)
-    ref = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU)
+    ref = BatchScorer(state_dict, DEFAULT, device=CPU)
     want = ref._sq_sums(r, g, 255)
 
-    s = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU, pixel_budget=1 << 20)
+    s = BatchScorer(state_dict, DEFAULT, device=CPU, pixel_budget=1 << 20)
     s.device = torch.device("cuda")  # only the retry logic looks at it
     limit = {"pixels": 2 * 2 * 96 * 96}  # two pairs fit, four do not
     calls = []
-    real = Scorer._sq_sums
+    real = BatchScorer._sq_sums
 
     def fake(self, r, g, scale):
         px = 2 * r.shape[0] * r.shape[2] * r.shape[3]
@@ -229,7 +229,7 @@ def test_oom_retry_splits_batches_and_tiles_single_pairs(state_dict, monkeypatch
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(self, r, g, scale)
 
-    monkeypatch.setattr(Scorer, "_sq_sums", fake)
+    monkeypatch.setattr(BatchScorer, "_sq_sums", fake)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     got = s._sq_sums_retrying(r, g, 255)
     assert calls == [4, 2, 2]
@@ -247,15 +247,15 @@ def test_oom_retry_splits_batches_and_tiles_single_pairs(state_dict, monkeypatch
 
 
 def test_oom_on_cpu_is_not_swallowed(state_dict, monkeypatch):
-    s = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU)
+    s = BatchScorer(state_dict, DEFAULT, device=CPU)
 
     def boom(self, r, g, scale):
         raise torch.cuda.OutOfMemoryError("simulated")
 
-    monkeypatch.setattr(Scorer, "_sq_sums", boom)
+    monkeypatch.setattr(BatchScorer, "_sq_sums", boom)
     rs, gs = _pairs(2, 32, 32)
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        s.score(_t(rs), _t(gs), 255)
+        s.measure(_t(rs), _t(gs), 255)
 
 
 # -- reduced precision ---------------------------------------------------------------------------
@@ -266,16 +266,16 @@ def test_bf16_is_close_to_fp32(state_dict):
     exact L1 are unchanged. Measured on photo-like pairs: per-layer relative error ~1e-3
     (see the README's precision table); 2e-2 leaves room for other images and weights."""
     rs, gs = _pairs(3, 96, 128, seed=3)
-    fp32 = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU)
-    bf16 = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU, precision="bf16")
-    l1a, pa = fp32.score(_t(rs), _t(gs), 255)
-    l1b, pb = bf16.score(_t(rs), _t(gs), 255)
+    fp32 = BatchScorer(state_dict, DEFAULT, device=CPU)
+    bf16 = BatchScorer(state_dict, DEFAULT, device=CPU, precision="bf16")
+    l1a, pa = fp32.measure(_t(rs), _t(gs), 255)
+    l1b, pb = bf16.measure(_t(rs), _t(gs), 255)
     assert torch.equal(l1a, l1b)  # L1 never goes through reduced precision
     assert pb.dtype == torch.float64
     rel = ((pb - pa).abs() / pa).max().item()
     assert 0 < rel < 2e-2
     # identical images still score exactly 0
-    _, same = bf16.score(_t(gs), _t(gs), 255)
+    _, same = bf16.measure(_t(gs), _t(gs), 255)
     assert (same == 0).all()
 
 
@@ -286,7 +286,7 @@ def test_reduced_precision_casts_weights_once_with_identical_numbers(state_dict)
     from hlcli import metrics
 
     rs, gs = _pairs(2, 64, 48, seed=5)
-    s = Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU, precision="bf16")
+    s = BatchScorer(state_dict, DEFAULT, device=CPU, precision="bf16")
     assert s.model.features[0].weight.dtype == torch.bfloat16
     assert s.model.mean.dtype == s.model.std.dtype == torch.float32
     with torch.inference_mode():
@@ -302,7 +302,7 @@ def test_reduced_precision_casts_weights_once_with_identical_numbers(state_dict)
 
 def test_unknown_precision(state_dict):
     with pytest.raises(ValueError, match="precision"):
-        Scorer(state_dict, DEFAULT, [1, 1], 0.05, device=CPU, precision="fp8")
+        BatchScorer(state_dict, DEFAULT, device=CPU, precision="fp8")
 
 
 # -- tiling --------------------------------------------------------------------------------------
@@ -383,7 +383,7 @@ def test_single_batch_is_decoded_in_process(many_pairs, monkeypatch):
     plans = [_plan_from(i, p) for i, p in enumerate(pairing.pairs)]
     groups = batches(plans, batch_size=16, pixel_budget=1 << 21)
     assert len(groups) == 1
-    items = list(iterate(groups, alpha="error", max_pixels=None, workers=4, pin_memory=False))
+    items = list(decoded_batches(groups, alpha="error", max_pixels=None, workers=4, pin_memory=False))
     assert len(items) == 1 and items[0][1].shape == (5, 3, 40, 48)
     assert items[0][1].dtype == torch.uint8
 
@@ -404,7 +404,7 @@ def test_batch_dataset_items_are_channels_last_integers(many_pairs):
 
 
 def test_auto_workers():
-    from hlcli.runner import auto_workers
+    from hlcli.scoring import auto_workers
 
     assert auto_workers("cpu") == 0  # the forward already uses every core (see its docstring)
     assert 1 <= auto_workers("cuda") <= 8
@@ -415,7 +415,7 @@ def test_scores_do_not_depend_on_worker_count(many_pairs, cli_env):
     3 batches go through the DataLoader), gives the same scores."""
     runs = {}
     for workers in (0, 2):
-        run = score(find_pairs(*many_pairs), ScoreOptions(workers=workers, batch_size=2, device="cpu",
+        run = score_pairing(find_pairs(*many_pairs), ScoreOptions(workers=workers, batch_size=2, device="cpu",
                                                           offline=True))
         assert run.settings["workers"] == workers
         runs[workers] = {p.key: (p.l1, p.layers) for p in run.pairs}

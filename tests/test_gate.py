@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from hlcli import gate as g
+from hlcli.render import gate as gr
 from hlcli.cli import cli
 from hlcli.errors import InputError
 from tests import synthetic
@@ -71,7 +72,7 @@ def test_unknown_metric_or_unscored_layer_is_rejected():
 
 @pytest.mark.parametrize("stat", list(EXPECTED))
 def test_every_stat_observed_value(stat):
-    [check] = g.evaluate_gates([g.parse_gate(f"{stat}.l1>100")], synthetic.pair_dicts(VALUES))
+    [check] = g.evaluate_gates([g.parse_gate(f"{stat}.l1>100")], synthetic.pairs(VALUES))
     assert check["observed"] == pytest.approx(EXPECTED[stat], rel=1e-12, abs=1e-15)
     assert check["passed"] and check["reason"] is None
 
@@ -80,7 +81,7 @@ def test_summary_stats_and_gate_observations_agree_bit_for_bit():
     run = synthetic.run(VALUES)
     summary = run.summary()["metrics"]["hybrid"]
     gates = [g.parse_gate(f"{s}.hybrid>0") for s in g.GATE_STATS]
-    for check in g.evaluate_gates(gates, [p.as_dict() for p in run.pairs]):
+    for check in g.evaluate_gates(gates, run.pairs):
         assert check["observed"] == summary[check["stat"]]
 
 
@@ -94,13 +95,13 @@ def test_summary_stats_and_gate_observations_agree_bit_for_bit():
     ("!=", 4.0, True), ("!=", 4.001, False),
 ])
 def test_every_operator_at_and_around_the_boundary(op, threshold, passed):
-    [check] = g.evaluate_gates([g.parse_gate(f"mean.l1{op}{threshold}")], synthetic.pair_dicts(VALUES))
+    [check] = g.evaluate_gates([g.parse_gate(f"mean.l1{op}{threshold}")], synthetic.pairs(VALUES))
     assert check["observed"] == 4.0
     assert check["passed"] is passed
 
 
 def test_gate_on_a_layer_metric():
-    pairs = synthetic.pair_dicts(VALUES)  # conv4_3 = l1 / 4 -> mean 1.0
+    pairs = synthetic.pairs(VALUES)  # conv4_3 = l1 / 4 -> mean 1.0
     [fail, ok] = g.evaluate_gates([g.parse_gate("mean.conv4_3>0.5"), g.parse_gate("max.conv4_3>2.5")], pairs)
     assert (fail["observed"], fail["passed"]) == (1.0, False)
     assert (ok["observed"], ok["passed"]) == (2.5, True)
@@ -111,19 +112,19 @@ def test_undefined_statistic_fails_with_a_reason():
                                g.parse_gate("count.hybrid>5")], [])
     assert [c["passed"] for c in checks] == [False, False, True]
     assert checks[0]["observed"] is None and "no pairs" in checks[0]["reason"]
-    lines = g.failure_lines({"passed": False, "checks": checks, "regressions": None})
+    lines = gr.failure_lines({"passed": False, "checks": checks, "regressions": None})
     assert lines == ["Gate failed: mean.hybrid>1 (undefined: no pairs were scored)",
                      "Gate failed: count.hybrid<1 (observed 0)"]
 
 
 def test_failure_lines_one_per_failed_gate():
-    plan = g.GatePlan([g.parse_gate("mean.l1>3"), g.parse_gate("max.l1>20"), g.parse_gate("p95.l1 > 8")])
-    section = plan.evaluate(synthetic.pair_dicts(VALUES), ["conv3_3", "conv4_3"])
+    plan = g.GateSpec([g.parse_gate("mean.l1>3"), g.parse_gate("max.l1>20"), g.parse_gate("p95.l1 > 8")])
+    section = plan.evaluate(synthetic.run(VALUES))
     assert section["passed"] is False and section["regressions"] is None
-    assert g.failure_lines(section) == ["Gate failed: mean.l1>3 (observed 4)", "Gate failed: p95.l1>8 (observed 8.8)"]
+    assert gr.failure_lines(section) == ["Gate failed: mean.l1>3 (observed 4)", "Gate failed: p95.l1>8 (observed 8.8)"]
     close = {"observed": 0.08000001, "op": ">", "threshold": 0.08}
-    assert g._shown(close) == "0.08000001" and g._shown(dict(close, observed=0.0913)) == "0.0913"
-    assert g.GatePlan().evaluate([], []) is None  # nothing to check: no gate section
+    assert gr._shown(close) == "0.08000001" and gr._shown(dict(close, observed=0.0913)) == "0.0913"
+    assert g.GateSpec().evaluate(synthetic.run({})) is None  # nothing to check: no gate section
 
 
 # -- regression limits ------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def test_specific_limit_replaces_all():
 
 def regress(base: dict[str, float], cur: dict[str, float], *limits: str, pair_limits: tuple[str, ...] = ()):
     lims = g.scoped([g.parse_limit(s) for s in limits], [g.parse_limit(s) for s in pair_limits])
-    return g.compare_to_baseline(synthetic.pair_dicts(cur), ["conv3_3", "conv4_3"], synthetic.document(base),
+    return g.compare_to_baseline(synthetic.pairs(cur), ["conv3_3", "conv4_3"], synthetic.document(base),
                                  lims, baseline_path="base.json")
 
 
@@ -176,7 +177,7 @@ def test_pair_regression_fails_while_the_mean_passes():
     l1 = by_metric(reg)["l1"]
     assert l1["passed"] and (l1["baseline"], l1["observed"], l1["delta"]) == (1.5, 1.75, 0.25)
     assert by_metric(reg)["hybrid"]["allowed"] is None  # no limit on hybrid: reported only
-    line = [x for x in g.failure_lines({"passed": False, "checks": [], "regressions": reg})]
+    line = [x for x in gr.failure_lines({"passed": False, "checks": [], "regressions": reg})]
     assert line == ["Regression: pair b l1 2.5 vs baseline 2 (+25%, allowed +0.4)"]
 
 
@@ -187,7 +188,7 @@ def test_summary_regression_fails_while_every_pair_passes():
     l1 = by_metric(reg)["l1"]
     assert not l1["passed"] and l1["relative_change"] == 0.25
     assert [lim["scope"] for lim in reg["limits"]] == ["mean", "pairs"]
-    assert g.failure_lines({"passed": False, "checks": [], "regressions": reg}) == [
+    assert gr.failure_lines({"passed": False, "checks": [], "regressions": reg}) == [
         "Regression: mean l1 over 4 common pairs 1.25 vs baseline 1 (+25%, allowed +0.01)"]
 
 
@@ -208,7 +209,7 @@ def test_relative_limit_on_a_zero_baseline_needs_an_absolute_one():
 def test_new_and_missing_pairs_are_reported_not_failed():
     reg = regress({"a": 1.0, "b": 1.0, "gone": 1.0}, {"a": 1.0, "b": 1.0, "fresh": 9.0}, "all=0")
     assert reg["passed"] and reg["new"] == ["fresh"] and reg["missing"] == ["gone"] and reg["pairs_compared"] == 2
-    notes = g.note_lines({"regressions": reg})
+    notes = gr.note_lines({"regressions": reg})
     assert notes == ["Note: 1 pair(s) not in the baseline: fresh",
                      "Note: 1 pair(s) in the baseline but not scored now: gone"]
 
@@ -220,9 +221,9 @@ def test_no_common_pair_fails_a_limited_check_but_not_a_report():
 
 def test_baseline_section_of_a_plan_is_schema_valid():
     run = synthetic.run({"a": 1.0, "b": 3.0})
-    plan = g.GatePlan([g.parse_gate("mean.hybrid>10")], g.scoped([g.parse_limit("1%")], []),
+    plan = g.GateSpec([g.parse_gate("mean.hybrid>10")], g.scoped([g.parse_limit("1%")], []),
                       synthetic.document({"a": 1.0, "b": 2.0}), "base.json")
-    run.gate = plan.evaluate([p.as_dict() for p in run.pairs], run.layer_names)
+    run.gate = plan.evaluate(run)
     assert run.gate["passed"] is False and run.gate["checks"][0]["passed"] is True
     validate_score(run.document())
     validate_score(run.document(summary_only=True))
@@ -239,7 +240,7 @@ def test_baseline_section_of_a_plan_is_schema_valid():
     ({"precision": "bf16"}, "precision fp32 (baseline) vs bf16 (this run)"),
 ])
 def test_settings_mismatch_is_refused_and_named(change, needle):
-    plan = g.GatePlan(baseline=synthetic.document(VALUES), baseline_path="base.json")
+    plan = g.GateSpec(baseline=synthetic.document(VALUES), baseline_path="base.json")
     assert plan.check_settings(synthetic.settings()) == []
     with pytest.raises(InputError) as info:
         plan.check_settings(synthetic.settings(**change))
@@ -247,20 +248,20 @@ def test_settings_mismatch_is_refused_and_named(change, needle):
     assert needle in str(info.value) and "--allow-settings-mismatch" in str(info.value) and "base.json" in str(info.value)
     plan.allow_settings_mismatch = True
     [diff] = plan.check_settings(synthetic.settings(**change))
-    section = plan.evaluate(synthetic.pair_dicts(VALUES), ["conv3_3", "conv4_3"])
+    section = plan.evaluate(synthetic.run(VALUES))
     assert section["regressions"]["settings_differences"] == [diff]
-    assert g.note_lines(section)[0].startswith("Warning: comparing with a baseline made with different settings")
+    assert gr.note_lines(section)[0].startswith("Warning: comparing with a baseline made with different settings")
 
 
 def test_partial_settings_skip_the_weights_check():
-    plan = g.GatePlan(baseline=synthetic.document(VALUES), baseline_path="base.json")
+    plan = g.GateSpec(baseline=synthetic.document(VALUES), baseline_path="base.json")
     partial = {"lambda": 0.05, "precision": "fp32", "layers": [{"name": "conv3_3", "weight": 1.0},
                                                               {"name": "conv4_3", "weight": 1.0}]}
     assert plan.check_settings(partial) == []
 
 
 def test_limit_on_a_layer_the_baseline_lacks_is_refused():
-    plan = g.GatePlan(limits=[g.parse_limit("relu2_2=1%")], baseline=synthetic.document(VALUES),
+    plan = g.GateSpec(limits=[g.parse_limit("relu2_2=1%")], baseline=synthetic.document(VALUES),
                       baseline_path="base.json", allow_settings_mismatch=True)
     with pytest.raises(InputError, match="baseline has no relu2_2"):
         plan.check_settings(synthetic.settings(layers=(("relu2_2", 1.0),)))
@@ -302,12 +303,12 @@ def score(runner, pair_dirs, *args, input=None):
 @pytest.fixture
 def no_scoring(monkeypatch):
     """Fail the test if anything gets as far as scoring."""
-    import hlcli.runner
+    import hlcli.scoring
 
     def boom(*a, **k):
         raise AssertionError("scoring started")
 
-    monkeypatch.setattr(hlcli.runner, "score", boom)
+    monkeypatch.setattr(hlcli.scoring, "score_pairing", boom)
 
 
 def test_cli_passing_and_failing_gates(runner, cli_env, pair_dirs):

@@ -1,4 +1,4 @@
-"""Issue #4, properties of decode -> score through the library (``hlcli.runner.score``).
+"""Issue #4, properties of decode -> score through the library (``hlcli.scoring.score_pairing``).
 
 For random sizes, modes and bit depths written as PNG or TIFF: scoring never crashes, every value
 is finite, identical inputs score exactly 0 on every metric, and L1 equals the mean absolute
@@ -24,7 +24,7 @@ from PIL import Image
 
 from hlcli import images
 from hlcli.pairing import Pair, Pairing
-from hlcli.runner import ScoreOptions, score
+from hlcli.scoring import ScoreOptions, score_pairing as score
 
 from .test_images import KINDS, _make
 

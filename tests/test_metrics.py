@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hlcli import metrics
-from hlcli.engine import Scorer
+from hlcli.engine import BatchScorer
 from hlcli.features import VGGFeatures
 from hlcli.layers import BY_NAME, resolve_layers
 from hlcli.loader import batches, decode_pair, plan_pair
@@ -26,7 +26,7 @@ def ref_model(state_dict):
 
 def _score_dir(state_dict, restored, gt, layers, **kw):
     specs = resolve_layers(layers)
-    scorer = Scorer(state_dict, specs, [1.0] * len(specs), 0.05, device=torch.device("cpu"), **kw)
+    scorer = BatchScorer(state_dict, specs, device=torch.device("cpu"), **kw)
     pairing = find_pairs(restored, gt)
     plans = [plan_pair(i, p, size_policy="error", max_pixels=None, min_side=1) for i, p in enumerate(pairing.pairs)]
     out = {}
@@ -34,7 +34,7 @@ def _score_dir(state_dict, restored, gt, layers, **kw):
         arrs = [decode_pair(p, alpha="error", max_pixels=None) for p in group]
         r = torch.from_numpy(np.stack([a for a, _ in arrs])).permute(0, 3, 1, 2)
         g = torch.from_numpy(np.stack([b for _, b in arrs])).permute(0, 3, 1, 2)
-        l1, per_layer = scorer.score(r, g, 255)
+        l1, per_layer = scorer.measure(r, g, 255)
         for j, p in enumerate(group):
             out[p.pair.key] = (float(l1[j]), per_layer[j].tolist(), p)
     return out
@@ -89,17 +89,17 @@ def test_scores_independent_of_batch_composition(state_dict, tmp_path):
         save(tmp_path / "r" / f"{i}.png", degrade(im, i))
         save(tmp_path / "g" / f"{i}.png", im)
     specs = resolve_layers(["conv3_3", "conv4_3"])
-    scorer = Scorer(state_dict, specs, [1, 1], 0.05, device=torch.device("cpu"))
+    scorer = BatchScorer(state_dict, specs, device=torch.device("cpu"))
 
     def t(arrs):
         return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
 
     rs = [degrade(im, i) for i, im in enumerate(imgs)]
-    _, all5 = scorer.score(t(rs), t(imgs), 255)
+    _, all5 = scorer.measure(t(rs), t(imgs), 255)
     for i in range(5):
-        _, one = scorer.score(t(rs[i : i + 1]), t(imgs[i : i + 1]), 255)
+        _, one = scorer.measure(t(rs[i : i + 1]), t(imgs[i : i + 1]), 255)
         torch.testing.assert_close(one[0], all5[i], rtol=1e-5, atol=0)
-    _, two = scorer.score(t(rs[3:5]), t(imgs[3:5]), 255)
+    _, two = scorer.measure(t(rs[3:5]), t(imgs[3:5]), 255)
     torch.testing.assert_close(two, all5[3:5], rtol=1e-5, atol=0)
 
 
@@ -114,12 +114,12 @@ def test_tiled_equals_untiled(state_dict):
         specs = resolve_layers(names)
         r = torch.from_numpy(rest).permute(2, 0, 1)[None]
         g = torch.from_numpy(gt).permute(2, 0, 1)[None]
-        full = Scorer(state_dict, specs, [1] * len(specs), 0.05, device=torch.device("cpu"), pixel_budget=1 << 24)
-        tiled = Scorer(state_dict, specs, [1] * len(specs), 0.05, device=torch.device("cpu"),
+        full = BatchScorer(state_dict, specs, device=torch.device("cpu"), pixel_budget=1 << 24)
+        tiled = BatchScorer(state_dict, specs, device=torch.device("cpu"),
                        pixel_budget=2 * 100 * 100, tile_core=96)
         assert 2 * h * w > tiled.pixel_budget and tiled.tiles.core < min(h, w)
-        l1a, pa = full.score(r, g, 255)
-        l1b, pb = tiled.score(r, g, 255)
+        l1a, pa = full.measure(r, g, 255)
+        l1b, pb = tiled.measure(r, g, 255)
         assert l1a.item() == l1b.item()
         torch.testing.assert_close(pb, pa, rtol=2e-5, atol=0)
 

@@ -1,5 +1,5 @@
 """Pipelines: Markdown for CI summaries, --summary-only, stdin manifests, fixed CSV columns,
-JSONL flushed per pair, and the README's shell and GitHub Actions examples run verbatim."""
+JSONL flushed per pair, and the docs' shell and GitHub Actions examples run verbatim."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from click.testing import CliRunner
 
 from hlcli import gate as g
 from hlcli.cli import cli
-from hlcli.report import JsonlStream, write_csv, write_markdown
+from hlcli.render.score import JsonlStream, write_csv, write_markdown
 from hlcli.results import Missing, Skipped
 from tests import synthetic
 from tests.conftest import ROOT
 from tests.schemas import validate_jsonl, validate_score
 
-# The README's examples, verbatim (tests/test_pipelines.py::test_readme_shows_these_examples).
+# The docs' examples, verbatim (tests/test_pipelines.py::test_docs_show_these_examples).
 JQ_WORST = "hlcli score restored/ gt/ -f json | jq -r '.pairs | sort_by(-.hybrid) | .[:3][] | .key'"
 FIND_MANIFEST = r"find restored -name '*.png' | sed 's|^restored/\(.*\)$|restored/\1,gt/\1|' | hlcli score --pairs - -f csv"
 AWK_MEAN = """hlcli score restored/ gt/ --summary-only -f csv | awk -F, '$1 == "hybrid" {print "mean hybrid:", $3}'"""
@@ -48,15 +48,17 @@ CI_YAML = """\
 CSV_COLUMNS = "key,status,width,height,l1,conv3_3,conv4_3,perceptual,hybrid,restored,gt,size_policy,reason"
 
 
-def test_readme_shows_these_examples():
-    sources = [p for p in (ROOT / "README.md", ROOT / ".notes" / "gates-readme.md")
-               if p.is_file() and "--fail-if" in p.read_text(encoding="utf-8")]
-    if not sources:
-        pytest.skip("the README has no quality-gates section yet")
-    for path in sources:
-        text = path.read_text(encoding="utf-8")
-        for snippet in (JQ_WORST, FIND_MANIFEST, AWK_MEAN, JSONL_WATCH, CI_YAML, CSV_COLUMNS):
-            assert snippet in text, (path.name, snippet)
+DOCS_EXAMPLES = {
+    "docs/formats.md": (JQ_WORST, FIND_MANIFEST, AWK_MEAN, JSONL_WATCH, CSV_COLUMNS),
+    "docs/gates.md": (CI_YAML,),
+}
+
+
+def test_docs_show_these_examples():
+    for name, snippets in DOCS_EXAMPLES.items():
+        text = (ROOT / name).read_text(encoding="utf-8")
+        for snippet in snippets:
+            assert snippet in text, (name, snippet)
 
 
 # -- in-process --------------------------------------------------------------------------------
@@ -134,11 +136,11 @@ def test_markdown_rendering_complete():
     run = synthetic.run([synthetic.pair("a|b", 0.5), synthetic.pair("c", 0.25), synthetic.pair("z", 0.0)])
     run.skipped.append(Skipped("bad", "restored/bad.png", "not an image", 2))
     run.missing = Missing(restored_only=["restored/lonely.png"], gt_only=["gt/orphan.png"])
-    plan = g.GatePlan([g.parse_gate("mean.hybrid>0.1"), g.parse_gate("count.l1<1")],
+    plan = g.GateSpec([g.parse_gate("mean.hybrid>0.1"), g.parse_gate("count.l1<1")],
                       g.scoped([g.parse_limit("2%")], []), synthetic.document({"a|b": 0.25, "c": 0.25, "gone": 1.0}),
                       "base.json", allow_settings_mismatch=True)
     plan.check_settings(synthetic.settings(lam=0.05, precision="fp32"))
-    run.gate = plan.evaluate([p.as_dict() for p in run.pairs], run.layer_names)
+    run.gate = plan.evaluate(run)
     out = io.StringIO()
     write_markdown(run, out)
     text = out.getvalue()
@@ -206,27 +208,27 @@ def test_jsonl_stream_flushes_every_line():
 
 
 def test_jsonl_pairs_are_flushed_before_the_next_pair_is_scored(cli_env, pair_dirs, monkeypatch):
-    from hlcli import cli as cli_module, engine
+    from hlcli import engine
+    from hlcli.cli.score import RunView
     from hlcli.pairing import find_pairs
-    from hlcli.runner import ScoreOptions
+    from hlcli.scoring import ScoreOptions
 
     out = Recorder()
     seen: list[int] = []
-    real = engine.Scorer.score
+    real = engine.BatchScorer.measure
 
     def spy(self, *args, **kwargs):  # how many pair lines were already flushed when a batch starts
         seen.append(sum(1 for line in (out.flushed[-1] if out.flushed else "").splitlines() if '"type": "pair"' in line))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(engine.Scorer, "score", spy)
-    code = cli_module._score_to(out, "jsonl", find_pairs(*pair_dirs), ScoreOptions(batch_size=1, workers=0),
-                                {}, quiet=True, allow_skips=False, terminal=False)
+    monkeypatch.setattr(engine.BatchScorer, "measure", spy)
+    code = RunView("jsonl", quiet=True).score(out, find_pairs(*pair_dirs), ScoreOptions(batch_size=1, workers=0), {})
     assert code == 0
     assert seen == [0, 1, 2, 3]
     assert [line["type"] for line in validate_jsonl(out.getvalue())] == ["header"] + ["pair"] * 4 + ["summary"]
 
 
-# -- the README's shell pipelines and CI step, run verbatim ------------------------------------
+# -- the docs' shell pipelines and CI step, run verbatim --------------------------------------
 
 @pytest.fixture
 def sh(cli_env, pair_dirs, tmp_path):

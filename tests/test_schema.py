@@ -74,7 +74,7 @@ def test_empty_and_summary_only_documents_validate():
     run = synthetic.run({})
     from hlcli import gate as g
 
-    run.gate = g.GatePlan([g.parse_gate("mean.hybrid>0")]).evaluate([], run.layer_names)
+    run.gate = g.GateSpec([g.parse_gate("mean.hybrid>0")]).evaluate(run)
     doc = validate_score(run.document())
     assert doc["summary"]["metrics"]["hybrid"]["mean"] is None and doc["gate"]["checks"][0]["observed"] is None
     validate_score(synthetic.run({"a": 0.5}).document(summary_only=True))

@@ -1,10 +1,12 @@
 """Plumbing shared by hlcli's Click commands: exit codes, the error handler that turns library
-exceptions into one-line messages, option callbacks, default formats and atomic output files."""
+exceptions into one-line messages, option callbacks, default formats and atomic output files.
+No torch import."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -13,11 +15,10 @@ from typing import IO, Any
 
 import click
 
-from .atomic import atomic_path
-from .errors import HlcliError
+from ..atomic import atomic_path
+from ..errors import HlcliError
 
-EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_ENV, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 2, 3, 130, 141
-FORMATS = ("table", "csv", "json", "jsonl", "markdown")
+EXIT_OK, EXIT_GATE, EXIT_ENV, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 3, 130, 141
 EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
                      ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 
@@ -72,7 +73,7 @@ debug_option = click.option("--debug", is_flag=True, help="Show Python traceback
 
 
 def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    from .layers import resolve_layers
+    from ..layers import resolve_layers
 
     try:
         return tuple(s.name for s in resolve_layers([v for v in value.split(",") if v.strip()]))
@@ -109,15 +110,13 @@ def parse_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def parse_lambda(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    import math
-
     if not math.isfinite(value) or value < 0:
         raise click.BadParameter("must be a finite number >= 0")
     return value
 
 
 def parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from .gate import parse_gate
+    from ..gate import parse_gate
 
     try:
         return [parse_gate(v) for v in value]
@@ -126,7 +125,7 @@ def parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 
 
 def parse_limits(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from .gate import parse_limit
+    from ..gate import parse_limit
 
     try:
         return [parse_limit(v) for v in value]
@@ -161,3 +160,14 @@ def output_stream(path: str | None) -> Iterator[IO[str]]:
 
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+def default_output_format(output: str | None, choices: tuple[str, ...], piped: str = "table") -> str:
+    """:func:`default_format` for a command whose formats are ``choices``: -o's extension picks
+    one of them when it maps to one."""
+    return default_format(output, {k: v for k, v in EXTENSION_FORMATS.items() if v in choices}, piped)
+
+
+def is_terminal(out: IO[str]) -> bool:
+    """Whether ``out`` is stdout on a terminal (tables for people get colour and full width)."""
+    return out is sys.stdout and sys.stdout.isatty()

@@ -1,0 +1,37 @@
+"""The ``hlcli`` command line: one module per command, each a thin Click layer over the library
+(parse, validate, call, render, map errors to exit codes; no maths). torch is imported only
+inside the commands that need it, so ``hlcli --help`` and ``hlcli --version`` stay instant.
+
+Exit codes: 0 success (gate passed), 1 gate failed, 2 bad usage or input, 3 environment
+(weights, device, non-finite result, internal error), 130 interrupted, 141 output pipe closed.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .compare import compare_cmd
+from .layers import layers_cmd
+from .score import score_cmd
+from .weights import weights_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="hlcli")
+def cli() -> None:
+    """Score restored images against their ground truth with the hybrid loss
+
+        hybrid = L1 + λ · Σ_l w_l · perceptual_l
+
+    L1 is the mean absolute error of RGB values in [0, 1]; perceptual_l is the mean squared
+    difference of VGG-19 (ImageNet) feature maps at layer l.
+    """
+
+
+for _command in (score_cmd, compare_cmd, layers_cmd, weights_group):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    cli(prog_name="hlcli")

@@ -1,0 +1,296 @@
+"""``hlcli score``: parse the options, call :func:`hlcli.scoring.score_pairing`, render the run,
+report on stderr and choose the exit code. No maths here."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from ..errors import HlcliError
+from ..layers import DEFAULT_LAYERS
+from ..render.score import FORMATS
+from .common import (
+    EXIT_GATE,
+    EXIT_OK,
+    EXTENSION_FORMATS,
+    debug_option,
+    default_format,
+    handle_errors,
+    is_terminal,
+    output_stream,
+    parse_device,
+    parse_floats,
+    parse_gates,
+    parse_lambda,
+    parse_layers,
+    parse_limits,
+    parse_workers,
+    stderr_is_terminal,
+)
+
+
+@click.command("score")
+@click.argument("restored", required=False, type=click.Path(exists=True, path_type=Path))
+@click.argument("gt", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--pairs", "pairs_file", metavar="FILE",
+              help="CSV manifest of 'restored,gt' paths, one pair per line ('-' reads stdin), "
+                   "instead of RESTORED and GT.")
+@click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories (pairs keyed by relative path).")
+@click.option("--lambda", "lam", type=float, default=0.05, show_default=True, callback=parse_lambda,
+              help="Weight λ of the perceptual term.")
+@click.option("--layers", default=",".join(DEFAULT_LAYERS), show_default=True, callback=parse_layers,
+              help="Comma-separated VGG-19 layers (see `hlcli layers`).")
+@click.option("--layer-weights", callback=parse_floats, metavar="W1,W2,...",
+              help="One weight per layer, same order as --layers (default: all 1).")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
+              help="Output format. Default: from -o's extension, else table on a terminal, csv when piped.")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("--device", default="auto", show_default=True, callback=parse_device,
+              help="auto, cpu, cuda, cuda:N or mps. A requested device that is absent is exit 3.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Feature precision (autocast). L1 is always exact.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Most pairs per forward pass (also bounded by --pixel-budget).")
+@click.option("--pixel-budget", type=click.IntRange(min=1 << 12), default=None, metavar="PIXELS",
+              help="Most pixels per forward pass, both images counted [default: 2097152 on CPU, "
+                   "a quarter of free memory on CUDA]. Larger pairs are tiled exactly.")
+@click.option("--workers", default="auto", show_default=True, callback=parse_workers,
+              help="Decoding worker processes (0 decodes in the main process).")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="VGG-19 checkpoint (torchvision format). Else $HLCLI_WEIGHTS, the torch cache, a download.")
+@click.option("--offline", is_flag=True, envvar="HLCLI_OFFLINE", help="Never download weights (exit 3 if missing).")
+@click.option("--allow-missing", is_flag=True, help="Score the matched pairs even if some files have no partner (they are still listed).")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="On a file that cannot be scored: stop, or skip it (listed in every output).")
+@click.option("--allow-skips", is_flag=True, help="With --on-error skip: exit 0 even if files were skipped.")
+@click.option("--size-mismatch", type=click.Choice(["error", "crop", "resize-restored"]), default="error",
+              show_default=True, help="Pairs of different size: refuse, crop both to the common top-left "
+                                      "region, or resize restored to the ground truth's size (bicubic).")
+@click.option("--alpha", type=click.Choice(["error", "composite", "ignore"]), default="error", show_default=True,
+              help="Images with real transparency: refuse, composite over black, or drop alpha.")
+@click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Refuse images over N pixels before decoding (decompression bombs) "
+                   "[default: 178956970; 0 = no limit].")
+@click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True, help="How many worst pairs the summary lists.")
+@click.option("--summary-only", is_flag=True,
+              help="Only the summary, one line per metric, no per-pair rows (csv columns: metric, count, "
+                   "mean, median, std, min, max, p50, p90, p95, p99; json: the document without 'pairs').")
+@click.option("--fail-if", "gates", multiple=True, callback=parse_gates, metavar="'STAT.METRIC OP VALUE'",
+              help="Exit 1 if this is true of the run, e.g. 'mean.hybrid>0.08', 'p95.l1>0.03'. STAT: count, "
+                   "mean, median, std, min, max, pN (p95, p99.9); METRIC: l1, perceptual, hybrid or a "
+                   "scored layer; OP: > >= < <= == !=. Repeatable.")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="RUN.json",
+              help="Compare with a run saved by `hlcli score -f json`, pair by pair and on the mean.")
+@click.option("--max-regression", "limits", multiple=True, callback=parse_limits, metavar="[METRIC=]VALUE[%]",
+              help="With --baseline: exit 1 if a pair or the mean rises by more than VALUE (absolute) or "
+                   "VALUE% (relative). A bare value limits hybrid; 'all=' every metric. Repeatable.")
+@click.option("--max-pair-regression", "pair_limits", multiple=True, callback=parse_limits,
+              metavar="[METRIC=]VALUE[%]",
+              help="Limits for single pairs instead of --max-regression's (which then limit only the mean).")
+@click.option("--allow-settings-mismatch", is_flag=True,
+              help="Compare with a baseline made with other λ, layers, layer weights, weights or precision.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notes on stderr (errors still shown).")
+@debug_option
+@handle_errors
+def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fmt: str | None,
+              output: str | None, quiet: bool, allow_skips: bool, summary_only: bool, **options: Any) -> None:
+    """Score every restored image against its ground truth.
+
+    RESTORED and GT are two directories (files are paired by relative path without extension:
+    restored/a/x.png pairs with gt/a/x.jpg) or two image files.
+
+    \b
+    Examples:
+      hlcli score samples/restored samples/gt --lambda 0.05
+      hlcli score out/ gt/ -r --format json -o scores.json
+      hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 --format csv | sort -t, -k9 -g
+      hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03' -f markdown
+      hlcli score out/ gt/ -f json -o new.json --baseline old.json --max-regression 2%
+    """
+    import warnings
+
+    from PIL import Image
+
+    # --max-pixels is checked from the header before decoding; Pillow's own warning about images
+    # over its default limit (but under ours) is noise on stderr. Forked decode workers inherit this.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+    if pairs_file is not None:
+        if restored is not None or gt is not None:
+            raise click.UsageError("give either RESTORED GT or --pairs FILE, not both")
+    elif restored is None or gt is None:
+        raise click.UsageError("missing RESTORED and GT (two directories or two files), or --pairs FILE")
+
+    opts = _score_options(options, quiet=quiet)
+    gates = _gate_spec(options, opts)  # bad options and baselines are exit 2 before any file is read
+    pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"])
+    view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet,
+                   allow_skips=allow_skips, summary_only=summary_only, gates=gates)
+    with output_stream(output) as out:
+        code = view.score(out, pairing, opts, inputs)
+    sys.exit(code)
+
+
+def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
+    """The library's options from the command line's, checked (exit 2 before any file is read)."""
+    from .. import images
+    from ..scoring import ScoreOptions, validate_options
+
+    max_pixels = options["max_pixels"]
+    opts = ScoreOptions(
+        lam=options["lam"], layers=options["layers"], layer_weights=options["layer_weights"],
+        device=options["device"], precision=options["precision"], batch_size=options["batch_size"],
+        pixel_budget=options["pixel_budget"], workers=options["workers"],
+        weights=str(options["weights_path"]) if options["weights_path"] else None, offline=options["offline"],
+        download_progress=not quiet, allow_missing=options["allow_missing"],
+        size_mismatch=options["size_mismatch"], alpha=options["alpha"],
+        max_pixels=images.DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
+        on_error=options["on_error"], worst=options["worst"],
+    )
+    validate_options(opts)
+    return opts
+
+
+def _pairing(restored: Path | None, gt: Path | None, pairs_file: str | None, recursive: bool) -> tuple[Any, dict[str, Any]]:
+    """The pairs to score and the ``inputs`` record of the settings."""
+    from ..pairing import find_pairs, read_manifest
+
+    if pairs_file is not None:
+        pairing = read_manifest(sys.stdin if pairs_file == "-" else pairs_file)
+        return pairing, {"pairs": "<stdin>" if pairs_file == "-" else str(pairs_file)}
+    return find_pairs(restored, gt, recursive=recursive), {"restored": str(restored), "gt": str(gt),
+                                                            "recursive": recursive}
+
+
+def _gate_spec(options: dict[str, Any], opts: Any) -> Any:
+    """Check --fail-if/--baseline/--max-regression against the options, before any file is
+    read: an unknown metric, a bad baseline or different settings are exit 2."""
+    from ..gate import GateSpec, check_metrics, load_document, scoped
+    from ..scoring import option_settings
+
+    gates, limits, pair_limits = options["gates"], options["limits"], options["pair_limits"]
+    for items, flag in ((gates, "--fail-if"), (limits, "--max-regression"), (pair_limits, "--max-pair-regression")):
+        try:
+            check_metrics(items, opts.layers)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
+    baseline = options["baseline"]
+    if (limits or pair_limits) and baseline is None:
+        raise click.UsageError("--max-regression and --max-pair-regression need --baseline RUN.json")
+    spec = GateSpec(list(gates), scoped(list(limits), list(pair_limits)),
+                    allow_settings_mismatch=options["allow_settings_mismatch"])
+    if baseline is not None:
+        spec.baseline, spec.baseline_path = load_document(baseline), str(baseline)
+        spec.check_settings(option_settings(opts))  # the weights' sha256 once they are loaded
+    return spec
+
+
+@dataclass
+class RunView:
+    """What a person or a pipeline sees of one scoring run: the report in ``fmt`` (JSON Lines
+    streamed as pairs are scored), a progress bar and notes on stderr, and the exit code."""
+
+    fmt: str
+    quiet: bool = False
+    allow_skips: bool = False
+    summary_only: bool = False
+    gates: Any = None
+    _jsonl: Any = field(default=None, init=False)
+    _progress: Any = field(default=None, init=False)
+    _task: Any = field(default=None, init=False)
+
+    def score(self, out: IO[str], pairing: Any, opts: Any, inputs: dict[str, Any]) -> int:
+        """Score ``pairing``, write the report to ``out`` and return the exit code."""
+        from ..errors import MissingFilesError
+        from ..render.score import JsonlStream, write_score
+        from ..scoring import score_pairing
+
+        started = time.perf_counter()
+        self._jsonl = JsonlStream(out, summary_only=self.summary_only) if self.fmt == "jsonl" else None
+        try:
+            run = score_pairing(pairing, opts, inputs=inputs, on_start=self.on_start, on_pair=self.on_pair,
+                                on_skip=self.on_skip)
+        except MissingFilesError as err:
+            for path in err.missing.restored_only:
+                click.echo(f"missing: no ground truth for {path}", err=True)
+            for path in err.missing.gt_only:
+                click.echo(f"missing: no restored file for {path}", err=True)
+            raise
+        except HlcliError as err:
+            if self._jsonl:
+                self._jsonl.aborted(err.render(), err.exit_code)
+            raise
+        finally:
+            if self._progress is not None:
+                self._progress.stop()
+        if self.gates:
+            run.gate = self.gates.evaluate(run)
+        if self._jsonl:
+            self._jsonl.summary(run)
+        else:
+            write_score(run, self.fmt, out, terminal=is_terminal(out), summary_only=self.summary_only)
+        self.report(run, time.perf_counter() - started)
+        return self.exit_code(run)
+
+    # -- callbacks of score_pairing ---------------------------------------------------------
+
+    def on_start(self, run: Any, total: int) -> None:
+        if self.gates:  # now that the weights are known: refuse a baseline made with others
+            self.gates.check_settings(run.settings)
+        if self._jsonl:
+            self._jsonl.header(run)
+            self._jsonl.missing(run)
+        if not self.quiet and stderr_is_terminal():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
+                                      TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("score", total=total)
+
+    def on_pair(self, result: Any) -> None:
+        if self._jsonl:
+            self._jsonl.pair(result)
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def on_skip(self, skipped: Any) -> None:
+        if self._jsonl:
+            self._jsonl.skipped(skipped)
+        if not self.quiet:
+            click.echo(f"Warning: skipped {skipped.key}: {skipped.reason}", err=True)
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    # -- after the run ------------------------------------------------------------------------
+
+    def report(self, run: Any, elapsed: float) -> None:
+        """Notes and gate results on stderr (gate failures even with --quiet, like errors)."""
+        from ..render.gate import failure_lines, note_lines
+
+        if not self.quiet:
+            for path in run.missing.restored_only:
+                click.echo(f"Warning: no ground truth for {path} (not scored)", err=True)
+            for path in run.missing.gt_only:
+                click.echo(f"Warning: no restored file for {path} (not scored)", err=True)
+            if stderr_is_terminal():
+                click.echo(f"scored {len(run.pairs)} pairs in {elapsed:.1f} s", err=True)
+            for line in note_lines(run.gate):
+                click.echo(line, err=True)
+        for line in failure_lines(run.gate):
+            click.echo(line, err=True)
+
+    def exit_code(self, run: Any) -> int:
+        """An incomplete run is exit 2 (or 3) even if a gate failed, and says why even with
+        --quiet: a non-zero exit never comes without a reason."""
+        if run.skipped and not self.allow_skips:
+            click.echo(f"Error: {len(run.skipped)} pair(s) skipped: the result is incomplete "
+                       "(pass --allow-skips to accept that)", err=True)
+            return max(s.exit_code for s in run.skipped)
+        return EXIT_GATE if run.gate and not run.gate["passed"] else EXIT_OK

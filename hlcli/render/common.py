@@ -1,0 +1,76 @@
+"""Formatting shared by every document: strict JSON, numbers, Markdown escaping, the Rich
+console. No torch import."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, TextIO
+
+
+def dumps_strict(obj: Any, **kwargs: Any) -> str:
+    """JSON with strict number rules: a NaN or infinity is a ``ValueError``, never written."""
+    return json.dumps(obj, allow_nan=False, ensure_ascii=False, **kwargs)
+
+
+def write_json(obj: Any, out: TextIO) -> None:
+    """One indented, strict JSON document and a newline."""
+    out.write(dumps_strict(obj, indent=2))
+    out.write("\n")
+
+
+def exact(x: float) -> str:
+    """A finite number as its shortest round-trip text (CSV cells); non-finite is an error."""
+    if not math.isfinite(x):
+        raise ValueError(f"non-finite value {x!r} cannot be written")
+    return repr(float(x))
+
+
+def num(x: float | None, spec: str = ".6g") -> str:
+    """A number rounded for people (6 significant digits by default); None is empty."""
+    return "" if x is None else format(x, spec)
+
+
+def signed(x: float | None) -> str:
+    return num(x, "+.6g")
+
+
+def percent(rel: float | None) -> str:
+    """A relative change in percent with 3 significant digits, e.g. ``+2.5%``."""
+    return "" if rel is None else f"{rel * 100:+.3g}%"
+
+
+def change(delta: float | None, rel: float | None) -> str:
+    """A change as people read it: relative, in percent, when the old value was non-zero
+    (``rel`` given), else absolute."""
+    if delta is None:
+        return ""
+    return percent(rel) if rel is not None else f"{delta:+.6g}"
+
+
+def md_escape(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def md_code(text: str) -> str:
+    """Text as inline code inside a Markdown table cell."""
+    return "`" + md_escape(text).replace("`", "'") + "`"
+
+
+def md_row(cells: list[str]) -> str:
+    """A Markdown table row of cells already escaped (:func:`md_escape`, :func:`md_code`)."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def table_console(out: TextIO, *, terminal: bool) -> Any:
+    """A Rich console on ``out``. A closed pipe raises ``BrokenPipeError`` (the CLI's exit 141)
+    instead of Rich's default ``SystemExit(1)``, which would read as "a gate failed"."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return _Console(file=out, force_terminal=terminal, width=None if terminal else 160,
+                    highlight=False, soft_wrap=False)

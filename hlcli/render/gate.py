@@ -1,0 +1,122 @@
+"""Gate results as people see them: the lines on stderr (failures even with ``--quiet``), the
+lines under a Rich table, and the Markdown sections. The results themselves are computed by
+:mod:`hlcli.gate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..gate import OPS
+from .common import change, num, md_code, md_escape
+
+MAX_PAIR_LINES = 20  # regressed pairs named one per line on stderr; the rest are counted
+
+
+def _shown(check: dict[str, Any]) -> str:
+    """The observed value with 6 significant digits, or more where 6 would make it look as if it
+    were on the other side of the threshold (0.0800001 is not shown as 0.08 for '>0.08')."""
+    x = check["observed"]
+    if isinstance(x, int):
+        return str(x)
+    for digits in range(6, 18):
+        text = f"{x:.{digits}g}"
+        if OPS[check["op"]](float(text), check["threshold"]) == OPS[check["op"]](x, check["threshold"]):
+            return text
+    return repr(x)
+
+
+def failure_lines(gate: dict[str, Any] | None) -> list[str]:
+    """One line per failed gate, regressed mean and (up to MAX_PAIR_LINES) regressed pair."""
+    if not gate:
+        return []
+    lines = [f"Gate failed: {c['expression']} (" + (c["reason"] or f"observed {_shown(c)}") + ")"
+             for c in gate["checks"] if not c["passed"]]
+    reg = gate.get("regressions")
+    if reg:
+        for e in reg["summary"]:
+            if e["passed"]:
+                continue
+            if e["observed"] is None:
+                lines.append(f"Regression check failed: {e['metric']}: no pair is in both this run and the baseline")
+            else:
+                lines.append(f"Regression: mean {e['metric']} over {reg['pairs_compared']} common pairs "
+                             f"{e['observed']:.6g} vs baseline {e['baseline']:.6g} "
+                             f"({change(e['delta'], e['relative_change'])}, allowed +{e['allowed']:.6g})")
+        for r in reg["regressed"][:MAX_PAIR_LINES]:
+            lines.append(f"Regression: pair {r['key']} {r['metric']} {r['observed']:.6g} vs baseline "
+                         f"{r['baseline']:.6g} ({change(r['delta'], r['relative_change'])}, allowed +{r['allowed']:.6g})")
+        if len(reg["regressed"]) > MAX_PAIR_LINES:
+            lines.append(f"Regression: … and {len(reg['regressed']) - MAX_PAIR_LINES} more pair regressions "
+                         "(all are listed in the gate section of the JSON report)")
+    return lines
+
+
+def note_lines(gate: dict[str, Any] | None) -> list[str]:
+    """Warnings that do not fail the run: settings overridden, pairs new or missing."""
+    reg = (gate or {}).get("regressions")
+    if not reg:
+        return []
+    lines = [f"Warning: comparing with a baseline made with different settings ({d})"
+             for d in reg["settings_differences"]]
+    for label, keys in (("not in the baseline", reg["new"]), ("in the baseline but not scored now", reg["missing"])):
+        if keys:
+            shown = ", ".join(keys[:10]) + (f", … ({len(keys) - 10} more)" if len(keys) > 10 else "")
+            lines.append(f"Note: {len(keys)} pair(s) {label}: {shown}")
+    return lines
+
+
+def markdown_lines(gate: dict[str, Any]) -> list[str]:
+    """The gate and regression sections of a Markdown report."""
+    lines: list[str] = []
+    if gate["checks"]:
+        lines += ["", "### Gates", "", "| gate | observed | result |", "|---|---:|---|"]
+        for g in gate["checks"]:
+            observed = "undefined" if g["observed"] is None else num(g["observed"])
+            lines.append(f"| {md_code(g['expression'])} | {observed} | {'✅ pass' if g['passed'] else '❌ fail'} |")
+    reg = gate.get("regressions")
+    if reg:
+        limits = ", ".join(md_code(lim["expression"]) + ("" if lim["scope"] == "both" else f" ({lim['scope']})")
+                           for lim in reg["limits"]) or "none (report only)"
+        lines += ["", f"### Regression against {md_code(reg['baseline'])}", "",
+                  f"{reg['pairs_compared']} pairs compared · limits {limits} · {len(reg['new'])} new · "
+                  f"{len(reg['missing'])} missing"]
+        lines += [f"- ⚠️ settings differ (override given): {md_escape(d)}" for d in reg["settings_differences"]]
+        lines += ["", "| metric | baseline mean | this run | change | allowed | result |", "|---|---:|---:|---:|---:|---|"]
+        for e in reg["summary"]:
+            result = "—" if e["allowed"] is None and e["passed"] else ("✅ pass" if e["passed"] else "❌ regressed")
+            allowed = "" if e["allowed"] is None else "+" + num(e["allowed"])
+            lines.append(f"| {e['metric']} | {num(e['baseline'])} | {num(e['observed'])} | "
+                         f"{change(e['delta'], e['relative_change'])} | {allowed} | {result} |")
+        if reg["regressed"]:
+            shown = reg["regressed"][:20]
+            lines += ["", f"Regressed pairs ({len(shown)} of {len(reg['regressed'])} shown):", "",
+                      "| pair | metric | baseline | this run | change | allowed |", "|---|---|---:|---:|---:|---:|"]
+            lines += [f"| {md_code(r['key'])} | {r['metric']} | {num(r['baseline'])} | {num(r['observed'])} | "
+                      f"{change(r['delta'], r['relative_change'])} | +{num(r['allowed'])} |" for r in shown]
+        for label, keys in (("New pairs (not in the baseline)", reg["new"]),
+                            ("Missing pairs (in the baseline, not scored now)", reg["missing"])):
+            if keys:
+                more = f" … and {len(keys) - 50} more" if len(keys) > 50 else ""
+                lines += ["", f"{label}: " + ", ".join(md_code(k) for k in keys[:50]) + more]
+    return lines
+
+
+def print_table(console: Any, gate: dict[str, Any]) -> None:
+    """Gate and regression results under a Rich table, pass in green and FAIL in red."""
+    from rich.markup import escape
+
+    for g in gate["checks"]:
+        mark = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
+        observed = "undefined" if g["observed"] is None else num(g["observed"])
+        console.print(f"gate {escape(g['expression'])}: observed {observed} {mark}")
+    reg = gate.get("regressions")
+    if reg:
+        mark = "[green]pass[/]" if reg["passed"] else "[red]FAIL[/]"
+        console.print(f"baseline {escape(reg['baseline'])}: {reg['pairs_compared']} pairs compared, "
+                      f"{len(reg['new'])} new, {len(reg['missing'])} missing, "
+                      f"{len(reg['regressed'])} pair regressions {mark}")
+        for e in reg["summary"]:
+            if e["allowed"] is not None or not e["passed"]:
+                mark = "[green]pass[/]" if e["passed"] else "[red]FAIL[/]"
+                console.print(f"  mean {e['metric']}: {num(e['baseline'])} -> {num(e['observed'])} "
+                              f"({change(e['delta'], e['relative_change'])}, allowed +{num(e['allowed'])}) {mark}")
