@@ -73,6 +73,7 @@ TARGETS = {
     "startup_vs_import_torch": ("<=", 1.25),
     "peak_rss_4096_gib": ("<", 3.0),
     "tiled_vs_untiled_max_rel_diff": ("<=", 1e-4),
+    "tiling_flops_4096": ("<=", 1.3),
     "mp_per_s_512_vs_256": (">=", 0.85),
     "mp_per_s_1024_vs_256": (">=", 0.85),
 }
@@ -453,6 +454,9 @@ def machine_info(device: torch.device) -> dict[str, Any]:
             info["memory_gib"] = round(int(fh.readline().split()[1]) / (1 << 20), 1)
     except (OSError, ValueError, IndexError):
         pass
+    from hlcli.engine import native_precision
+
+    info["native"] = {p: native_precision(device, p) for p in ("bf16", "fp16")}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(device).total_memory / GIB, 1)
@@ -618,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
                     for b in limit_batches:
                         s, _ = measure(lambda b=b: limit_rep(limit_bf16, b))
                         series.setdefault(f"limit_bf16_b{b}", Series(limit_units[b])).add(s)
-            for prec in ("fp32", "bf16"):
+            for prec in ("fp32", "bf16", "fp16") if gpu else ("fp32", "bf16"):
                 if prec == "bf16" and "bf16" in skip:
                     continue
                 util = GpuUtilization(device) if device.type == "cuda" else None
@@ -649,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
             "size": size,
             "hlcli_fp32": rates.get("hlcli_fp32"),
             "hlcli_bf16": rates.get("hlcli_bf16"),
+            "hlcli_fp16": rates.get("hlcli_fp16"),
             "hlcli_fp32_with_model_load": rates.get("hlcli_fp32_with_load"),
             "baseline": rates.get("baseline"),
             "baseline_same_allocator": rates.get("baseline_same_allocator"),
@@ -671,6 +676,11 @@ def main(argv: list[str] | None = None) -> int:
                                                                       device=str(device), workers=w))
                     ws.setdefault(w, Series(n_pairs)).add(Sample(steady, s.others))
             figures["workers_fp32_pairs_per_s"] = {w: v.median() for w, v in ws.items()}
+            figures["best_workers"] = max(ws, key=lambda w: ws[w].median())
+        if gpu_util:
+            # Busy GPU: the forward sets the pace; idle stretches: decoding (CPU) does.
+            figures["bound"] = {p: ("compute" if u is not None and u >= 80 else "decode" if u is not None else None)
+                                for p, u in gpu_util.items()}
 
         # -- CLI subprocess over the same set -------------------------------------------------
         env = dict(os.environ)
@@ -711,9 +721,9 @@ def main(argv: list[str] | None = None) -> int:
             from hlcli.engine import BatchScorer
 
             # 1024x1024: untiled fits the default budget exactly; tiled with a quarter of it
-            # (512 px crops, 304 px cores, 4x4 tiles). Quick: 384 px, 3x3 tiles of 128 px cores.
+            # (512 px crops, 416 px cores, 3x3 tiles). Quick: 384 px, 3x3 tiles of 128 px cores.
             tsz = 1024 if not quick else 384
-            tiled_budget = 2 * tsz * tsz // 4 if not quick else 2 * (128 + 2 * 104) ** 2
+            tiled_budget = 2 * tsz * tsz // 4 if not quick else 2 * (128 + 2 * 48) ** 2
             gt = photo_like(tsz, tsz, 4242)
             rest = degrade(gt, 4242)
             specs = resolve_layers(list(DEFAULT_LAYERS))
@@ -725,6 +735,14 @@ def main(argv: list[str] | None = None) -> int:
             l1a, pa = untiled.measure(r, g, 255)
             l1b, pb = tiled.measure(r, g, 255)
             rel = ((pb - pa).abs() / pa.abs()).max().item()
+            from hlcli.engine import TilePlan, tile_plan, tiling_cost
+
+            now = tile_plan(specs, 1 << 21)
+            old = TilePlan(core=816, halo=104)  # hlcli <= 0.1: receptive field rounded up to the stride
+            figures["tiling_cost_4096"] = {
+                "pixel_budget": 1 << 21, "flops": "tiled forwards / one untiled forward, conv3_3,conv4_3",
+                "before": {"core": old.core, "halo": old.halo, "ratio": tiling_cost(specs, 4096, 4096, old)},
+                "after": {"core": now.core, "halo": now.halo, "ratio": tiling_cost(specs, 4096, 4096, now)}}
             figures["tiling"] = {"size": tsz, "tile_core": tiled.tiles.core, "halo": tiled.tiles.halo,
                                  "untiled": pa[0].tolist(), "tiled": pb[0].tolist(),
                                  "l1_equal": l1a.item() == l1b.item(), "max_rel_diff": rel}
@@ -738,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, "-m", "hlcli", "score", str(mr), str(mg), "-f", "json", "-q",
                    "--device", "cpu"]
             if quick:
-                cmd += ["--pixel-budget", str(2 * (128 + 2 * 104) ** 2)]  # force tiling: 4x4 tiles
+                cmd += ["--pixel-budget", str(2 * (128 + 2 * 48) ** 2)]  # force tiling: 4x4 tiles
             res = run_child(cmd, env, sample_memory=True)
             doc = json.loads(res["stdout"]) if res["rc"] == 0 else None
             baseline_rss = run_child([sys.executable, "-c", "import torch"], env)["maxrss_kib"]
@@ -804,6 +822,7 @@ def main(argv: list[str] | None = None) -> int:
         ratios["peak_rss_4096_gib"] = figures["memory"]["peak_rss_gib"] if figures["memory"]["rc"] == 0 else None
     if "tiling" in figures:
         ratios["tiled_vs_untiled_max_rel_diff"] = figures["tiling"]["max_rel_diff"]
+        ratios["tiling_flops_4096"] = figures["tiling_cost_4096"]["after"]["ratio"]
     sc = figures.get("scaling_fp32", {})
     if sc:
         base_mp = sc[min(sc)]["mp_per_s"]
@@ -835,8 +854,17 @@ def _f(x: Any, digits: int = 2) -> str:
     return str(x)
 
 
+def machine_tag(m: dict[str, Any]) -> str:
+    """The CPU (model, capability) every figure was measured on, and whether bf16 is native."""
+    native = m.get("native", {})
+    bf16 = "native bf16" if native.get("bf16") else "bf16 emulated" if "bf16" in native else "bf16 ?"
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
+    return f"[{m.get('cpu')}, {m.get('cpu_capability')}, {bf16}{gpu}]"
+
+
 def render(fig: dict[str, Any]) -> str:
     m = fig.get("machine", {})
+    tag = machine_tag(m)
     lines = [
         f"hlcli benchmark ({fig['mode']}, device {fig['device']})",
         f"machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, flags "
@@ -856,9 +884,11 @@ def render(fig: dict[str, Any]) -> str:
             v = ser.get(key)
             return f"{v['clean_samples']}/{len(v['samples'])} clean" if v else ""
 
-        lines += [f"throughput at {s}x{s}, layers conv3_3,conv4_3 (pairs/s, median of rounds):",
+        lines += [f"throughput at {s}x{s}, layers conv3_3,conv4_3 (pairs/s, median of rounds) {tag}:",
                   f"  hlcli fp32 (decode+metrics)   {_f(tp['hlcli_fp32']):>8}   {clean('hlcli_fp32')}",
                   f"  hlcli bf16 (decode+metrics)   {_f(tp['hlcli_bf16']):>8}   {clean('hlcli_bf16')}",
+                  *([f"  hlcli fp16 (decode+metrics)   {_f(tp['hlcli_fp16']):>8}   {clean('hlcli_fp16')}"]
+                    if tp.get("hlcli_fp16") else []),
                   f"  hlcli fp32 incl. model load   {_f(tp['hlcli_fp32_with_model_load']):>8}",
                   f"  baseline (per pair, full VGG) {_f(tp['baseline']):>8}   {clean('baseline')}; own process, "
                   "default allocator",
@@ -875,17 +905,18 @@ def render(fig: dict[str, Any]) -> str:
             lines.append(f"  hlcli settings: batch_size {st['batch_size']}, pixel_budget {st['pixel_budget']}, "
                          f"workers {st['workers']}")
     if fig.get("gpu_utilization_percent"):
-        lines.append(f"  GPU utilisation (mean %): {fig['gpu_utilization_percent']}")
+        lines.append(f"  GPU utilisation (mean %): {fig['gpu_utilization_percent']}; bound by: {fig.get('bound')}")
     if fig.get("workers_fp32_pairs_per_s"):
         lines.append("  hlcli fp32 by decode workers: "
-                     + ", ".join(f"{w}: {_f(v)}" for w, v in fig["workers_fp32_pairs_per_s"].items()))
+                     + ", ".join(f"{w}: {_f(v)}" for w, v in fig["workers_fp32_pairs_per_s"].items())
+                     + f"; best {fig.get('best_workers')} {tag}")
     if fig.get("cli_main_set"):
         c = fig["cli_main_set"]
         lines.append(f"  `hlcli score` CLI on the same set: {c['seconds']:.2f} s wall "
                      f"({_f(c['pairs_per_s_including_startup'])} pairs/s including start-up), exit {c['rc']}"
                      f"{'' if c.get('others_cores', 0) < 0.25 else ' (machine busy: %.1f other cores)' % c['others_cores']}")
     if fig.get("scaling_fp32"):
-        lines += ["", "scaling (hlcli fp32; MP = W*H of a pair, counted once):",
+        lines += ["", f"scaling (hlcli fp32; MP = W*H of a pair, counted once) {tag}:",
                   "  size        pairs   pairs/s      MP/s   limit MP/s (forward alone)"]
         for sz, v in fig["scaling_fp32"].items():
             lines.append(f"  {sz:>4}x{sz:<4}  {v['pairs']:>6}  {_f(v['pairs_per_s'], 3):>8}  {_f(v['mp_per_s'], 3):>8}"
@@ -894,19 +925,25 @@ def render(fig: dict[str, Any]) -> str:
         t = fig["tiling"]
         lines += ["", f"tiling at {t['size']}x{t['size']} (core {t['tile_core']}, halo {t['halo']}): untiled "
                   f"{[f'{v:.6g}' for v in t['untiled']]} tiled {[f'{v:.6g}' for v in t['tiled']]}, "
-                  f"max rel diff {t['max_rel_diff']:.2e}, L1 equal {t['l1_equal']}"]
+                  f"max rel diff {t['max_rel_diff']:.2e}, L1 equal {t['l1_equal']} {tag}"]
+    if fig.get("tiling_cost_4096"):
+        c = fig["tiling_cost_4096"]
+        lines.append(f"tiling cost, one 4096x4096 image, budget {c['pixel_budget']} px (FLOPs of the tiled "
+                     f"forwards / untiled): before (halo {c['before']['halo']}, core {c['before']['core']}) "
+                     f"{c['before']['ratio']:.3f}x, after (halo {c['after']['halo']}, core {c['after']['core']}) "
+                     f"{c['after']['ratio']:.3f}x")
     if fig.get("memory"):
         mm = fig["memory"]
         lines += ["", f"memory, one {mm['size']}x{mm['size']} pair, `hlcli score` in a fresh child: peak RSS "
                   f"{mm['peak_rss_gib']:.2f} GiB (process tree peak PSS {mm['peak_tree_pss_gib']:.2f} GiB; "
                   f"`import torch` alone {mm['import_torch_rss_gib']:.2f} GiB), {mm['seconds']:.1f} s, "
-                  f"tiled {mm['tiled']}, exit {mm['rc']}"]
+                  f"tiled {mm['tiled']}, exit {mm['rc']} {tag}"]
     if fig.get("startup"):
         su = fig["startup"]
         lines += ["", f"start-up, one tiny pair, warm cache: hlcli score {su['hlcli_warm_s']:.3f} s vs "
                   f"python -c 'import torch' {su['import_torch_s']:.3f} s (medians of "
-                  f"{len(su['hlcli_warm_all'])}); cold (no compact cache) {su['hlcli_cold_s']:.3f} s"]
-    lines += ["", "ratios:"]
+                  f"{len(su['hlcli_warm_all'])}); cold (no compact cache) {su['hlcli_cold_s']:.3f} s {tag}"]
+    lines += ["", f"ratios: {tag}"]
     for k, v in fig.get("ratios", {}).items():
         verdict = fig.get("targets", {}).get(k)
         mark = (f"  target {verdict['target']:<8} {'PASS' if verdict['pass'] else 'FAIL'}" if verdict else "")

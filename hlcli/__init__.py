@@ -39,6 +39,9 @@ _EXPORTS = {
     "MissingFilesError": "errors",
     "HlcliEnvironmentError": "errors",
     "NonFiniteError": "errors",
+    "calibrate_lambda": "calibrate",
+    "tradeoff_runs": "tradeoff",
+    "paper_table": "papertable",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -59,6 +62,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .errors import HlcliEnvironmentError, HlcliError, InputError, MissingFilesError, NonFiniteError
+    from .calibrate import calibrate_lambda
+    from .papertable import paper_table
+    from .tradeoff import tradeoff_runs
     from .metrics import HybridLoss, feature_mse, hybrid, l1, perceptual
     from .results import Missing, PairResult, Run, Skipped
     from .scoring import ScoreOptions, score_dirs, score_pairs

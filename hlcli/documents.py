@@ -3,7 +3,8 @@ whether two runs were made with the same settings (no torch import).
 
 The settings that change the numbers, and so must match before two runs are compared
 (``--baseline``, ``hlcli compare``), are λ, the layers (names, order and weights), the weights
-file's sha256 and the precision. A difference is refused unless the user passes
+file's sha256, the precision and the crop border (``crop_border``; absent, as in documents of
+runs without ``--crop-border``, means 0). A difference is refused unless the user passes
 :data:`OVERRIDE_FLAG`.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InputError
 from .results import BASE_METRICS
@@ -83,7 +84,8 @@ def load_document(path: str | Path, role: str = "baseline") -> dict[str, Any]:
 
 
 def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that change the numbers. Keys absent from ``settings`` are left out."""
+    """The settings that change the numbers. Keys absent from ``settings`` are left out, except
+    ``crop_border``: absent means 0 (hlcli records it only when it is used)."""
     out: dict[str, Any] = {}
     if "lambda" in settings:
         out["lambda"] = settings["lambda"]
@@ -93,6 +95,7 @@ def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
         out["weights sha256"] = settings["weights"].get("sha256")
     if "precision" in settings:
         out["precision"] = settings["precision"]
+    out["crop_border"] = int(settings.get("crop_border", 0))
     return out
 
 
@@ -115,3 +118,73 @@ def mismatch_error(differences: list[str], path: str | Path | None) -> InputErro
     return InputError("the runs were made with different settings, so their scores are not comparable: "
                       + "; ".join(differences), path,
                       f"score both with the same settings, or pass {OVERRIDE_FLAG} to compare anyway")
+
+
+# -- several stored runs at once (tradeoff, calibrate, table) ----------------------------------
+
+class StoredRun(NamedTuple):
+    """A run read for an analysis: its display ``name``, the ``path`` it came from (None for an
+    in-memory run) and its score document ``doc``."""
+
+    name: str
+    path: str | None
+    doc: dict[str, Any]
+
+
+def as_document(run: Any, role: str = "input") -> tuple[dict[str, Any], str | None]:
+    """A run given as a :class:`~hlcli.Run`, a parsed score document or a path to one, as
+    ``(document, path or None)``; a document is checked like a file (``InputError`` if unusable)."""
+    if isinstance(run, (str, Path)):
+        return load_document(run, role), str(run)
+    if hasattr(run, "document") and callable(run.document):
+        return run.document(), None
+    fix = "pass a Run, a document of `hlcli score --format json` (with its pairs) or its path"
+    problem = validate_document(run, "score") if isinstance(run, dict) else f"a {type(run).__name__}"
+    if problem is not None:
+        raise InputError(f"the {role} run is not an hlcli score document ({problem})", None, fix)
+    if run.get("summary_only"):
+        raise InputError(f"the {role} run was written with --summary-only and has no pairs", None, fix)
+    return run, None
+
+
+def load_runs(runs: Any, names: Any = None, *, ignore: tuple[str, ...] = (),
+              allow_settings_mismatch: bool = False) -> tuple[list[StoredRun], list[str]]:
+    """Read several runs (each as :func:`as_document` takes it) and check that they were made
+    with the same settings, except the raw settings keys in ``ignore`` (``("lambda",)`` where λ
+    is the variable). Names default to the file stems (``run1``, ``run2``... in memory) and must
+    be unique. Returns the runs and the differences accepted with ``allow_settings_mismatch``."""
+    runs = list(runs)
+    names = list(names or [])
+    if not runs:
+        raise InputError("no runs given", None, "give the JSON documents of `hlcli score --format json`")
+    if len(names) > len(runs):
+        raise InputError(f"{len(names)} names for {len(runs)} runs", None, "give at most one --name per run")
+    stored = []
+    for i, run in enumerate(runs):
+        name = names[i] if i < len(names) else (Path(run).stem if isinstance(run, (str, Path)) else f"run{i + 1}")
+        doc, path = as_document(run, name)
+        stored.append(StoredRun(name, path, doc))
+    seen: dict[str, StoredRun] = {}
+    for s in stored:
+        if s.name in seen:
+            raise InputError(f"two runs are named {s.name!r}", s.path or seen[s.name].path,
+                             "give each run a distinct name (--name, once per run, in order)")
+        seen[s.name] = s
+
+    def strip(settings: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in settings.items() if k not in ignore}
+
+    per_run = [(s, settings_differences(strip(stored[0].doc["settings"]), strip(s.doc["settings"]),
+                                        (stored[0].name, s.name))) for s in stored[1:]]
+    differences = [d for _, found in per_run for d in found]
+    if differences and not allow_settings_mismatch:
+        raise mismatch_error(differences, next(s.path for s, found in per_run if found))
+    return stored, differences
+
+
+def common_pairs(stored: list[StoredRun]) -> tuple[list[str], dict[str, list[str]]]:
+    """The pair keys present in every run (sorted), and for each run the keys it alone (or with
+    some others, but not all) has."""
+    keys = [{p["key"] for p in s.doc["pairs"]} for s in stored]
+    common = set.intersection(*keys) if keys else set()
+    return sorted(common), {s.name: sorted(k - common) for s, k in zip(stored, keys)}

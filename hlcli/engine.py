@@ -8,11 +8,9 @@ network in one forward (``torch.cat``), channels_last, under ``torch.inference_m
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 # PyTorch's CPU allocator backs allocations of 2 MB and more with transparent huge pages when
 # THP_MEM_ALLOC_ENABLE is set (read once, at its first allocation, so only if torch is not
@@ -28,6 +26,8 @@ from . import metrics
 from .errors import HlcliEnvironmentError
 from .features import VGGFeatures
 from .layers import LayerSpec
+from .tiling import tile_plan
+from .tiling import spans as _spans
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -68,30 +68,69 @@ def select_device(name: str) -> torch.device:
     raise HlcliEnvironmentError(f"unknown device {name!r}", None, "use auto, cpu, cuda, cuda:N or mps")
 
 
-def configure_backends(device: torch.device, *, deterministic: bool = True) -> dict[str, object]:
+def native_precision(device: torch.device, precision: str) -> bool:
+    """Whether ``device`` computes ``precision`` with its own instructions rather than emulating
+    it (several times slower than fp32). fp32 is always native. CPU: oneDNN's own test for its
+    bf16 kernels (AVX-512 or AMX) and fp16 kernels (AVX512-FP16 or AMX-FP16); CUDA: bf16 from
+    compute capability 8.0 (Ampere), fp16 from 5.3; MPS: fp16 (bf16 only where a bf16 tensor can
+    be made there)."""
+    if precision == "fp32":
+        return True
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+    if device.type == "cpu":
+        probe = getattr(torch.ops.mkldnn, f"_is_mkldnn_{precision}_supported", None)
+        try:
+            return bool(probe()) if probe is not None else False
+        except RuntimeError:
+            return False
+    if device.type == "cuda":
+        if precision == "bf16":
+            try:
+                return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+            except TypeError:  # torch without the keyword: decide from the capability
+                return torch.cuda.get_device_capability(device) >= (8, 0)
+        return torch.cuda.get_device_capability(device) >= (5, 3)
+    if device.type == "mps":
+        if precision == "fp16":
+            return True
+        try:
+            torch.zeros(1, dtype=torch.bfloat16, device=device)
+            return True
+        except (RuntimeError, TypeError):
+            return False
+    return False
+
+
+def configure_backends(device: torch.device, *, deterministic: bool = True,
+                       precision: str | None = None) -> dict[str, object]:
     """Make GPU results reproducible and full-precision by default; return what was set (for the
     JSON record). TF32 is off: it would silently round fp32 convolutions to 10-bit mantissas.
     ``deterministic=False`` lets cuDNN benchmark and pick the fastest (possibly
-    non-deterministic) algorithms."""
+    non-deterministic) algorithms. With ``precision``, the record also says whether the device
+    computes it natively (``native_precision``, see :func:`native_precision`)."""
+    info: dict[str, object] = {}
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-        return {
+        info = {
             "cudnn_version": torch.backends.cudnn.version(),
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "cudnn_deterministic": torch.backends.cudnn.deterministic,
             "allow_tf32": False,
             "device_name": torch.cuda.get_device_name(device),
         }
-    if device.type == "cpu":
-        return {
+    elif device.type == "cpu":
+        info = {
             "mkldnn": torch.backends.mkldnn.is_available(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "huge_pages": os.environ.get("THP_MEM_ALLOC_ENABLE", "0") not in ("", "0"),
         }
-    return {}
+    if precision is not None:
+        info["native_precision"] = native_precision(device, precision)
+    return info
 
 
 def default_pixel_budget(device: torch.device) -> int:
@@ -119,28 +158,6 @@ def default_forward_pixels(device: torch.device, pixel_budget: int) -> int:
     if device.type == "cpu":
         return min(pixel_budget, CPU_FORWARD_PIXELS)
     return pixel_budget
-
-
-@dataclass(frozen=True)
-class TilePlan:
-    core: int  # tile side (input pixels) whose features are kept; a multiple of the stride
-    halo: int  # context added on each side; >= the receptive field of the deepest layer
-
-
-def tile_plan(layers: Sequence[LayerSpec], pixel_budget: int, core: int | None = None) -> TilePlan:
-    """Tiles whose two crops (restored + ground truth, with halo) fit the pixel budget, or
-    whose core is ``core`` pixels (rounded down to the deepest layer's stride).
-
-    The halo is the deepest layer's receptive field rounded up to its stride (conv4_3: 100 px ->
-    104). That is more than needed (a value sees (rf - 1) / 2 pixels on each side), so a kept
-    feature value's whole receptive field lies inside its crop."""
-    stride = max(s.stride for s in layers)
-    rf = max(s.receptive_field for s in layers)
-    halo = math.ceil(rf / stride) * stride
-    if core is None:
-        side = int(math.sqrt(pixel_budget / 2))  # crop side with halo, two images per forward
-        core = side - 2 * halo
-    return TilePlan(core=max(stride, core // stride * stride), halo=halo)
 
 
 def _abs_diff_sums(r: torch.Tensor, g: torch.Tensor, chunk_values: int = 1 << 24) -> torch.Tensor:
@@ -281,20 +298,15 @@ class BatchScorer:
 
     def _tiled_sq_sums(self, r: torch.Tensor, g: torch.Tensor, scale: int) -> list[torch.Tensor]:
         """Exact tiled inference for one pair. The image is cut into cores on a grid aligned to
-        the deepest layer's stride S; each core is run with a halo of at least the receptive
-        field (rounded up to S) of context, clipped at the image border, and only the core's
+        the deepest layer's stride S; each core is run with a halo (the layers' reach rounded
+        up to S, :func:`tile_plan`) of context, clipped at the image border, and only the core's
         feature values are kept. Every kept value therefore sees exactly the pixels (and the
         zero padding at true image borders) that it sees in the untiled forward, and 2x2 pools
         see the same windows because every crop starts at a multiple of S."""
         _, _, h, w = r.shape
-        core, halo = self.tiles.core, self.tiles.halo
         totals = [torch.zeros(1, dtype=torch.float64, device=r.device) for _ in self.layers]
-        for y0 in range(0, h, core):
-            y1 = min(h, y0 + core)
-            cy0, cy1 = max(0, y0 - halo), min(h, y1 + halo)
-            for x0 in range(0, w, core):
-                x1 = min(w, x0 + core)
-                cx0, cx1 = max(0, x0 - halo), min(w, x1 + halo)
+        for y0, y1, cy0, cy1 in _spans(h, self.tiles):
+            for x0, x1, cx0, cx1 in _spans(w, self.tiles):
                 fr, fg = self._pair_features(r[:, :, cy0:cy1, cx0:cx1], g[:, :, cy0:cy1, cx0:cx1], scale)
                 for i, (spec, a, b) in enumerate(zip(self.layers, fr, fg)):
                     s = spec.stride
@@ -308,3 +320,77 @@ class BatchScorer:
                     totals[i] += metrics.squared_diff_sum(core_r, core_g)
                 del fr, fg
         return totals
+
+    # -- error maps (hlcli score --save-maps) -------------------------------------------------
+
+    @torch.inference_mode()
+    def measure_maps(self, restored: torch.Tensor, gt: torch.Tensor,
+                     scale: int) -> tuple[torch.Tensor, torch.Tensor, list[list[torch.Tensor]]]:
+        """:meth:`measure` plus each pair's error maps, from the same features the scores come
+        from: per image ``[l1_map (H, W), map_l (H_l, W_l) for each layer]``, float32 on the CPU.
+        The L1 map is the per-pixel mean over channels of |r - g| / scale; a layer map is the
+        per-position mean over channels of the squared feature difference (accumulated in
+        float64), so each map's mean is the pair's value. Tiled pairs stitch their cores' maps
+        (the same exact cores as the scores). No OOM retry here: maps are opt-in."""
+        n, _, h, w = restored.shape
+        r_dev = restored.to(self.device, non_blocking=True)
+        g_dev = gt.to(self.device, non_blocking=True)
+        l1 = metrics.l1_from_sum(_abs_diff_sums(r_dev, g_dev), 3 * h * w, scale=scale)
+        out: list[list[torch.Tensor]] = []
+        sums: list[torch.Tensor] = []
+        per = 1 if self.is_tiled(h, w) else max(1, self.forward_pixels // (2 * h * w))
+        for i in range(0, n, per):
+            r, g = r_dev[i : i + per], g_dev[i : i + per]
+            if self.is_tiled(h, w):
+                layer_maps, layer_sums = self._tiled_maps(r, g, scale)
+            else:
+                fr, fg = self._pair_features(r, g, scale)
+                layer_maps = [_sq_map(a, b) for a, b in zip(fr, fg)]
+                layer_sums = [m.sum(dim=(1, 2)) * s.channels for m, s in zip(layer_maps, self.layers)]
+            sums.append(torch.stack(layer_sums, 1))
+            l1_maps = _l1_map(r, g, scale)
+            for j in range(r.shape[0]):
+                out.append([l1_maps[j]] + [m[j].float().cpu() for m in layer_maps])
+        counts = torch.tensor([self.feature_count(s, h, w) for s in self.layers], dtype=torch.float64)
+        return l1.cpu(), metrics.feature_mse_from_sum(torch.cat(sums).cpu(), counts), out
+
+    def _tiled_maps(self, r: torch.Tensor, g: torch.Tensor,
+                    scale: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Layer maps (1, H_l, W_l) of one tiled pair, float32, and their float64 sums: the tiles
+        and cores of :meth:`_tiled_sq_sums`, each core's map written to its place in the whole
+        map (kept in float32, the stored precision, so a 4096x4096 pair's maps stay small)."""
+        _, _, h, w = r.shape
+        maps = [torch.zeros(1, h // s.stride, w // s.stride, dtype=torch.float32, device=r.device)
+                for s in self.layers]
+        totals = [torch.zeros(1, dtype=torch.float64, device=r.device) for _ in self.layers]
+        for y0, y1, cy0, cy1 in _spans(h, self.tiles):
+            for x0, x1, cx0, cx1 in _spans(w, self.tiles):
+                fr, fg = self._pair_features(r[:, :, cy0:cy1, cx0:cx1], g[:, :, cy0:cy1, cx0:cx1], scale)
+                for spec, a, b, whole, total in zip(self.layers, fr, fg, maps, totals):
+                    s = spec.stride
+                    fy0, fx0 = (y0 - cy0) // s, (x0 - cx0) // s
+                    fy1 = (h // s if y1 == h else y1 // s) - cy0 // s
+                    fx1 = (w // s if x1 == w else x1 // s) - cx0 // s
+                    part = _sq_map(a[:, :, fy0:fy1, fx0:fx1], b[:, :, fy0:fy1, fx0:fx1])
+                    whole[:, y0 // s : y0 // s + part.shape[1], x0 // s : x0 // s + part.shape[2]] = part
+                    total += part.sum(dim=(1, 2)) * spec.channels
+                del fr, fg
+        return maps, totals
+
+
+def _sq_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-position mean over channels of (a - b)^2, float64, shape (N, H_l, W_l)."""
+    d = a.float() - b.float()
+    return d.square_().sum(dim=1, dtype=torch.float64) / a.shape[1]
+
+
+def _l1_map(r: torch.Tensor, g: torch.Tensor, scale: int, chunk_rows: int = 256) -> torch.Tensor:
+    """Per-pixel mean over channels of |r - g| / scale, float32 (N, H, W) on the CPU, computed
+    in bands of rows from the exact integer differences (a 4096x4096 pair never holds more than
+    a band of int32 temporaries)."""
+    n, _, h, w = r.shape
+    out = torch.empty(n, h, w, dtype=torch.float32)
+    for y in range(0, h, chunk_rows):
+        d = (r[:, :, y : y + chunk_rows].to(torch.int32) - g[:, :, y : y + chunk_rows].to(torch.int32)).abs_()
+        out[:, y : y + chunk_rows] = (d.sum(dim=1, dtype=torch.float64) / (3 * scale)).float().cpu()
+    return out

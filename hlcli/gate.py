@@ -5,7 +5,9 @@
   STAT is ``count``, ``mean``, ``median``, ``std``, ``min``, ``max`` or a percentile ``pN``
   (0 <= N <= 100, e.g. ``p95``, ``p99.9``), all as defined in :mod:`hlcli.results`; METRIC is
   ``l1``, ``perceptual``, ``hybrid`` or a scored layer; OP is one of ``> >= < <= == !=``.
-  A statistic that is undefined (no pairs scored) fails its gate.
+  A statistic that is undefined (no pairs scored) fails its gate. ``STAT.METRIC[GROUP] OP VALUE``
+  (``mean.hybrid[Urban100]>0.1``) evaluates over one group's pairs of a run scored with
+  ``--group-by`` (:mod:`hlcli.groups`); the group must be one of the run's.
 * ``--baseline RUN.json`` with ``--max-regression [METRIC=]VALUE[%]``: compare this run with a
   stored ``hlcli score -f json`` document, pair by pair and on the mean over the pairs both runs
   scored. A pair or mean *regresses* when ``new - old > allowed`` (equal passes), where
@@ -30,17 +32,17 @@ from .documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value,
 from .errors import InputError
 from .results import BASE_METRICS, STATS, PairResult, Run, describe, metric_names
 
-__all__ = ["OPS", "OVERRIDE_FLAG", "Gate", "GateSpec", "Limit", "check_metrics", "compare_to_baseline",
+__all__ = ["OPS", "OVERRIDE_FLAG", "Gate", "GateSpec", "Limit", "check_groups", "check_metrics", "compare_to_baseline",
            "evaluate_gates", "load_document", "parse_gate", "parse_limit", "scoped", "statistic"]
 
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
        "==": operator.eq, "!=": operator.ne}
 GATE_STATS = ("count", *STATS)
 
-_GATE_RE = re.compile(r"\s*(p\d+(?:\.\d+)?|[a-z]+)\s*\.\s*([a-z][a-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*",
-                      re.IGNORECASE)
+_GATE_RE = re.compile(r"\s*(p\d+(?:\.\d+)?|[a-z]+)\s*\.\s*([a-z][a-z0-9_]*)\s*(?:\[([^\]]*)\])?"
+                      r"\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*", re.IGNORECASE)
 _LIMIT_RE = re.compile(r"\s*(?:([a-z][a-z0-9_]*)\s*=\s*)?([^%\s=]+)\s*(%?)\s*", re.IGNORECASE)
-_GATE_HELP = ("expected STAT.METRIC OP VALUE, e.g. mean.hybrid>0.08 (STAT: "
+_GATE_HELP = ("expected STAT.METRIC[GROUP] OP VALUE, e.g. mean.hybrid>0.08 or mean.hybrid[Set5]>0.08 (STAT: "
               + ", ".join(GATE_STATS) + " or pN; OP: > >= < <= == !=)")
 
 
@@ -48,11 +50,12 @@ _GATE_HELP = ("expected STAT.METRIC OP VALUE, e.g. mean.hybrid>0.08 (STAT: "
 
 @dataclass(frozen=True)
 class Gate:
-    expression: str  # normalised, without spaces: "mean.hybrid>0.08"
+    expression: str  # normalised, without spaces: "mean.hybrid>0.08", "mean.hybrid[Set5]>0.08"
     stat: str
     metric: str
     op: str
     threshold: float
+    group: str | None = None  # evaluate over this group's pairs only (needs --group-by)
 
 
 def _finite(text: str) -> float | None:
@@ -68,7 +71,10 @@ def parse_gate(text: str) -> Gate:
     m = _GATE_RE.fullmatch(text)
     if not m:
         raise ValueError(f"invalid gate {text!r}: {_GATE_HELP}")
-    stat, metric, op, value = m.group(1).lower(), m.group(2).lower(), m.group(3), m.group(4)
+    stat, metric, op, value = m.group(1).lower(), m.group(2).lower(), m.group(4), m.group(5)
+    group = None if m.group(3) is None else m.group(3).strip()
+    if group == "":
+        raise ValueError(f"empty group in gate {text!r}: name one, e.g. mean.hybrid[Set5]>0.08")
     if stat not in GATE_STATS:
         q = _finite(stat[1:]) if stat.startswith("p") else None
         if q is None or not 0 <= q <= 100:
@@ -77,7 +83,8 @@ def parse_gate(text: str) -> Gate:
     threshold = _finite(value)
     if threshold is None:
         raise ValueError(f"threshold {value!r} in gate {text!r} is not a finite number")
-    return Gate(f"{stat}.{metric}{op}{value}", stat, metric, op, threshold)
+    scope = "" if group is None else f"[{group}]"
+    return Gate(f"{stat}.{metric}{scope}{op}{value}", stat, metric, op, threshold, group)
 
 
 def check_metrics(items: list[Gate] | list[Limit], layer_names: list[str] | tuple[str, ...]) -> None:
@@ -87,6 +94,21 @@ def check_metrics(items: list[Gate] | list[Limit], layer_names: list[str] | tupl
         if item.metric not in valid and not (isinstance(item, Limit) and item.metric == "all"):
             raise ValueError(f"unknown metric {item.metric!r} in {item.expression!r}: use one of "
                              f"{', '.join(valid)} (a layer must be one of --layers)")
+
+
+def check_groups(gates: list[Gate], groups: list[str], group_by: str) -> None:
+    """``ValueError`` naming the first gate whose group is not one of ``groups`` (the run's
+    groups, known from the pairing before anything is scored)."""
+    for g in gates:
+        if g.group is None:
+            continue
+        if group_by == "none":
+            raise ValueError(f"gate {g.expression!r} names the group {g.group!r} but pairs are not grouped: "
+                             "pass --group-by top (top-level folder) or --group-by dir (parent folder)")
+        if g.group not in groups:
+            known = ", ".join(groups[:20]) + (f", … ({len(groups) - 20} more)" if len(groups) > 20 else "")
+            raise ValueError(f"unknown group {g.group!r} in gate {g.expression!r}: with --group-by {group_by} "
+                             f"the groups are {known or 'none'}")
 
 
 def statistic(stat: str, values: list[float]) -> float | int | None:
@@ -101,15 +123,22 @@ def statistic(stat: str, values: list[float]) -> float | int | None:
     return float(np.percentile(np.asarray(values, dtype=np.float64), float(stat[1:]), method="linear"))
 
 
-def evaluate_gates(gates: list[Gate], pairs: list[PairResult]) -> list[dict[str, Any]]:
-    """The ``checks`` of the gate section: each gate's observed statistic over ``pairs``."""
+def evaluate_gates(gates: list[Gate], pairs: list[PairResult], *, group_by: str = "none") -> list[dict[str, Any]]:
+    """The ``checks`` of the gate section: each gate's observed statistic over ``pairs``, or over
+    the pairs of its group (``group_by`` as in :func:`hlcli.groups.group_of`). A check names
+    its ``group`` only when the gate has one."""
+    from .groups import group_of
+
     checks = []
     for g in gates:
-        observed = statistic(g.stat, [p.metric(g.metric) for p in pairs])
+        members = pairs if g.group is None else [p for p in pairs if group_of(p.key, group_by) == g.group]
+        observed = statistic(g.stat, [p.metric(g.metric) for p in members])
         failed = observed is None or OPS[g.op](observed, g.threshold)
-        checks.append({"expression": g.expression, "stat": g.stat, "metric": g.metric, "op": g.op,
+        where = "" if g.group is None else f" in group {g.group}"
+        checks.append({"expression": g.expression, "stat": g.stat, "metric": g.metric,
+                       **({} if g.group is None else {"group": g.group}), "op": g.op,
                        "threshold": g.threshold, "observed": observed, "passed": not failed,
-                       "reason": "undefined: no pairs were scored" if observed is None else None})
+                       "reason": f"undefined: no pairs were scored{where}" if observed is None else None})
     return checks
 
 
@@ -248,7 +277,7 @@ class GateSpec:
         """The gate section of ``run``'s report, or None when there is nothing to check."""
         if not self:
             return None
-        checks = evaluate_gates(self.gates, run.pairs)
+        checks = evaluate_gates(self.gates, run.pairs, group_by=run.group_by)
         regressions = None
         if self.baseline is not None:
             regressions = compare_to_baseline(run.pairs, run.layer_names, self.baseline, self.limits,

@@ -8,12 +8,22 @@ module-level functions, safe to use in DataLoader worker processes.
 Policies (each refusal is an :class:`~hlcli.errors.InputError` naming the file and the fix):
 
 * **Broken files** (empty, truncated, corrupt, not an image) are refused; truncated data is never
-  padded (``ImageFile.LOAD_TRUNCATED_IMAGES`` is left alone). Multi-frame files are refused.
+  padded (``ImageFile.LOAD_TRUNCATED_IMAGES`` is left alone), nor is an image whose data (TIFF
+  strips...) does not cover it. Multi-frame files are refused.
+* **Every exception** raised while reading a file (by Pillow, a plugin, numpy, zlib, ...) is
+  that file's :class:`InputError`, the original chained as its ``__cause__``; only
+  ``KeyboardInterrupt``, ``MemoryError`` and hlcli's own errors pass through unchanged (a plugin
+  that is installed but fails to import is an :class:`HlcliEnvironmentError`).
+* **Warnings** that Pillow (or numpy) raises while reading a file, and the warnings and errors
+  Pillow logs, are caught for the calling thread only (:func:`hlcli.diagnostics.capture`) and
+  replaced by at most one :class:`~hlcli.errors.InputWarning` ``"<path>: <what>"`` per call,
+  none if the file is refused. Filters still apply first (``error`` makes the file refused).
 * **Size**: ``width * height > max_pixels`` is refused from the header, before decoding. The
   default is Pillow's own hard limit, 2 * ``Image.MAX_IMAGE_PIXELS``; ``None`` disables it. If
   Pillow's global bomb check stops an image we accept, the file is reopened with that check off
-  for this call only (under a lock, then restored). Pillow may still emit its
-  ``DecompressionBombWarning`` (to stderr) for the 89-179 MP images the default accepts.
+  for this call only (under a lock, then restored). Pillow's ``DecompressionBombWarning`` for
+  the 89-179 MP images the default accepts becomes an ``InputWarning`` (``hlcli score``
+  ignores it).
 * **Orientation**: EXIF (or XMP) orientation is applied; :func:`probe` reports the oriented size.
 * **Grey** is repeated into three identical channels.
 * **16 bits**: grey PNG/TIFF/PGM are read natively. Pillow 13 keeps only the high bytes of
@@ -35,12 +45,14 @@ Policies (each refusal is an :class:`~hlcli.errors.InputError` naming the file a
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import os
 import struct
 import sys
 import threading
+import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
@@ -48,7 +60,8 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
-from .errors import InputError
+from . import diagnostics
+from .errors import HlcliEnvironmentError, HlcliError, InputError
 
 try:
     from PIL import ImageCms
@@ -86,6 +99,9 @@ _LOW_BYTES.update({f"{b};16N": _LOW_BYTES[f"{b};16{_NATIVE}"] for b in ("RGB", "
 _WIDE_CODECS = {"zip", "raw", "libtiff"}  # decoders verified to pass the rawmode through
 _KEY_SCALE = {"L;2": 85, "L;4": 17}  # Pillow leaves tRNS keys of 2/4-bit grey unscaled
 _LIMIT_LOCK = threading.Lock()
+_BIG_READ = 1 << 20  # reads larger than this are capped at what the file holds (see _File)
+_FIX_CORRUPT = ("the file is corrupt or uses a feature Pillow cannot read: check or re-export it "
+                "(--on-error skip scores the other pairs)")
 
 
 @dataclass(frozen=True)
@@ -155,17 +171,30 @@ def _pillow_limit_lifted():
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _run(path, max_pixels: int | None, work: Callable[[Image.Image, _Header], Any], *,
-         lifted: bool = False) -> Any:
+def _run(path, max_pixels: int | None, work: Callable[[Image.Image, _Header], Any]) -> Any:
+    """Open ``path`` and do ``work``: every exception but hlcli's own, ``KeyboardInterrupt`` and
+    ``MemoryError`` becomes an :class:`InputError` for this file, and the warnings raised while
+    reading it become at most one :class:`InputWarning` (none if the file is refused)."""
     valid = isinstance(max_pixels, (int, np.integer)) and not isinstance(max_pixels, bool)
     if max_pixels is not None and not (valid and max_pixels >= 1):
         raise InputError(f"invalid max_pixels {max_pixels!r}", fix="pass a positive integer")
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext in _PLUGINS:
         _load_plugin(ext)
+    with diagnostics.capture() as caught:
+        result = _attempt(path, max_pixels, work)
+    if caught:
+        warnings.warn(diagnostics.input_warning(path, caught), stacklevel=3)  # at probe's caller
+    return result
+
+
+def _attempt(path, max_pixels: int | None, work: Callable[[Image.Image, _Header], Any], *,
+             lifted: bool = False) -> Any:
     try:
-        with _pillow_limit_lifted() if lifted else nullcontext(), Image.open(path) as img:
+        with _pillow_limit_lifted() if lifted else nullcontext(), _open(path) as img:
             return work(img, _read_header(img, path, max_pixels))
+    except HlcliError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         if lifted:  # unreachable: Pillow's check is off
             raise InputError("image too large", path, "pass a larger --max-pixels") from None
@@ -175,13 +204,47 @@ def _run(path, max_pixels: int | None, work: Callable[[Image.Image, _Header], An
         raise InputError("is a directory, not an image file", path, "pass an image file") from None
     except PermissionError:
         raise InputError("permission denied", path, "make the file readable") from None
-    except UnidentifiedImageError:
-        raise _unidentified(path) from None
+    except UnidentifiedImageError as err:
+        raise _unidentified(path) from err
     except _DECODE_ERRORS as err:
-        raise InputError(f"cannot decode image: {err}", path,
-                         "the file is truncated or corrupt; re-export or re-download it") from None
+        raise InputError(f"cannot decode image: {_text(err)}", path,
+                         "the file is truncated or corrupt; re-export or re-download it") from err
+    except MemoryError:
+        raise
+    except Exception as exc:  # whatever else Pillow, a plugin or numpy raise on a broken file
+        raise InputError(f"cannot decode image ({_describe(exc)})", path, _FIX_CORRUPT) from exc
     # Pillow's own bomb check stopped it: retry without that; our max_pixels check still applies.
-    return _run(path, max_pixels, work, lifted=True)
+    return _attempt(path, max_pixels, work, lifted=True)
+
+
+def _text(exc: BaseException) -> str:
+    """An exception's message on one line, at most 200 characters (else its type's name)."""
+    text = " ".join(str(exc).split())
+    return (text if len(text) <= 200 else text[:197] + "...") or type(exc).__name__
+
+
+class _File(io.BufferedReader):
+    """The file Pillow reads from: ``read(n)`` never asks for more than the file holds. A corrupt
+    length field (a JPEG 2000 box of 2**62 bytes) would make ``read`` allocate that much before
+    reading, a ``MemoryError`` that says nothing about the machine; a read cut short at the end
+    of the file is what ``read`` returns anyway, and Pillow treats it as truncation."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is not None and size > _BIG_READ:
+            size = max(0, min(size, os.fstat(self.fileno()).st_size - self.tell()))
+        return super().read(size)
+
+
+@contextmanager
+def _open(path):
+    with _File(io.FileIO(path, "rb")) as fp, Image.open(fp) as img:
+        yield img
+
+
+def _describe(exc: BaseException) -> str:
+    """``TypeError: Missing dimensions``: the type and the message, on one line."""
+    text = _text(exc)
+    return type(exc).__name__ if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
 def _check_size(img: Image.Image, path, max_pixels: int | None) -> None:
@@ -200,15 +263,31 @@ def _load_plugin(ext: str) -> bool:
             plugin = importlib.import_module(module)
         except ImportError:
             return False
+        except Exception as exc:  # installed but broken: the environment's problem, not a file's
+            raise _broken_plugin(ext, exc) from exc
         if register:
-            getattr(plugin, register)()
+            try:
+                getattr(plugin, register)()
+            except Exception as exc:
+                raise _broken_plugin(ext, exc) from exc
         _PLUGINS_LOADED.add(module)
     return True
 
 
+def _broken_plugin(ext: str, exc: Exception) -> HlcliEnvironmentError:
+    package = _PLUGINS[ext][1]
+    return HlcliEnvironmentError(f"the {package} plugin for {ext} images fails to load "
+                                 f"({_describe(exc)})",
+                                 fix=f"reinstall it: pip install --force-reinstall {package}")
+
+
 def _unidentified(path) -> InputError:
     ext = os.path.splitext(os.fspath(path))[1].lower()
-    if os.path.getsize(path) == 0:
+    try:
+        empty = os.path.getsize(path) == 0
+    except OSError:
+        empty = False
+    if empty:
         return InputError("file is empty", path, "re-export or replace the image")
     if ext in _CODECS and not features.check(_CODECS[ext][0]):
         name, lib = _CODECS[ext]
@@ -230,6 +309,7 @@ def _read_header(img: Image.Image, path, max_pixels: int | None) -> _Header:
     if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":  # MPO: frame 0 is the main image
         raise InputError(f"multi-frame image ({img.n_frames} frames)", path,
                          "extract the frame to score into its own file")
+    _check_coverage(img, tiles, path)
     args = tiles[0][3] if tiles else None  # tiles: (codec, extents, offset, args), by position
     rawmode = args[0] if isinstance(args, tuple) and args else args
     rawmode = rawmode if isinstance(rawmode, str) else None
@@ -267,6 +347,30 @@ def _read_header(img: Image.Image, path, max_pixels: int | None) -> _Header:
     return _Header(info, orientation, rawmode)
 
 
+def _check_coverage(img: Image.Image, tiles: list, path) -> None:
+    """Refuse a file whose data does not cover the whole image, from the header: Pillow decodes
+    the tiles (TIFF strips...) the file lists and leaves the rest of the image black without a
+    word (a TIFF whose strips stop short: 16x12 pixels of data in a 16x8388620 image)."""
+    if not tiles or img.format == "GIF":  # a GIF frame may cover part of its screen
+        return
+    w, h = img.size
+    if img.format == "TIFF":  # tiles are in the file's own orientation
+        w, h = img.tag_v2.get(256, w), img.tag_v2.get(257, h)
+    covered = 0
+    for tile in tiles:
+        extents = tile[1]
+        if extents is None:  # the whole image
+            return
+        if not all(isinstance(v, int) for v in (w, h, *extents)):  # e.g. rational tag values
+            raise InputError(f"invalid image data layout (tile {extents} of a {w}x{h} image)", path,
+                             "the file is corrupt; re-export or re-download it")
+        x0, y0, x1, y1 = extents
+        covered += max(0, min(x1, w) - max(x0, 0)) * max(0, min(y1, h) - max(y0, 0))
+    if covered < w * h:
+        raise InputError(f"the file's image data covers {covered} of its {w}x{h} = {w * h} pixels",
+                         path, "the file is truncated or corrupt; re-export or re-download it")
+
+
 def _check_cmyk_profile(icc: bytes, path) -> None:
     """Refuse, from the header, a CMYK image whose ICC profile cannot convert it to sRGB."""
     fix = "convert it to RGB first, with the right CMYK profile"
@@ -276,6 +380,16 @@ def _check_cmyk_profile(icc: bytes, path) -> None:
         raise InputError(f"CMYK image with an unreadable ICC profile ({err})", path, fix) from None
     if space != "CMYK":
         raise InputError(f"CMYK image whose embedded ICC profile is for {space}, not CMYK", path, fix)
+
+
+@functools.lru_cache(maxsize=8)
+def _cmyk_to_srgb(icc: bytes) -> Any:
+    """The CMYK -> sRGB transform of an ICC profile, built once per profile (LittleCMS takes
+    ~40 ms to build one; a folder of CMYK images usually shares one profile). ``NOCACHE`` makes
+    a transform safe to share between threads (it drops LittleCMS's one-pixel cache)."""
+    return ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                   ImageCms.createProfile("sRGB"), "CMYK", "RGB",
+                                   ImageCms.Intent.PERCEPTUAL, flags=ImageCms.Flags.NOCACHE)
 
 
 def _orientation(img: Image.Image) -> int:
@@ -337,9 +451,7 @@ def _pixels(img: Image.Image, header: _Header, path) -> np.ndarray:
         elif mode in ("RGBX", "YCbCr", "HSV"):
             img = img.convert("RGB")
         elif mode == "CMYK":
-            profile = ImageCms.ImageCmsProfile(io.BytesIO(img.info["icc_profile"]))
-            img = ImageCms.profileToProfile(img, profile, ImageCms.createProfile("sRGB"),
-                                            outputMode="RGB")
+            img = _cmyk_to_srgb(bytes(img.info["icc_profile"])).apply(img)
         arr = np.array(img)  # a writable copy (np.asarray would be read-only)
         if arr.ndim == 2:
             arr = arr[..., None]
@@ -362,7 +474,7 @@ def _wide16(img: Image.Image, path, rawmode: str) -> np.ndarray:
         return (raw[..., 0::2] << 8) | raw[..., 1::2]
     img.load()
     high = np.asarray(img).astype(np.uint16)
-    with Image.open(path) as twin:
+    with _open(path) as twin:
         low = _load_rawmode(twin, _LOW_BYTES[rawmode])
     if low.shape != high.shape:
         raise InputError("16-bit image changed while being read", path, "try again")

@@ -31,12 +31,18 @@ class Planned:
 
     index: int  # position in the run's pair list
     pair: Pair
-    width: int  # scored size (after the size policy)
+    width: int  # scored size (after the size policy and the crop border)
     height: int
     policy: str | None  # the size policy applied to this pair, if any
     restored_size: tuple[int, int]
     gt_size: tuple[int, int]
     depth: int  # 8 or 16: the bit depth both sides are brought to
+    crop_border: int = 0  # pixels shaved from every side after the size policy
+
+    @property
+    def policy_size(self) -> tuple[int, int]:
+        """(width, height) after the size policy, before the crop border."""
+        return self.width + 2 * self.crop_border, self.height + 2 * self.crop_border
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,11 @@ class Failure:
     error: HlcliError
 
 
-def plan_pair(index: int, pair: Pair, *, size_policy: str, max_pixels: int | None, min_side: int) -> Planned | Failure:
-    """Read both headers (no pixel decoding) and decide how the pair will be scored."""
+def plan_pair(index: int, pair: Pair, *, size_policy: str, max_pixels: int | None, min_side: int,
+              crop_border: int = 0) -> Planned | Failure:
+    """Read both headers (no pixel decoding) and decide how the pair will be scored: the size
+    policy first, then ``crop_border`` pixels off every side (BasicSR's ``crop_border``); the
+    size left must reach ``min_side`` (the layers' minimum)."""
     try:
         r = images.probe(pair.restored, max_pixels=max_pixels)
         g = images.probe(pair.gt, max_pixels=max_pixels)
@@ -69,13 +78,17 @@ def plan_pair(index: int, pair: Pair, *, size_policy: str, max_pixels: int | Non
                 pair.restored,
                 "restore at the ground truth's size, or choose --size-mismatch crop|resize-restored",
             ))
-    if min(w, h) < min_side:
+    c = crop_border
+    if min(w, h) - 2 * c < min_side:
+        left = f"{max(w - 2 * c, 0)}x{max(h - 2 * c, 0)}"
         return Failure(index, pair, InputError(
-            f"image is {w}x{h}, too small for the deepest requested layer (needs at least "
-            f"{min_side}x{min_side})", pair.gt, "use shallower --layers or larger images",
+            (f"image is {w}x{h}, {left} after --crop-border {c}" if c else f"image is {w}x{h}")
+            + f", too small for the deepest requested layer (needs at least {min_side}x{min_side})",
+            pair.gt, "use a smaller --crop-border, shallower --layers or larger images" if c
+            else "use shallower --layers or larger images",
         ))
     depth = 16 if 16 in (r.bit_depth, g.bit_depth) else 8
-    return Planned(index, pair, w, h, policy, rs, gs, depth)
+    return Planned(index, pair, w - 2 * c, h - 2 * c, policy, rs, gs, depth, c)
 
 
 def batches(plans: list[Planned], *, batch_size: int, pixel_budget: int) -> list[list[Planned]]:
@@ -125,11 +138,15 @@ def decode_pair(plan: Planned, *, alpha: str, max_pixels: int | None) -> tuple[n
                 f"decoded size {arr.shape[1]}x{arr.shape[0]} differs from the header's {size[0]}x{size[1]}",
                 path, "the file is damaged; re-save it",
             )
+    w, h = plan.policy_size
     if plan.policy == "crop":
-        r = r[: plan.height, : plan.width]
-        g = g[: plan.height, : plan.width]
+        r = r[:h, :w]
+        g = g[:h, :w]
     elif plan.policy == "resize-restored":
-        r = _resize(r, plan.width, plan.height)
+        r = _resize(r, w, h)
+    c = plan.crop_border
+    if c:
+        r, g = r[c : h - c, c : w - c], g[c : h - c, c : w - c]
     return _to_depth(r, plan.depth), _to_depth(g, plan.depth)
 
 

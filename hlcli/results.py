@@ -182,13 +182,50 @@ class Run:
     def sorted_pairs(self) -> list[PairResult]:
         return sorted(self.pairs, key=lambda p: p.key)
 
+    @property
+    def group_by(self) -> str:
+        """How pairs are grouped (``settings["group_by"]``; absent means ``"none"``)."""
+        return self.settings.get("group_by", "none")
+
+    def group_of(self, key: str) -> str | None:
+        """The group of the pair keyed ``key`` (None when the run is not grouped)."""
+        from .groups import group_of
+
+        return group_of(key, self.group_by)
+
+    def group_names(self) -> list[str]:
+        """Every group of the run, sorted: from the pairs scored and skipped, so that a group
+        whose pairs were all skipped is still there (with count 0)."""
+        from .groups import group_names
+
+        return group_names([p.key for p in self.pairs] + [s.key for s in self.skipped], self.group_by)
+
+    def group_summaries(self) -> dict[str, dict[str, Any]]:
+        """Per group: ``count``, ``skipped`` and the same ``metrics`` statistics as the summary,
+        over that group's pairs (in scoring order, as the overall summary)."""
+        members: dict[str, list[PairResult]] = {name: [] for name in self.group_names()}
+        skipped = dict.fromkeys(members, 0)
+        for p in self.pairs:
+            members[self.group_of(p.key)].append(p)  # type: ignore[index]
+        for s in self.skipped:
+            skipped[self.group_of(s.key)] += 1  # type: ignore[index]
+        return {name: {"count": len(pairs), "skipped": skipped[name],
+                       "metrics": {m: describe([p.metric(m) for p in pairs]) for m in metric_names(self.layer_names)}}
+                for name, pairs in members.items()}
+
     def summary(self) -> dict[str, Any]:
         s = summarize(self.pairs, self.layer_names, worst=self.worst)
         s["skipped"] = len(self.skipped)
         s["missing"] = len(self.missing)
         s["ignored"] = len(self.ignored)
         s["complete"] = self.complete
+        if self.group_by != "none":  # only when grouping: plain documents stay as they were
+            s["groups"] = self.group_summaries()
         return s
+
+    def with_group(self, record: dict[str, Any], key: str) -> dict[str, Any]:
+        """``record`` with its ``group`` when the run is grouped (unchanged otherwise)."""
+        return record if self.group_by == "none" else {**record, "group": self.group_of(key)}
 
     def header(self) -> dict[str, Any]:
         """What the JSON document and the JSON Lines header share: schema, versions, settings."""
@@ -197,12 +234,13 @@ class Run:
     def document(self, *, summary_only: bool = False) -> dict[str, Any]:
         """The JSON document (hlcli/schema/score.schema.json). ``summary_only`` leaves out the
         ``pairs`` array and says so with ``"summary_only": true``."""
-        pairs = {"summary_only": True} if summary_only else {"pairs": [p.as_dict() for p in self.sorted_pairs()]}
+        pairs = ({"summary_only": True} if summary_only
+                 else {"pairs": [self.with_group(p.as_dict(), p.key) for p in self.sorted_pairs()]})
         return {
             **self.header(),
             "complete": self.complete,
             **pairs,
-            "skipped": [s.as_dict() for s in sorted(self.skipped, key=lambda s: s.key)],
+            "skipped": [self.with_group(s.as_dict(), s.key) for s in sorted(self.skipped, key=lambda s: s.key)],
             "missing": self.missing.as_dict(),
             "ignored": list(self.ignored),
             "summary": self.summary(),

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import __version__, images
 from .errors import InputError, MissingFilesError, NonFiniteError
+from .groups import GROUP_MODES
 from .layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size, resolve_layers
 from .loader import SIZE_POLICIES, DecodedBatch, Failure, Planned, batches, decoded_batches, plan_pair
 from .pairing import Pairing, find_pairs, pairs_from_paths
@@ -56,6 +57,11 @@ class ScoreOptions:
     on_error: str = "fail"  # or "skip"
     worst: int = 5
     deterministic: bool = True
+    save_maps: str | None = None  # a folder: error maps of every pair (hlcli.maps); None: none computed
+    maps_format: str = "both"  # png, npy or both
+    maps_scale: str = "run"  # colour scale of the PNGs: run-wide or per pair
+    crop_border: int = 0  # pixels shaved from every side of both images (BasicSR's crop_border)
+    group_by: str = "none"  # summary per group of pairs: "none", "top" or "dir" (hlcli.groups)
 
 
 def validate_options(opts: ScoreOptions) -> tuple[tuple[LayerSpec, ...], tuple[float, ...]]:
@@ -82,6 +88,11 @@ def validate_options(opts: ScoreOptions) -> tuple[tuple[LayerSpec, ...], tuple[f
             raise InputError(f"unknown {what} {value!r}", None, f"use one of {', '.join(allowed)}")
     if opts.batch_size < 1:
         raise InputError("batch size must be >= 1", None, "e.g. --batch-size 16")
+    if opts.group_by not in GROUP_MODES:
+        raise InputError(f"unknown --group-by {opts.group_by!r}", None, f"use one of {', '.join(GROUP_MODES)}")
+    if isinstance(opts.crop_border, bool) or not isinstance(opts.crop_border, int) or opts.crop_border < 0:
+        raise InputError(f"crop border must be a whole number >= 0, got {opts.crop_border!r}", None,
+                         "e.g. --crop-border 4 (the scale factor, for x4 super-resolution)")
     return specs, tuple(float(w) for w in weights)
 
 
@@ -126,7 +137,7 @@ def environment_info(device: Any, backends: dict[str, Any]) -> dict[str, Any]:
 def option_settings(opts: ScoreOptions) -> dict[str, Any]:
     """The settings that change the numbers and are known from the options alone (λ, layers
     with their weights, precision): the part of :func:`run_settings` a baseline can be checked
-    against before any file is read."""
+    against before any file is read. ``crop_border`` only when > 0 (absent means 0)."""
     specs, layer_weights = validate_options(opts)
     return {
         "lambda": opts.lam,
@@ -136,6 +147,7 @@ def option_settings(opts: ScoreOptions) -> dict[str, Any]:
             for s, w in zip(specs, layer_weights)
         ],
         "precision": opts.precision,
+        **({"crop_border": opts.crop_border} if opts.crop_border else {}),
     }
 
 
@@ -167,6 +179,9 @@ def run_settings(opts: ScoreOptions, scorer: Any, loaded: Any, workers: int,
         "max_pixels": opts.max_pixels,
         "on_error": opts.on_error,
         "allow_missing": opts.allow_missing,
+        # Only when used, so that documents of plain runs stay as they were: absent means 0 / none.
+        **({"crop_border": opts.crop_border} if opts.crop_border else {}),
+        **({"group_by": opts.group_by} if opts.group_by != "none" else {}),
     }
 
 
@@ -192,7 +207,8 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
     plans: list[Planned] = []
     skipped: list[Skipped] = []
     for i, pair in enumerate(pairing.pairs):
-        planned = plan_pair(i, pair, size_policy=opts.size_mismatch, max_pixels=opts.max_pixels, min_side=min_side)
+        planned = plan_pair(i, pair, size_policy=opts.size_mismatch, max_pixels=opts.max_pixels, min_side=min_side,
+                            crop_border=opts.crop_border)
         if isinstance(planned, Failure):
             skipped.append(_skip_or_raise(planned, opts))
         else:
@@ -201,11 +217,16 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
 
 
 def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
-                 layer_weights: tuple[float, ...], lam: float) -> list[PairResult]:
+                 layer_weights: tuple[float, ...], lam: float, maps: Any = None) -> list[PairResult]:
     """Score one decoded batch: one :class:`PairResult` per pair, all values finite."""
     from . import metrics
 
-    l1, per_layer = scorer.measure(batch.restored, batch.gt, batch.scale)
+    if maps is None:
+        l1, per_layer = scorer.measure(batch.restored, batch.gt, batch.scale)
+    else:  # --save-maps: the same numbers and each pair's maps, from the same features
+        l1, per_layer, pair_maps = scorer.measure_maps(batch.restored, batch.gt, batch.scale)
+        for plan, m in zip(batch.plans, pair_maps):
+            maps.add(plan.pair.key, m)
     perceptual, hybrid = metrics.combine(l1, per_layer, layer_weights, lam)
     results = []
     for j, plan in enumerate(batch.plans):
@@ -239,17 +260,26 @@ def score_pairing(
     on_start: Callable[[Run, int], None] | None = None,
     on_pair: Callable[[PairResult], None] | None = None,
     on_skip: Callable[[Skipped], None] | None = None,
+    shard: Any = None,
 ) -> Run:
     """Score every pair of ``pairing``. ``inputs`` (paths/manifest given) is recorded in the
     settings. ``on_start(run, total)`` is called once the model is loaded, ``on_pair`` and
-    ``on_skip`` as each pair is scored or skipped (in scoring order)."""
+    ``on_skip`` as each pair is scored or skipped (in scoring order).
+    ``shard`` (a :class:`hlcli.sharding.ShardSelection`) keeps one shard of the plan only."""
     from . import engine, weights
 
     specs, layer_weights = validate_options(opts)
     plans, skipped, missing = plan_pairs(pairing, opts, specs)
+    if shard is not None:  # one shard of the plan (hlcli.sharding.ShardSelection): its pairs only
+        plans, skipped = shard.select(pairing, plans, skipped, opts)
+    maps = None
+    if opts.save_maps is not None:
+        from .maps import MapWriter
+
+        maps = MapWriter(opts.save_maps, specs, layer_weights, fmt=opts.maps_format, scale=opts.maps_scale)
 
     device = engine.select_device(opts.device)
-    backends = engine.configure_backends(device, deterministic=opts.deterministic)
+    backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
     loaded = weights.load(weights.resolve(opts.weights, offline=opts.offline, progress=opts.download_progress))
     scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
                                 pixel_budget=opts.pixel_budget)
@@ -263,8 +293,10 @@ def score_pairing(
         worst=opts.worst,
         skipped=list(skipped),
     )
+    if shard is not None and shard.info is not None:  # --shard: the document's top-level `shard`
+        run.environment["shard"] = shard.info
     if on_start:
-        on_start(run, len(pairing.pairs))
+        on_start(run, len(plans) + len(skipped))
     for s in skipped:
         if on_skip:
             on_skip(s)
@@ -279,10 +311,16 @@ def score_pairing(
                 on_skip(s)
         if not batch.plans:
             continue
-        for result in pair_results(batch, scorer, specs, layer_weights, opts.lam):
+        for result in pair_results(batch, scorer, specs, layer_weights, opts.lam, maps):
             run.pairs.append(result)
             if on_pair:
                 on_pair(result)
+    # Canonical (key) order, whatever the batching: the summary is then the same bit for bit
+    # for one process, any --shard split merged, or torchrun ranks gathered (hlcli.sharding).
+    run.pairs.sort(key=lambda p: p.key)
+    run.skipped.sort(key=lambda s: s.key)
+    if maps is not None:
+        maps.finish(run)
     return run
 
 

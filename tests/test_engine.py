@@ -1,7 +1,7 @@
 """The throughput engine: device selection, backend settings, batching under a pixel budget,
-forward chunking, CUDA out-of-memory retry, reduced precision, tiling plans, worker count
-invariance. Everything here runs on the CPU; CUDA paths are exercised with the CUDA queries
-monkeypatched."""
+forward chunking, CUDA out-of-memory retry, reduced precision, tiling plans, the loader's batches
+(worker-count invariance is checked end to end in test_metrics.py). Everything here runs on the
+CPU; CUDA paths are exercised with the CUDA queries monkeypatched."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import torch
 
 from hlcli import engine
 from hlcli.engine import BatchScorer, select_device, tile_plan
+from hlcli.tiling import reach
 from hlcli.errors import HlcliEnvironmentError
 from hlcli.features import VGGFeatures
 from hlcli.layers import LAYERS, resolve_layers
 from hlcli.loader import BatchDataset, Planned, batches, decoded_batches
 from hlcli.pairing import Pair, find_pairs
-from hlcli.scoring import ScoreOptions, score_pairing
 
 from .conftest import degrade, save, textured
 
@@ -115,6 +115,7 @@ def test_configure_backends_on_cpu_records_the_cpu_path():
     assert isinstance(info["cpu_capability"], str)
 
 
+@pytest.mark.slow
 def test_importing_the_engine_enables_huge_page_allocations_unless_set():
     """THP_MEM_ALLOC_ENABLE must be in the environment before torch's first allocation, so the
     engine sets it only when it is the first to import torch, and never overrides the user."""
@@ -261,6 +262,7 @@ def test_oom_on_cpu_is_not_swallowed(state_dict, monkeypatch):
 # -- reduced precision ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bf16_is_close_to_fp32(state_dict):
     """bf16 autocast keeps 8 mantissa bits in the convolutions; the float64 reductions and the
     exact L1 are unchanged. Measured on photo-like pairs: per-layer relative error ~1e-3
@@ -311,12 +313,14 @@ def test_unknown_precision(state_dict):
 @pytest.mark.parametrize("names", [["conv1_1"], ["relu2_2"], ["conv3_3", "conv4_3"], ["pool4"], ["conv5_4"],
                                    ["conv2_1", "pool5"]])
 @pytest.mark.parametrize("budget", [1 << 18, 1 << 21, 1 << 24])
-def test_tile_plan_halo_covers_receptive_field_on_the_stride_grid(names, budget):
+def test_tile_plan_halo_covers_the_reach_on_the_stride_grid(names, budget):
+    """The halo is the layers' reach (what a value sees beyond its own stride block), rounded up
+    to the deepest stride: the smallest that keeps tiled == untiled (tests/test_tiling.py)."""
     specs = resolve_layers(names)
     stride = max(s.stride for s in specs)
-    rf = max(s.receptive_field for s in specs)
+    r = max(reach(s) for s in specs)
     plan = tile_plan(specs, budget)
-    assert plan.halo >= rf and plan.halo % stride == 0 and plan.halo - rf < stride
+    assert plan.halo >= r and plan.halo % stride == 0 and plan.halo - r < stride
     assert plan.core >= stride and plan.core % stride == 0
     if plan.core > stride:  # not clamped to the minimum: the crops fit the budget
         assert 2 * (plan.core + 2 * plan.halo) ** 2 <= budget
@@ -324,8 +328,8 @@ def test_tile_plan_halo_covers_receptive_field_on_the_stride_grid(names, budget)
 
 def test_default_layers_tile_plan_numbers():
     plan = tile_plan(DEFAULT, 1 << 21)
-    assert plan.halo == 104  # conv4_3 sees 100 px, rounded up to its stride 8
-    assert plan.core == 816  # 1024 px crops on the CPU default budget
+    assert plan.halo == 48  # conv4_3 reaches (100 - 8) / 2 = 46 px beyond its block, rounded up to its stride 8
+    assert plan.core == 928  # 1024 px crops on the CPU default budget
 
 
 def test_l1_bands_are_exact():
@@ -408,19 +412,3 @@ def test_auto_workers():
 
     assert auto_workers("cpu") == 0  # the forward already uses every core (see its docstring)
     assert 1 <= auto_workers("cuda") <= 8
-
-
-def test_scores_do_not_depend_on_worker_count(many_pairs, cli_env):
-    """Through the runner: decoding in this process, or in 2 worker processes (batch size 2, so
-    3 batches go through the DataLoader), gives the same scores."""
-    runs = {}
-    for workers in (0, 2):
-        run = score_pairing(find_pairs(*many_pairs), ScoreOptions(workers=workers, batch_size=2, device="cpu",
-                                                          offline=True))
-        assert run.settings["workers"] == workers
-        runs[workers] = {p.key: (p.l1, p.layers) for p in run.pairs}
-    assert runs[0].keys() == runs[2].keys() and len(runs[0]) == 5
-    for key, (l1, layers) in runs[0].items():
-        assert runs[2][key][0] == l1
-        for name, v in layers.items():
-            assert runs[2][key][1][name] == pytest.approx(v, rel=1e-6), (key, name)

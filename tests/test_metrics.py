@@ -1,12 +1,18 @@
-"""hlcli's numbers against an independent float64 computation, and the metric invariants."""
+"""hlcli's numbers against an independent float64 computation, and the metric invariants: identical
+images score 0; scores do not depend on batch composition, batch size, worker count or tiling;
+reductions accumulate in float64; the network stops after the deepest layer."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from hlcli import metrics
+from hlcli.cli import cli
 from hlcli.engine import BatchScorer
 from hlcli.features import VGGFeatures
 from hlcli.layers import BY_NAME, resolve_layers
@@ -40,6 +46,7 @@ def _score_dir(state_dict, restored, gt, layers, **kw):
     return out
 
 
+@pytest.mark.slow
 def test_matches_float64_reference_on_real_images(state_dict, ref_model):
     """The samples are real photos of different sizes (and one JPEG)."""
     results = _score_dir(state_dict, SAMPLES / "restored", SAMPLES / "gt", LAYERS)
@@ -103,6 +110,36 @@ def test_scores_independent_of_batch_composition(state_dict, tmp_path):
     torch.testing.assert_close(two, all5[3:5], rtol=1e-5, atol=0)
 
 
+@pytest.mark.slow
+def test_scores_do_not_depend_on_batch_size_or_worker_count(cli_env, pair_dirs):
+    """End to end through the CLI. Decoding in this process or in 2 worker processes gives the
+    same scores (batch size 2: the pairs of pair_dirs make 3 batches through the DataLoader), and
+    so does any batch size (1: every pair alone; 16: same-size pairs batched together)."""
+    def run(batch_size: int, workers: int) -> dict[str, dict]:
+        res = CliRunner().invoke(cli, ["score", *map(str, pair_dirs), "-f", "json", "--batch-size",
+                                       str(batch_size), "--workers", str(workers)])
+        assert res.exit_code == 0, res.stderr
+        doc = json.loads(res.stdout)
+        assert doc["settings"]["workers"] == workers
+        return {p["key"]: p for p in doc["pairs"]}
+
+    base = run(16, 0)
+    in_process, in_workers = run(2, 0), run(2, 2)
+    assert in_process.keys() == in_workers.keys() == base.keys() and len(base) == 4
+    for key, p in in_process.items():  # worker count: every layer within 1e-6
+        w = in_workers[key]
+        assert w["l1"] == p["l1"]
+        for name, v in p["layers"].items():
+            assert w["layers"][name] == pytest.approx(v, rel=1e-6), (key, name)
+    for other in (run(1, 0), in_process, in_workers):  # batch size and workers against the base
+        for key, p in other.items():
+            b = base[key]
+            assert p["l1"] == b["l1"]
+            for k in ("perceptual", "hybrid"):
+                assert p[k] == pytest.approx(b[k], rel=1e-5, abs=0)
+
+
+@pytest.mark.slow
 def test_tiled_equals_untiled(state_dict):
     """Exact tiled inference: a tiny pixel budget forces tiles (with halo) on a pair whose
     untiled forward also fits, for several layer depths and odd sizes."""

@@ -116,6 +116,7 @@ def test_cached_official_file_is_used(weights_file, pair_dirs, monkeypatch):
                                           "official_imagenet1k_v1": True}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_full_torchvision_checkpoint_accepted(tmp_path, legacy, state_dict):
     """torchvision's own file holds the classifier too and uses the pre-1.6 (non-zip) format."""

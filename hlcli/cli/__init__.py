@@ -11,9 +11,15 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .calibrate import calibrate_cmd
 from .compare import compare_cmd
+from .info import info_cmd
 from .layers import layers_cmd
+from .merge import merge_cmd
+from .report import report_cmd
 from .score import score_cmd
+from .table import table_cmd
+from .tradeoff import tradeoff_cmd
 from .weights import weights_group
 
 
@@ -29,7 +35,8 @@ def cli() -> None:
     """
 
 
-for _command in (score_cmd, compare_cmd, layers_cmd, weights_group):
+for _command in (score_cmd, merge_cmd, compare_cmd, tradeoff_cmd, calibrate_cmd, table_cmd, report_cmd,
+                 layers_cmd, weights_group, info_cmd):
     cli.add_command(_command)
 
 

@@ -68,6 +68,23 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
 
 
+def file_warnings_shown(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command that reads images inside :func:`hlcli.diagnostics.warning_lines`: a Python
+    warning raised while reading a file becomes one ``Warning: <file>: <what>`` line on stderr
+    (none with ``--quiet``), and libtiff's own error lines on fd 2 are silenced (the file's
+    ``Error:`` line says what went wrong). Entered in the main thread before any decode worker
+    is forked, so the workers inherit it. Goes under ``@handle_errors``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..diagnostics import warning_lines
+
+        with warning_lines(lambda line: click.echo(line, err=True), quiet=bool(kwargs.get("quiet"))):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 # ---------------------------------------------------------------------------------------------
 # Option parsing helpers
 

@@ -20,6 +20,7 @@ from .common import (
     EXTENSION_FORMATS,
     debug_option,
     default_format,
+    file_warnings_shown,
     handle_errors,
     is_terminal,
     output_stream,
@@ -32,6 +33,8 @@ from .common import (
     parse_workers,
     stderr_is_terminal,
 )
+from .report import score_report
+from .scaleout import scale_out
 
 
 @click.command("score")
@@ -41,6 +44,9 @@ from .common import (
               help="CSV manifest of 'restored,gt' paths, one pair per line ('-' reads stdin), "
                    "instead of RESTORED and GT.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories (pairs keyed by relative path).")
+@click.option("--group-by", type=click.Choice(["none", "top", "dir"]), default="none", show_default=True,
+              help="Also summarise each group of pairs: top = top-level folder (gt/Set5/x.png is in Set5), "
+                   "dir = whole parent folder. Adds a per-group summary and a 'group' column.")
 @click.option("--lambda", "lam", type=float, default=0.05, show_default=True, callback=parse_lambda,
               help="Weight λ of the perceptual term.")
 @click.option("--layers", default=",".join(DEFAULT_LAYERS), show_default=True, callback=parse_layers,
@@ -71,19 +77,29 @@ from .common import (
 @click.option("--size-mismatch", type=click.Choice(["error", "crop", "resize-restored"]), default="error",
               show_default=True, help="Pairs of different size: refuse, crop both to the common top-left "
                                       "region, or resize restored to the ground truth's size (bicubic).")
+@click.option("--crop-border", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Shave N pixels from every side of both images before every metric, after any size "
+                   "policy (BasicSR's crop_border, e.g. 4 for x4 super-resolution).")
 @click.option("--alpha", type=click.Choice(["error", "composite", "ignore"]), default="error", show_default=True,
               help="Images with real transparency: refuse, composite over black, or drop alpha.")
 @click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
               help="Refuse images over N pixels before decoding (decompression bombs) "
                    "[default: 178956970; 0 = no limit].")
 @click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True, help="How many worst pairs the summary lists.")
+@click.option("--rows", default="40", show_default=True, metavar="N|all",
+              callback=lambda ctx, param, value: parse_rows(value),
+              help="Table: show at most N pairs, the worst by --sort ('all': every pair; -f csv has all).")
+@click.option("--sort", default="hybrid", show_default=True, metavar="METRIC",
+              help="Table: order of the pairs, highest first: l1, perceptual, hybrid or a scored layer; "
+                   "'key' for by name.")
 @click.option("--summary-only", is_flag=True,
               help="Only the summary, one line per metric, no per-pair rows (csv columns: metric, count, "
                    "mean, median, std, min, max, p50, p90, p95, p99; json: the document without 'pairs').")
 @click.option("--fail-if", "gates", multiple=True, callback=parse_gates, metavar="'STAT.METRIC OP VALUE'",
               help="Exit 1 if this is true of the run, e.g. 'mean.hybrid>0.08', 'p95.l1>0.03'. STAT: count, "
                    "mean, median, std, min, max, pN (p95, p99.9); METRIC: l1, perceptual, hybrid or a "
-                   "scored layer; OP: > >= < <= == !=. Repeatable.")
+                   "scored layer; OP: > >= < <= == !=. 'mean.hybrid[Set5]>0.08' checks one group "
+                   "(with --group-by). Repeatable.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="RUN.json",
               help="Compare with a run saved by `hlcli score -f json`, pair by pair and on the mean.")
 @click.option("--max-regression", "limits", multiple=True, callback=parse_limits, metavar="[METRIC=]VALUE[%]",
@@ -93,10 +109,28 @@ from .common import (
               metavar="[METRIC=]VALUE[%]",
               help="Limits for single pairs instead of --max-regression's (which then limit only the mean).")
 @click.option("--allow-settings-mismatch", is_flag=True,
-              help="Compare with a baseline made with other λ, layers, layer weights, weights or precision.")
+              help="Compare with a baseline made with other λ, layers, layer weights, weights, precision or "
+                   "crop border.")
+@click.option("--save-maps", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Write each pair's error maps to DIR/<key>.<l1|layer>.npy (mean = the score) and colour-mapped "
+                   "PNGs (l1, each layer, perceptual), with DIR/maps.json. See docs/report.md.")
+@click.option("--maps-format", type=click.Choice(["png", "npy", "both"]), default="both", show_default=True,
+              help="With --save-maps: which files to keep.")
+@click.option("--maps-scale", type=click.Choice(["run", "pair"]), default="run", show_default=True,
+              help="With --save-maps: PNG colours span [0, 99.5th percentile] of the whole run or of each pair.")
+@click.option("--report", metavar="FILE.html",
+              help="Also write the HTML report of `hlcli report` (maps in a temporary folder unless --save-maps).")
+@click.option("--shard", metavar="I/N",
+              help="Score only shard I (0-based) of N: a contiguous, pixel-balanced range of the pairs in key "
+                   "order; -f json parts combine with `hlcli merge`. Under torchrun, ranks shard by themselves. "
+                   "See docs/scaling.md.")
+@click.option("--resume", is_flag=True,
+              help="With --shard and -o FILE (json): do not rescore a shard whose FILE is already complete "
+                   "for the same plan.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notes on stderr (errors still shown).")
 @debug_option
 @handle_errors
+@file_warnings_shown
 def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fmt: str | None,
               output: str | None, quiet: bool, allow_skips: bool, summary_only: bool, **options: Any) -> None:
     """Score every restored image against its ground truth.
@@ -129,9 +163,14 @@ def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fm
     opts = _score_options(options, quiet=quiet)
     gates = _gate_spec(options, opts)  # bad options and baselines are exit 2 before any file is read
     pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"])
+    _check_gate_groups(gates, pairing, opts)  # an unknown group is exit 2 before scoring
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet,
-                   allow_skips=allow_skips, summary_only=summary_only, gates=gates)
-    with output_stream(output) as out:
+                   allow_skips=allow_skips, summary_only=summary_only, gates=gates,
+                   table=_table_options(options, opts.layers))
+    code = scale_out(view, output, pairing, opts, inputs, options)  # --shard, --resume, torchrun
+    if code is not None:
+        sys.exit(code)
+    with score_report(opts, options["report"]) as view.on_run, output_stream(output) as out:
         code = view.score(out, pairing, opts, inputs)
     sys.exit(code)
 
@@ -151,6 +190,9 @@ def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
         size_mismatch=options["size_mismatch"], alpha=options["alpha"],
         max_pixels=images.DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
         on_error=options["on_error"], worst=options["worst"],
+        save_maps=str(options["save_maps"]) if options["save_maps"] else None,
+        maps_format=options["maps_format"], maps_scale=options["maps_scale"],
+        crop_border=options["crop_border"], group_by=options["group_by"],
     )
     validate_options(opts)
     return opts
@@ -165,6 +207,17 @@ def _pairing(restored: Path | None, gt: Path | None, pairs_file: str | None, rec
         return pairing, {"pairs": "<stdin>" if pairs_file == "-" else str(pairs_file)}
     return find_pairs(restored, gt, recursive=recursive), {"restored": str(restored), "gt": str(gt),
                                                             "recursive": recursive}
+
+
+def _check_gate_groups(spec: Any, pairing: Any, opts: Any) -> None:
+    """Gates naming a group need --group-by and a group the pairing has (exit 2 otherwise)."""
+    from ..gate import check_groups
+    from ..groups import group_names
+
+    try:
+        check_groups(spec.gates, group_names([p.key for p in pairing.pairs], opts.group_by), opts.group_by)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--fail-if'") from None
 
 
 def _gate_spec(options: dict[str, Any], opts: Any) -> Any:
@@ -190,6 +243,30 @@ def _gate_spec(options: dict[str, Any], opts: Any) -> Any:
     return spec
 
 
+def parse_rows(value: str) -> int | None:
+    """``--rows``: a number >= 1, or ``all`` (None)."""
+    if value.strip().lower() == "all":
+        return None
+    try:
+        rows = int(value)
+    except ValueError:
+        rows = 0
+    if rows < 1:
+        raise click.BadParameter(f"expected a number >= 1 or 'all', got {value!r}")
+    return rows
+
+
+def _table_options(options: dict[str, Any], layers: tuple[str, ...]) -> dict[str, Any]:
+    """``rows`` and ``sort`` for the table, ``--sort`` checked against the run's metrics."""
+    from ..results import metric_names
+
+    allowed = [*metric_names(list(layers)), "key"]
+    if options["sort"] not in allowed:
+        raise click.BadParameter(f"unknown metric {options['sort']!r}; expected one of {', '.join(allowed)}",
+                                 param_hint="'--sort'")
+    return {"rows": options["rows"], "sort": options["sort"]}
+
+
 @dataclass
 class RunView:
     """What a person or a pipeline sees of one scoring run: the report in ``fmt`` (JSON Lines
@@ -200,9 +277,12 @@ class RunView:
     allow_skips: bool = False
     summary_only: bool = False
     gates: Any = None
+    table: dict[str, Any] = field(default_factory=dict)  # rows and sort of the table format
     _jsonl: Any = field(default=None, init=False)
     _progress: Any = field(default=None, init=False)
     _task: Any = field(default=None, init=False)
+    on_run: Any = None  # called with the finished run (score --report)
+    shard: Any = None  # --shard: a hlcli.sharding.ShardSelection
 
     def score(self, out: IO[str], pairing: Any, opts: Any, inputs: dict[str, Any]) -> int:
         """Score ``pairing``, write the report to ``out`` and return the exit code."""
@@ -214,7 +294,7 @@ class RunView:
         self._jsonl = JsonlStream(out, summary_only=self.summary_only) if self.fmt == "jsonl" else None
         try:
             run = score_pairing(pairing, opts, inputs=inputs, on_start=self.on_start, on_pair=self.on_pair,
-                                on_skip=self.on_skip)
+                                on_skip=self.on_skip, shard=self.shard)
         except MissingFilesError as err:
             for path in err.missing.restored_only:
                 click.echo(f"missing: no ground truth for {path}", err=True)
@@ -233,8 +313,10 @@ class RunView:
         if self._jsonl:
             self._jsonl.summary(run)
         else:
-            write_score(run, self.fmt, out, terminal=is_terminal(out), summary_only=self.summary_only)
+            write_score(run, self.fmt, out, terminal=is_terminal(out), summary_only=self.summary_only, **self.table)
         self.report(run, time.perf_counter() - started)
+        if self.on_run is not None:
+            self.on_run(run)
         return self.exit_code(run)
 
     # -- callbacks of score_pairing ---------------------------------------------------------
@@ -242,6 +324,12 @@ class RunView:
     def on_start(self, run: Any, total: int) -> None:
         if self.gates:  # now that the weights are known: refuse a baseline made with others
             self.gates.check_settings(run.settings)
+        if not self.quiet:  # a precision the device only emulates: say so once, before the wait
+            from ..sysinfo import precision_warning
+
+            note = precision_warning(run.environment["device"], run.settings["precision"])
+            if note:
+                click.echo(f"Warning: {note}", err=True)
         if self._jsonl:
             self._jsonl.header(run)
             self._jsonl.missing(run)
@@ -249,16 +337,18 @@ class RunView:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+            # done/total, pairs per second and the time left (rate and estimate once a pair is done)
             self._progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
-                                      TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+                                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TextColumn("left"),
+                                      console=Console(stderr=True), transient=True)
             self._progress.start()
-            self._task = self._progress.add_task("score", total=total)
+            self._task = self._progress.add_task("score", total=total, rate="")
 
     def on_pair(self, result: Any) -> None:
         if self._jsonl:
             self._jsonl.pair(result)
         if self._progress is not None:
-            self._progress.advance(self._task)
+            self._advance()
 
     def on_skip(self, skipped: Any) -> None:
         if self._jsonl:
@@ -266,7 +356,12 @@ class RunView:
         if not self.quiet:
             click.echo(f"Warning: skipped {skipped.key}: {skipped.reason}", err=True)
         if self._progress is not None:
-            self._progress.advance(self._task)
+            self._advance()
+
+    def _advance(self) -> None:
+        self._progress.advance(self._task)
+        speed = self._progress.tasks[0].speed
+        self._progress.update(self._task, rate="" if not speed else f"{speed:.3g} pairs/s")
 
     # -- after the run ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
@@ -38,30 +39,46 @@ def _changed_row(c: dict[str, Any]) -> list[str]:
     return [c["key"], num(c["a"]), num(c["b"]), signed(c["diff"]), percent(c["relative_diff"])]
 
 
+def _metric_columns(r: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """The metrics table: one row per metric, its numbers in one format per row (the power of
+    ten after the metric's name); counts and the interval may move to a second table."""
+    from .table import Column, number_format, percent_sig
+
+    keys, rows = [], []
+    for name, e in r["metrics"].items():
+        fmt = number_format([e["mean_a"], e["mean_b"], e["mean_diff"], e["ci_low"], e["ci_high"]])
+        sfmt = replace(fmt, signed=True)  # the differences: same scale and decimals, with a sign
+        ci = "" if e["ci_low"] is None else f"[{sfmt(e['ci_low'])}, {sfmt(e['ci_high'])}]"
+        keys.append(f"{name} {fmt.label}".strip())
+        rows.append([fmt(e["mean_a"]), fmt(e["mean_b"]), sfmt(e["mean_diff"]), percent_sig(e["relative_diff"]), ci,
+                     str(e["b_wins"]), str(e["b_losses"]), str(e["ties"])])
+    columns = [Column(h, [row[i] for row in rows], group=int(i >= 4)) for i, h in enumerate(_METRIC_COLS[1:])]
+    return Column("metric", keys, justify="left"), columns
+
+
 def write_compare_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
-    from rich.table import Table
+    """The comparison for people: the headline, the metrics table, the pairs that changed most
+    (every number whole, the tables reshaped to fit the terminal: :mod:`hlcli.render.table`)."""
     from rich.text import Text
+
+    from .table import Column, fit_table, number_column, percent_sig
 
     console = table_console(out, terminal=terminal)
     for line in _headline(r):
-        console.print(line, markup=False)
-    t = Table(title="hlcli compare", title_justify="left")
-    for i, col in enumerate(_METRIC_COLS):
-        t.add_column(col, justify="left" if i == 0 else "right")
-    for name, e in r["metrics"].items():
-        t.add_row(*_metric_row(name, e))
-    console.print(t)
-    if r["changed_most"]["pairs"]:
-        c = Table(title=f"pairs that changed most ({r['changed_most']['by']})", title_justify="left")
-        for i, col in enumerate(("pair", "A", "B", "B − A", "relative")):
-            c.add_column(col, justify="left" if i == 0 else "right", overflow="fold" if i == 0 else "ellipsis")
-        for ch in r["changed_most"]["pairs"]:
-            key, *rest = _changed_row(ch)
-            c.add_row(Text(key), *rest)
-        console.print(c)
+        console.print(Text(line))  # wrapped between words on a narrow terminal
+    key, columns = _metric_columns(r)
+    fit_table(console, "hlcli compare", key, columns, moved="intervals and counts", full="-f json")
+    changed = r["changed_most"]["pairs"]
+    if changed:
+        columns = [number_column("A", [c["a"] for c in changed]), number_column("B", [c["b"] for c in changed]),
+                   number_column("B − A", [c["diff"] for c in changed], signed=True),
+                   Column("relative", [percent_sig(c["relative_diff"]) for c in changed])]
+        fit_table(console, f"pairs that changed most ({r['changed_most']['by']})",
+                  Column("pair", [c["key"] for c in changed], justify="left"), columns, moved="some columns",
+                  full="-f json")
     for label, keys in (("only in A", r["pairs"]["only_a"]), ("only in B", r["pairs"]["only_b"])):
         if keys:
-            console.print(f"{label} (not compared): " + ", ".join(keys), markup=False)
+            console.print(Text(f"{label} (not compared): " + ", ".join(keys)))
 
 
 def write_compare_markdown(r: dict[str, Any], out: TextIO) -> None:

@@ -101,22 +101,27 @@ def markdown_lines(gate: dict[str, Any]) -> list[str]:
     return lines
 
 
+PASS_MARK, FAIL_MARK = "[green]pass[/]", "[bold red]FAIL[/]"  # FAIL stays bold where colour is off
+
+
 def print_table(console: Any, gate: dict[str, Any]) -> None:
-    """Gate and regression results under a Rich table, pass in green and FAIL in red."""
+    """Gate and regression results under a Rich table: pass in green, FAIL in bold red (bold
+    alone with ``NO_COLOR``; plain text when not on a terminal)."""
     from rich.markup import escape
 
+    def mark(passed: bool) -> str:
+        return PASS_MARK if passed else FAIL_MARK
+
     for g in gate["checks"]:
-        mark = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
         observed = "undefined" if g["observed"] is None else num(g["observed"])
-        console.print(f"gate {escape(g['expression'])}: observed {observed} {mark}")
+        console.print(f"gate {escape(g['expression'])}: observed {observed} {mark(g['passed'])}")
     reg = gate.get("regressions")
     if reg:
-        mark = "[green]pass[/]" if reg["passed"] else "[red]FAIL[/]"
         console.print(f"baseline {escape(reg['baseline'])}: {reg['pairs_compared']} pairs compared, "
                       f"{len(reg['new'])} new, {len(reg['missing'])} missing, "
-                      f"{len(reg['regressed'])} pair regressions {mark}")
+                      f"{len(reg['regressed'])} pair regressions {mark(reg['passed'])}")
         for e in reg["summary"]:
             if e["allowed"] is not None or not e["passed"]:
-                mark = "[green]pass[/]" if e["passed"] else "[red]FAIL[/]"
                 console.print(f"  mean {e['metric']}: {num(e['baseline'])} -> {num(e['observed'])} "
-                              f"({change(e['delta'], e['relative_change'])}, allowed +{num(e['allowed'])}) {mark}")
+                              f"({change(e['delta'], e['relative_change'])}, allowed +{num(e['allowed'])}) "
+                              f"{mark(e['passed'])}")

@@ -10,6 +10,8 @@ from . import gate as gate_render
 from .common import dumps_strict, exact, md_code, num, md_escape, table_console, write_json
 
 FORMATS = ("table", "csv", "json", "jsonl", "markdown")
+GROUP_STATS = ("mean", "median", "std", "min", "max", "p95")
+GROUP_TITLES = {"top": "top-level folder", "dir": "parent folder"}
 
 
 # -- CSV --------------------------------------------------------------------------------------
@@ -28,27 +30,44 @@ def csv_pair_row(p: PairResult, layer_names: list[str]) -> list[str]:
 SUMMARY_CSV_HEADER = ["metric", "count", "mean", "median", "std", "min", "max", "p50", "p90", "p95", "p99"]
 
 
+def _group_cell(run: Run, key: str | None) -> list[str]:
+    """The ``group`` cell appended to a CSV row when the run is grouped (nothing otherwise):
+    the key's group, or empty for rows without a key (unmatched files, overall summary)."""
+    if run.group_by == "none":
+        return []
+    return [run.group_of(key) or ""] if key else [""]
+
+
 def write_summary_csv(run: Run, out: TextIO) -> None:
-    """``--summary-only``: one row per metric (fixed columns, empty cells when undefined)."""
+    """``--summary-only``: one row per metric (fixed columns, empty cells when undefined).
+    Grouped runs append a ``group`` column: the overall rows (empty group) come first, then one
+    row per group and metric, groups sorted by name."""
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(SUMMARY_CSV_HEADER)
-    for name, st in run.summary()["metrics"].items():
-        w.writerow([name, str(st["count"]), *("" if st[k] is None else exact(st[k]) for k in SUMMARY_CSV_HEADER[2:])])
+    summ = run.summary()
+    w.writerow(SUMMARY_CSV_HEADER + (["group"] if "groups" in summ else []))
+    tables = [("", summ["metrics"])] + [(g, gs["metrics"]) for g, gs in summ.get("groups", {}).items()]
+    for group, metrics in tables:
+        tail = [group] if "groups" in summ else []
+        for name, st in metrics.items():
+            w.writerow([name, str(st["count"]),
+                        *("" if st[k] is None else exact(st[k]) for k in SUMMARY_CSV_HEADER[2:]), *tail])
 
 
 def write_csv(run: Run, out: TextIO) -> None:
+    """One row per pair; a grouped run appends a ``group`` column (every other column keeps its
+    place, so ``hybrid`` stays column 9 with the default layers)."""
     w = csv.writer(out, lineterminator="\n")
     names = run.layer_names
     blanks = [""] * len(metric_names(names))
-    w.writerow(csv_header(names))
+    w.writerow(csv_header(names) + (["group"] if run.group_by != "none" else []))
     for p in run.sorted_pairs():
-        w.writerow(csv_pair_row(p, names))
+        w.writerow(csv_pair_row(p, names) + _group_cell(run, p.key))
     for s in sorted(run.skipped, key=lambda s: s.key):
-        w.writerow([s.key, "skipped", "", "", *blanks, "", "", "", f"{s.path}: {s.reason}"])
+        w.writerow([s.key, "skipped", "", "", *blanks, "", "", "", f"{s.path}: {s.reason}", *_group_cell(run, s.key)])
     for path in run.missing.restored_only:
-        w.writerow(["", "restored-only", "", "", *blanks, path, "", "", "no ground truth file"])
+        w.writerow(["", "restored-only", "", "", *blanks, path, "", "", "no ground truth file", *_group_cell(run, None)])
     for path in run.missing.gt_only:
-        w.writerow(["", "gt-only", "", "", *blanks, "", path, "", "no restored file"])
+        w.writerow(["", "gt-only", "", "", *blanks, "", path, "", "no restored file", *_group_cell(run, None)])
 
 
 # -- JSON / JSONL -----------------------------------------------------------------------------
@@ -67,12 +86,14 @@ class JsonlStream:
     def __init__(self, out: TextIO, *, summary_only: bool = False):
         self.out = out
         self.summary_only = summary_only
+        self.run: Run | None = None  # set by header(): pair and skipped lines carry its groups
 
     def emit(self, record: dict[str, Any]) -> None:
         self.out.write(dumps_strict(record) + "\n")
         self.out.flush()
 
     def header(self, run: Run) -> None:
+        self.run = run
         self.emit({"type": "header", **run.header(), **({"summary_only": True} if self.summary_only else {})})
 
     def missing(self, run: Run) -> None:
@@ -83,16 +104,22 @@ class JsonlStream:
 
     def pair(self, p: PairResult) -> None:
         if not self.summary_only:
-            self.emit({"type": "pair", **p.as_dict()})
+            self.emit({"type": "pair", **self._grouped(p.as_dict(), p.key)})
 
     def skipped(self, s: Skipped) -> None:
-        self.emit({"type": "skipped", **s.as_dict()})
+        self.emit({"type": "skipped", **self._grouped(s.as_dict(), s.key)})
+
+    def _grouped(self, record: dict[str, Any], key: str) -> dict[str, Any]:
+        return record if self.run is None else self.run.with_group(record, key)
 
     def summary(self, run: Run) -> None:
         summary = run.summary()
         if self.summary_only:
             for name, st in summary["metrics"].items():
                 self.emit({"type": "metric", "metric": name, **st})
+            for group, gs in summary.get("groups", {}).items():
+                for name, st in gs["metrics"].items():
+                    self.emit({"type": "metric", "group": group, "metric": name, **st})
         self.emit({"type": "summary", **summary, "gate": run.gate})
 
     def aborted(self, message: str, exit_code: int) -> None:
@@ -120,6 +147,7 @@ def write_markdown(run: Run, out: TextIO, *, summary_only: bool = False) -> None
     lines += ["", "| metric | " + " | ".join(stats) + " |", "|---|" + "---:|" * len(stats)]
     for name, st in summ["metrics"].items():
         lines.append(f"| {name} | " + " | ".join(num(st[k]) for k in stats) + " |")
+    lines += group_markdown_lines(run, summ)
     if run.gate:
         lines += gate_render.markdown_lines(run.gate)
     if summ["worst"] and not summary_only:
@@ -134,49 +162,152 @@ def write_markdown(run: Run, out: TextIO, *, summary_only: bool = False) -> None
     out.write("\n".join(lines) + "\n")
 
 
+def group_markdown_lines(run: Run, summ: dict[str, Any] | None = None) -> list[str]:
+    """The per-group summary of a grouped run as a Markdown section (nothing otherwise): one row
+    per group and metric, with the group's pair count."""
+    summ = summ if summ is not None else run.summary()
+    if "groups" not in summ:
+        return []
+    lines = ["", f"### By group ({GROUP_TITLES[run.group_by]})", "",
+             "| group | metric | count | " + " | ".join(GROUP_STATS) + " |", "|---|---|---:|" + "---:|" * len(GROUP_STATS)]
+    for group, gs in summ["groups"].items():
+        skipped = f" ({gs['skipped']} skipped)" if gs["skipped"] else ""
+        for name, st in gs["metrics"].items():
+            lines.append(f"| {md_code(group)}{skipped} | {name} | {st['count']} | "
+                         + " | ".join(num(st[k]) for k in GROUP_STATS) + " |")
+    return lines
+
+
 # -- Rich table -------------------------------------------------------------------------------
 
-def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = False) -> None:
-    from rich.table import Table
+DEFAULT_ROWS = 40  # per-pair rows a table shows by default (``--rows``)
+TABLE_STATS = ("mean", "median", "std", "min", "max", "p95")
 
-    console = table_console(out, terminal=terminal)
-    names = metric_names(run.layer_names)
-    if not summary_only:
-        pairs = Table(title="hlcli score", title_justify="left")
-        pairs.add_column("pair", overflow="fold")
-        pairs.add_column("size", justify="right")
-        for m in names:
-            pairs.add_column(m, justify="right")
-        for p in run.sorted_pairs():
-            pairs.add_row(p.key, f"{p.width}x{p.height}", *(num(p.metric(m)) for m in names))
-        console.print(pairs)
-    summ = run.summary()
-    st = Table(title=f"summary of {summ['count']} pairs (λ = {run.settings.get('lambda')})",
-               title_justify="left")
-    st.add_column("metric")
-    for k in ("mean", "median", "std", "min", "max", "p95"):
-        st.add_column(k, justify="right")
+
+def table_pairs(run: Run, rows: int | None, sort: str) -> list[PairResult]:
+    """The pairs a table shows: all, or the ``rows`` worst (highest) by metric ``sort``, worst
+    first; ``sort="key"`` orders by key (and keeps the first ``rows``)."""
+    import heapq
+
+    def order(p: PairResult) -> Any:
+        return p.key if sort == "key" else (-p.metric(sort), p.key)
+
+    if rows is None or rows >= len(run.pairs):
+        return sorted(run.pairs, key=order)
+    return heapq.nsmallest(rows, run.pairs, key=order)
+
+
+def _pairs_table(console: Any, run: Run, rows: int | None, sort: str) -> None:
+    from .table import Column, fit_table, number_column
+
+    shown = table_pairs(run, rows, sort)
+    columns = [Column("size", [f"{p.width}x{p.height}" for p in shown])]
+    columns += [number_column(m, [p.metric(m) for p in shown], group=int(m in run.layer_names))
+                for m in metric_names(run.layer_names)]
+    notes = []
+    if len(shown) < len(run.pairs):
+        order = "first by key" if sort == "key" else f"worst by {sort}"
+        notes.append(f"showing {len(shown):,} of {len(run.pairs):,} pairs, {order}; -f csv for all")
+    fit_table(console, "hlcli score", Column("pair", [p.key for p in shown], justify="left"), columns,
+              moved="per-layer columns", notes=notes)
+
+
+def _summary_table(console: Any, run: Run, summ: dict[str, Any]) -> None:
+    """One row per metric, each row in its own number format (its power of ten after the
+    metric's name: ``conv3_3 ×10⁻³``)."""
+    from .table import Column, fit_table, number_format
+
+    keys, cells = [], []
     for name, vals in summ["metrics"].items():
-        st.add_row(name, *(num(vals[k]) for k in ("mean", "median", "std", "min", "max", "p95")))
-    console.print(st)
+        fmt = number_format(vals[k] for k in TABLE_STATS)
+        keys.append(f"{name} {fmt.label}".strip())
+        cells.append([fmt(vals[k]) for k in TABLE_STATS])
+    columns = [Column(stat, [row[i] for row in cells]) for i, stat in enumerate(TABLE_STATS)]
+    fit_table(console, f"summary of {summ['count']:,} pairs (λ = {run.settings.get('lambda')})",
+              Column("metric", keys, justify="left"), columns, moved="some statistics")
+
+
+def _print_worst(console: Any, worst: list[dict[str, Any]]) -> None:
+    """``worst by hybrid: a (0.03838), b (0.02920), ...`` wrapped between pairs, never inside
+    one; where one pair alone is wider than the terminal, one per line, number first, its key
+    shortened in the middle."""
+    from rich.text import Text
+
+    from .table import shorten_middle, sig
+
+    width = console.width
+    items = [f"{w['key']} ({sig(w['hybrid'])})" + ("," if i < len(worst) - 1 else "") for i, w in enumerate(worst)]
+    if max(len(x) for x in items) + 2 > width:
+        console.print(Text("worst by hybrid:"))
+        for w in worst:
+            number = sig(w["hybrid"])
+            console.print(Text(f"  {number} {shorten_middle(w['key'], max(8, width - len(number) - 3))}"),
+                          no_wrap=True, overflow="ignore")
+        return
+    line = "worst by hybrid:"
+    for item in items:
+        if len(line) + 1 + len(item) > width:
+            console.print(Text(line), soft_wrap=True)
+            line = " "
+        line += " " + item
+    console.print(Text(line), soft_wrap=True)
+
+
+def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = False,
+                rows: int | None = DEFAULT_ROWS, sort: str = "hybrid", console: Any = None) -> None:
+    """The report for people (docs/formats.md): the per-pair table (at most ``rows`` pairs, None
+    for all, worst by metric ``sort`` first, or by key with ``sort="key"``), the summary table,
+    the worst pairs, gates, what was not scored. Every number is whole at any width from 60
+    columns: the tables change shape to fit (see :mod:`hlcli.render.table`). ``console``: a Rich
+    console to print on instead of one on ``out`` (tests give one of a chosen width)."""
+    from rich.markup import escape
+
+    console = console or table_console(out, terminal=terminal)
+    if not summary_only:
+        _pairs_table(console, run, rows, sort)
+    summ = run.summary()
+    _summary_table(console, run, summ)
+    print_group_summary(console, run)
     if summ["worst"] and not summary_only:
-        console.print("worst by hybrid: " + ", ".join(f"{w['key']} ({num(w['hybrid'], '.4g')})" for w in summ["worst"]),
-                      markup=False)
+        _print_worst(console, summ["worst"])
     if run.gate:
         gate_render.print_table(console, run.gate)
     for x in run.skipped:
-        console.print(f"[yellow]skipped[/] {x.key}: {x.reason}")
+        console.print(f"[yellow]skipped[/] {escape(x.key)}: {escape(x.reason)}")
     for p in run.missing.restored_only:
-        console.print(f"[yellow]no ground truth[/] for {p}")
+        console.print(f"[yellow]no ground truth[/] for {escape(p)}")
     for p in run.missing.gt_only:
-        console.print(f"[yellow]no restored file[/] for {p}")
+        console.print(f"[yellow]no restored file[/] for {escape(p)}")
     if not run.complete:
         console.print(f"[bold yellow]incomplete:[/] {len(run.skipped)} skipped, {len(run.missing)} unmatched")
 
 
-def write_score(run: Run, fmt: str, out: TextIO, *, terminal: bool = False, summary_only: bool = False) -> None:
+def print_group_summary(console: Any, run: Run) -> None:
+    """The per-group summary of a grouped run under the summary table (nothing otherwise): one
+    row per group and metric, each row in its own number format as in the summary table."""
+    from .table import Column, fit_table, number_format
+
+    groups = run.summary().get("groups")
+    if groups is None:
+        return
+    keys, counts, cells = [], [], []
+    for group, gs in groups.items():
+        label = group + (f" ({gs['skipped']} skipped)" if gs["skipped"] else "")
+        for name, vals in gs["metrics"].items():
+            fmt = number_format(vals[k] for k in GROUP_STATS)
+            keys.append(f"{label} {name} {fmt.label}".strip())
+            counts.append(str(vals["count"]))
+            cells.append([fmt(vals[k]) for k in GROUP_STATS])
+    columns = [Column("count", counts)] + [Column(stat, [row[i] for row in cells]) for i, stat in enumerate(GROUP_STATS)]
+    fit_table(console, f"summary by group ({GROUP_TITLES[run.group_by]})", Column("group metric", keys, justify="left"),
+              columns, moved="some statistics")
+
+
+def write_score(run: Run, fmt: str, out: TextIO, *, terminal: bool = False, summary_only: bool = False,
+                **table: Any) -> None:
     """Write the whole report in ``fmt`` (jsonl is streamed by the CLI, see JsonlStream).
-    ``summary_only``: no per-pair rows (csv: one row per metric, see SUMMARY_CSV_HEADER)."""
+    ``summary_only``: no per-pair rows (csv: one row per metric, see SUMMARY_CSV_HEADER).
+    ``table``: ``rows`` and ``sort`` for :func:`write_table` (other formats ignore them)."""
     if fmt == "csv":
         (write_summary_csv if summary_only else write_csv)(run, out)
     elif fmt == "json":
@@ -184,6 +315,6 @@ def write_score(run: Run, fmt: str, out: TextIO, *, terminal: bool = False, summ
     elif fmt == "markdown":
         write_markdown(run, out, summary_only=summary_only)
     elif fmt == "table":
-        write_table(run, out, terminal=terminal, summary_only=summary_only)
+        write_table(run, out, terminal=terminal, summary_only=summary_only, **table)
     else:
         raise ValueError(f"unknown format {fmt!r}")

@@ -1,15 +1,17 @@
-"""Tests for hlcli.images: every image is generated in tmp_path (PNG by hand where Pillow can't)."""
+"""The decoder (hlcli.images): probing and decoding every supported format, mode and bit depth,
+broken and oversized files, transparency, EXIF orientation, optional codecs and plugins, and a
+property test over random lossless files. Every image is generated in tmp_path (PNG by hand where
+Pillow can't)."""
 
 from __future__ import annotations
 
 import os
 import pickle
-import struct
 import subprocess
 import sys
 import tempfile
+import types
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -21,68 +23,12 @@ from hlcli import images
 from hlcli.errors import InputError
 from hlcli.images import decode, probe, scale_of, to_float
 
+from .imagefiles import KINDS, exif_bytes, make_image, write_png
+
 RNG = np.random.default_rng(12345)
-ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
-         (0, 1, 1, 2)]  # (x0, y0, dx, dy) of the seven interlace passes
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _scanlines(arr: np.ndarray, bits: int) -> bytes:
-    """Rows of ``arr`` (H x W x C) as PNG scanlines, cycling filters None, Sub, Up, Average."""
-    h, w, c = arr.shape
-    if bits < 8:  # pack grey samples, most significant first
-        per = 8 // bits
-        padded = np.zeros((h, -(-w // per) * per), np.uint8)
-        padded[:, :w] = arr[..., 0]
-        groups = padded.reshape(h, -1, per).astype(np.uint16)
-        rows = sum(groups[..., i] << (bits * (per - 1 - i)) for i in range(per)).astype(np.uint8)
-        bpp = 1
-    else:
-        rows = np.frombuffer(arr.astype(">u2" if bits == 16 else np.uint8).tobytes(), np.uint8)
-        rows, bpp = rows.reshape(h, -1), c * bits // 8
-    out, prev = [], np.zeros(rows.shape[1], np.int32)
-    for y, row in enumerate(rows.astype(np.int32)):
-        left = np.concatenate([np.zeros(bpp, np.int32), row[:-bpp]])
-        kind = y % 4
-        pred = [0, left, prev, (left + prev) // 2][kind]
-        out.append(bytes([kind]) + ((row - pred) % 256).astype(np.uint8).tobytes())
-        prev = row
-    return b"".join(out)
-
-
-def write_png(path, arr, *, bits=None, interlace=False, trns=None, exif=None, exif_late=False):
-    """A hand-made PNG (Pillow can't write 16-bit colour): arr is H x W or H x W x C."""
-    arr = np.asarray(arr)
-    arr = arr[..., None] if arr.ndim == 2 else arr
-    h, w, c = arr.shape
-    bits = bits or (16 if arr.dtype == np.uint16 else 8)
-    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    if interlace:
-        data = b"".join(_scanlines(arr[y0::dy, x0::dx], bits)
-                        for x0, y0, dx, dy in ADAM7 if arr[y0::dy, x0::dx].size)
-    else:
-        data = _scanlines(arr, bits)
-    body = _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bits, ctype, 0, 0, int(interlace)))
-    exif_chunk = _chunk(b"eXIf", exif) if exif else b""
-    body += b"" if exif_late else exif_chunk
-    if trns is not None:
-        body += _chunk(b"tRNS", struct.pack(f">{len(trns)}H", *trns))
-    body += _chunk(b"IDAT", zlib.compress(data)) + (exif_chunk if exif_late else b"")
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + body + _chunk(b"IEND", b""))
-    return path
-
-
-def exif_bytes(orientation: int) -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    return exif.tobytes()
-
 
 def rand(shape, dtype=np.uint8):
     return RNG.integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
@@ -487,38 +433,37 @@ def test_orientation_in_late_png_exif_chunk(tmp_path):
     assert np.array_equal(decode(path), np.rot90(arr, 1))
 
 
+# --- plugin formats -------------------------------------------------------------------------
+
+def test_plugin_formats_are_loaded_on_first_use(tmp_path, monkeypatch):
+    """A .heic file is read through pillow-heif's opener once that plugin is installed."""
+    calls = []
+    fake = types.ModuleType("pillow_heif")
+    fake.register_heif_opener = lambda: calls.append("registered")
+    monkeypatch.setitem(sys.modules, "pillow_heif", fake)
+    monkeypatch.setattr(images, "_PLUGINS_LOADED", set())
+    arr = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    path = tmp_path / "photo.heic"
+    Image.fromarray(arr).save(path, format="PNG")  # what the registered opener would yield
+    assert np.array_equal(images.decode(path), arr)
+    images.probe(path)
+    assert calls == ["registered"]  # once, not per file
+
+
+def test_plugin_formats_without_plugin_name_the_package(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # import fails
+    monkeypatch.setitem(sys.modules, "pillow_jxl", None)
+    monkeypatch.setattr(images, "_PLUGINS_LOADED", set())
+    for ext, package in ((".heic", "pillow-heif"), (".HEIF", "pillow-heif"), (".jxl", "pillow-jxl-plugin")):
+        path = tmp_path / f"x{ext}"
+        path.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+        with pytest.raises(images.InputError) as err:
+            images.decode(path)
+        assert f"pip install {package}" in str(err.value) and str(path) in str(err.value)
+        assert ext.lower() in images.IMAGE_EXTENSIONS
+
+
 # --- property test ------------------------------------------------------------------------------
-
-KINDS = ["L", "LA", "RGB", "RGBA", "P", "I;16", "RGB16", "RGBA16"]
-
-
-def _make(kind: str, w: int, h: int, rng, fmt: str, path: str) -> np.ndarray:
-    """Write an image of ``kind`` to ``path``; return the expected decode."""
-    if kind in ("RGB16", "RGBA16"):
-        arr = rng.integers(0, 65536, (h, w, 3 if kind == "RGB16" else 4), dtype=np.uint16)
-        arr[..., 3:] = 65535
-        if fmt == "TIFF":
-            import tifffile
-            tifffile.imwrite(path, arr, photometric="rgb",
-                             extrasamples=["unassalpha"] if arr.shape[2] == 4 else None)
-        else:
-            write_png(path, arr)
-        return arr[..., :3]
-    if kind == "I;16":
-        arr = rng.integers(0, 65536, (h, w), dtype=np.uint16)
-        Image.fromarray(arr).save(path, format=fmt)
-        return np.repeat(arr[..., None], 3, axis=2)
-    channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "P": 3}[kind]
-    arr = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
-    if kind in ("LA", "RGBA"):
-        arr[..., -1] = 255
-    img = Image.fromarray(arr[..., 0] if channels == 1 else arr, None if kind == "P" else kind)
-    if kind == "P":
-        img = img.quantize(int(rng.integers(2, 257)))
-    img.save(path, format=fmt)
-    expected = np.asarray(img.convert("RGB"))
-    return expected
-
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(KINDS), w=st.integers(1, 64), h=st.integers(1, 64),
@@ -529,7 +474,7 @@ def test_property_decode_lossless_files(kind, w, h, tiff, seed):
         pytest.importorskip("tifffile")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "img." + fmt.lower())
-        expected = _make(kind, w, h, np.random.default_rng(seed), fmt, path)
+        expected = make_image(kind, w, h, np.random.default_rng(seed), fmt, path)
         out = decode(path)
         assert out.shape == (h, w, 3) and out.flags.c_contiguous and out.flags.writeable
         assert out.dtype == (np.uint16 if kind in ("I;16", "RGB16", "RGBA16") else np.uint8)

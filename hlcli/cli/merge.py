@@ -1,0 +1,131 @@
+"""``hlcli merge``: the parts written by ``hlcli score --shard I/N -f json`` -> one run, written
+exactly as a single ``hlcli score`` would write it (the same Run, rendered by the same code)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from ..render.score import FORMATS
+from .common import (
+    EXTENSION_FORMATS,
+    debug_option,
+    default_format,
+    handle_errors,
+    is_terminal,
+    output_stream,
+    parse_gates,
+    parse_limits,
+)
+
+
+def emit_run(view: Any, run: Any, output: str | None, started: float) -> int:
+    """Evaluate the gates of ``view`` (a :class:`hlcli.cli.score.RunView`), write ``run`` to
+    ``output`` (stdout when None, else atomically) in ``view.fmt``, report on stderr and return
+    the exit code: what ``hlcli score`` does after scoring, for a run built elsewhere (merged
+    parts, torchrun ranks gathered)."""
+    if view.gates:
+        view.gates.check_settings(run.settings)
+        run.gate = view.gates.evaluate(run)
+    if not view.quiet:
+        for s in run.skipped:
+            click.echo(f"Warning: skipped {s.key}: {s.reason}", err=True)
+    with output_stream(output) as out:
+        _write(view, run, out)
+    view.report(run, time.perf_counter() - started)
+    return view.exit_code(run)
+
+
+def _write(view: Any, run: Any, out: IO[str]) -> None:
+    from ..render.score import JsonlStream, write_score
+
+    if view.fmt != "jsonl":
+        write_score(run, view.fmt, out, terminal=is_terminal(out), summary_only=view.summary_only, **view.table)
+        return
+    stream = JsonlStream(out, summary_only=view.summary_only)
+    stream.header(run)
+    stream.missing(run)
+    for s in run.skipped:
+        stream.skipped(s)
+    for p in run.pairs:
+        stream.pair(p)
+    stream.summary(run)
+
+
+@click.command("merge")
+@click.argument("parts", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
+              help="Output format. Default: from -o's extension, else table on a terminal, csv when piped.")
+@click.option("-o", "--output", metavar="FILE", help="Write the run to FILE (atomically) instead of stdout.")
+@click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True, help="How many worst pairs the summary lists.")
+@click.option("--summary-only", is_flag=True, help="Only the summary, as `hlcli score --summary-only`.")
+@click.option("--rows", default="40", show_default=True, metavar="N|all", callback=lambda c, p, v: _rows(v),
+              help="Table: show at most N pairs, the worst by --sort ('all': every pair), as `hlcli score --rows`.")
+@click.option("--sort", default="hybrid", show_default=True, metavar="METRIC",
+              help="Table: order of the pairs, highest first (l1, perceptual, hybrid, a layer, or 'key').")
+@click.option("--allow-skips", is_flag=True, help="Exit 0 even if some parts skipped files.")
+@click.option("--fail-if", "gates", multiple=True, callback=parse_gates, metavar="'STAT.METRIC OP VALUE'",
+              help="Exit 1 if this is true of the merged run, as `hlcli score --fail-if`. Repeatable.")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="RUN.json",
+              help="Compare with a run saved by `hlcli score -f json`, as `hlcli score --baseline`.")
+@click.option("--max-regression", "limits", multiple=True, callback=parse_limits, metavar="[METRIC=]VALUE[%]",
+              help="With --baseline: as `hlcli score --max-regression`. Repeatable.")
+@click.option("--max-pair-regression", "pair_limits", multiple=True, callback=parse_limits,
+              metavar="[METRIC=]VALUE[%]", help="With --baseline: as `hlcli score --max-pair-regression`.")
+@click.option("--allow-settings-mismatch", is_flag=True, help="Compare with a baseline made with other settings.")
+@click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (errors still shown).")
+@debug_option
+@handle_errors
+def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, worst: int, summary_only: bool,
+              allow_skips: bool, quiet: bool, **options: Any) -> None:
+    """Merge the parts of a sharded run into the run one `hlcli score` would have written.
+
+    PARTS are the JSON documents of `hlcli score --shard I/N -f json`, every shard 0..N-1 of one
+    plan exactly once (exit 2 naming the missing, duplicated or foreign parts). See docs/scaling.md.
+
+    \b
+    Examples:
+      hlcli merge part-*.json -o run.json
+      hlcli merge part-*.json -f markdown --fail-if 'mean.hybrid>0.08' --baseline old.json
+    """
+    from ..documents import load_document
+    from ..sharding import merge_documents
+    from .score import RunView, _table_options
+
+    started = time.perf_counter()
+    docs = [(str(p), load_document(p, role="part")) for p in parts]
+    run = merge_documents(docs, worst=worst)
+    view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet, allow_skips=allow_skips,
+                   summary_only=summary_only, gates=_gate_spec(options, run.layer_names),
+                   table=_table_options(options, run.layer_names))
+    sys.exit(emit_run(view, run, output, started))
+
+
+def _rows(value: str) -> int | None:
+    from .score import parse_rows  # not at the top: score imports this module
+
+    return parse_rows(value)
+
+
+def _gate_spec(options: dict[str, Any], layer_names: list[str]) -> Any:
+    """--fail-if/--baseline/--max-regression, checked against the merged run's layers."""
+    from ..gate import GateSpec, check_metrics, scoped
+    from ..documents import load_document
+
+    gates, limits, pair_limits = options["gates"], options["limits"], options["pair_limits"]
+    for items, flag in ((gates, "--fail-if"), (limits, "--max-regression"), (pair_limits, "--max-pair-regression")):
+        try:
+            check_metrics(items, layer_names)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
+    if (limits or pair_limits) and options["baseline"] is None:
+        raise click.UsageError("--max-regression and --max-pair-regression need --baseline RUN.json")
+    spec = GateSpec(list(gates), scoped(list(limits), list(pair_limits)),
+                    allow_settings_mismatch=options["allow_settings_mismatch"])
+    if options["baseline"] is not None:
+        spec.baseline, spec.baseline_path = load_document(options["baseline"]), str(options["baseline"])
+    return spec

@@ -1,0 +1,103 @@
+"""``hlcli report``: a self-contained HTML report of a stored run, and the ``score --report``
+shortcut (maps to a temporary folder unless ``--save-maps`` is given)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import debug_option, handle_errors, output_stream
+
+
+@click.command("report", short_help="A self-contained HTML report of a run, with its error maps.")
+@click.argument("run", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="RUN.json")
+@click.option("-o", "--output", required=True, metavar="FILE.html", help="Write the report to FILE (atomically).")
+@click.option("--maps", "maps_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="DIR",
+              help="The folder of `hlcli score --save-maps DIR` for this run (its maps.json must match it).")
+@click.option("--top", type=click.IntRange(min=0), default=12, show_default=True,
+              help="How many of the worst pairs (by hybrid) to show side by side.")
+@click.option("--thumb-size", type=click.IntRange(min=16), default=512, show_default=True, metavar="PX",
+              help="Longest side of the embedded pictures.")
+@click.option("--images", type=click.Choice(["embed", "link"]), default="embed", show_default=True,
+              help="Embed the pictures as thumbnails (one self-contained file) or link the files by relative path.")
+@debug_option
+@handle_errors
+def report_cmd(run: Path, output: str, maps_dir: Path | None, top: int, thumb_size: int, images: str,
+               debug: bool) -> None:
+    """Write one self-contained HTML file about a stored run: verdict and settings, summary,
+    gates, plots (hybrid histogram, L1 against perceptual), a sortable and filterable table of
+    every pair, and the worst pairs with their error maps under synchronised zoom.
+
+    RUN.json is a document written by `hlcli score --format json`. The file makes no request
+    (a Content-Security-Policy forbids it) and opens from file:// offline. Needs matplotlib:
+    pip install 'hlcli[report]'.
+
+    \b
+    Examples:
+      hlcli score out/ gt/ -f json -o run.json --save-maps maps/
+      hlcli report run.json --maps maps/ -o report.html
+      hlcli score out/ gt/ --report report.html      # the same in one step
+    """
+    from ..documents import load_document
+    from ..maps import require_matplotlib
+
+    require_matplotlib("hlcli report")
+    doc = load_document(run, "scored")
+    write_report(doc, output, maps_dir=maps_dir, top=top, thumb_size=thumb_size, images=images)
+
+
+def write_report(doc: dict[str, Any], output: str, *, maps_dir: Path | None, top: int = 12,
+                 thumb_size: int = 512, images: str = "embed", check_maps: bool = True) -> None:
+    """Render ``doc`` (a checked score document) to ``output``, atomically."""
+    from ..maps import check_matches, load_maps_index
+    from ..render.html import ReportOptions, render_report
+
+    index = None
+    if maps_dir is not None:
+        index = load_maps_index(maps_dir)
+        if check_maps:
+            check_matches(index, doc, maps_dir)
+    opts = ReportOptions(output=Path(output), maps_dir=maps_dir, maps_index=index, top=top,
+                         thumb_size=thumb_size, images=images)
+    page = render_report(doc, opts)
+    with output_stream(output) as out:
+        out.write(page)
+
+
+@contextlib.contextmanager
+def score_report(opts: Any, report: str | None) -> Iterator[Callable[[Any], None] | None]:
+    """For ``score --report FILE``: check matplotlib before any file is read, put the maps in a
+    temporary folder unless ``--save-maps`` chose one, and yield the callback that writes the
+    report once the run is done (None without ``--report``)."""
+    if report is None:
+        yield None
+        return
+    from ..maps import require_matplotlib
+
+    require_matplotlib("--report")
+    directory = Path(report).parent if str(Path(report).parent) else Path(".")
+    if not directory.is_dir():
+        raise click.BadParameter(f"directory {directory} does not exist", param_hint="'--report'")
+    temporary = None
+    if opts.save_maps is None:
+        temporary = tempfile.mkdtemp(prefix="hlcli-maps-")
+        opts.save_maps, opts.maps_format = temporary, "png"
+
+    def write(run: Any) -> None:
+        doc = run.document()
+        if doc["pairs"]:
+            write_report(doc, report, maps_dir=Path(opts.save_maps), check_maps=False)
+        else:
+            write_report(doc, report, maps_dir=None)
+
+    try:
+        yield write
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)

@@ -1,0 +1,55 @@
+"""``hlcli table``: the results table of a paper from stored runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+
+
+@click.command("table", short_help="The results table of a paper: runs × (dataset, metric), best in bold.")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="A.json [B.json ...]")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="A name for each run, in order (repeat it). Default: the file stems.")
+@click.option("--metrics", default="hybrid,l1,perceptual", show_default=True, metavar="M1,M2,...",
+              help="Columns: l1, perceptual, hybrid and the runs' layer names, comma-separated.")
+@click.option("--group-by", type=click.Choice(["none", "top", "dir"]), default="none", show_default=True,
+              help="Columns per group of pairs: top = the top-level folder of the key (the dataset), "
+                   "dir = its whole parent folder; plus the mean over all pairs.")
+@click.option("--digits", type=click.IntRange(1, 17), default=4, show_default=True,
+              help="Significant digits in markdown and latex (table: at least 4; csv and json are exact).")
+@click.option("--allow-settings-mismatch", is_flag=True,
+              help="Tabulate runs made with other λ, layers, layer weights, weights or precision.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "markdown", "latex", "csv", "json"]),
+              help="Output format. Default: from -o's extension (.tex: latex), else table.")
+@click.option("-o", "--output", metavar="FILE", help="Write the table to FILE (atomically) instead of stdout.")
+@debug_option
+@handle_errors
+def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, group_by: str, digits: int,
+              allow_settings_mismatch: bool, fmt: str | None, output: str | None, debug: bool) -> None:
+    """Build the results table of a paper: one row per run, one column per (group, metric) and
+    per metric over all pairs, the lowest value of each column in bold (markdown, latex) or
+    marked with * (table).
+
+    Each RUN is a document written by `hlcli score --format json` with the same settings (λ
+    included); means are over the pairs every run has. LaTeX output is a booktabs tabular:
+    \\input it into a document that loads booktabs.
+
+    \b
+    Examples:
+      hlcli table ours.json baseline.json --group-by top -f markdown
+      hlcli table ours.json baseline.json --group-by top --metrics hybrid,l1 -o results.tex
+    """
+    from ..papertable import paper_table
+    from ..render.papertable import FORMATS, write_paper_table
+
+    if fmt is None and output and Path(output).suffix.lower() == ".tex":
+        fmt = "latex"
+    fmt = fmt or default_output_format(output, FORMATS)
+    result = paper_table([str(r) for r in runs], names=list(names), metrics=metrics, group_by=group_by,
+                         allow_settings_mismatch=allow_settings_mismatch)
+    with output_stream(output) as out:
+        write_paper_table(result, fmt, out, terminal=is_terminal(out), digits=digits)

@@ -1,0 +1,63 @@
+"""``hlcli tradeoff``: which of several stored runs is best for which λ; the Pareto front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda
+
+
+def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    return None if value is None else parse_lambda(ctx, param, value)
+
+
+@click.command("tradeoff", short_help="Which run is best for which λ; the Pareto front of L1 and perceptual.")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="A.json B.json [C.json ...]")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="A name for each run, in order (repeat it). Default: the file stems.")
+@click.option("--per-pair", is_flag=True,
+              help="Also the share of pairs on which each run is best, at the runs' λ and at every interval end.")
+@click.option("--lambda", "lam", type=float, callback=_optional_lambda,
+              help="The λ of the hybrid column and the plot's iso-hybrid line. Default: the runs' own, if they agree.")
+@click.option("--plot", metavar="FILE", help="Draw the runs, the Pareto front and the iso-hybrid line to FILE "
+                                             "(.png, .svg or .pdf; needs `pip install 'hlcli[plot]'`).")
+@click.option("--allow-settings-mismatch", is_flag=True,
+              help="Use runs made with other layers, layer weights, weights or precision (λ may always differ).")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
+              help="Output format. Default: from -o's extension, else table.")
+@click.option("-o", "--output", metavar="FILE", help="Write the result to FILE (atomically) instead of stdout.")
+@debug_option
+@handle_errors
+def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool, lam: float | None,
+                 plot: str | None, allow_settings_mismatch: bool, fmt: str | None, output: str | None,
+                 debug: bool) -> None:
+    """Compare runs (models, checkpoints) as λ varies: for each, mean L1 and mean perceptual over
+    the pairs all runs share, whether it is on the Pareto front, and the interval of λ on which
+    its mean hybrid is the lowest.
+
+    Each RUN is a document written by `hlcli score --format json` on the same ground truth with
+    the same layers, layer weights, weights and precision; λ may differ. Intervals are [lo, hi):
+    at a crossing the run best just above it is credited; runs with equal means are tied and the
+    first by name is credited. Exit 3 when --plot is given and matplotlib is not installed.
+
+    \b
+    Examples:
+      hlcli tradeoff modelA.json modelB.json modelC.json
+      hlcli tradeoff a.json b.json --name sharp --name smooth --plot tradeoff.png
+      hlcli tradeoff ckpt_*.json --per-pair -f json | jq '.runs[] | {name, best_lambda}'
+    """
+    from ..render.tradeoff import FORMATS, plot_tradeoff, write_tradeoff
+    from ..tradeoff import tradeoff_runs
+
+    if len(runs) < 2:
+        raise click.UsageError("give at least two runs")
+    fmt = fmt or default_output_format(output, FORMATS)
+    result = tradeoff_runs([str(r) for r in runs], names=list(names), lam=lam, per_pair=per_pair,
+                           allow_settings_mismatch=allow_settings_mismatch)
+    if plot:
+        plot_tradeoff(result, plot)
+    with output_stream(output) as out:
+        write_tradeoff(result, fmt, out, terminal=is_terminal(out))

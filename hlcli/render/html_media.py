@@ -1,0 +1,130 @@
+"""The pictures of the HTML report: matplotlib plots as inline SVG, image thumbnails (embedded
+as data URIs or linked by relative path) and the maps' colour bar. No torch import except to
+colour maps from ``.npy`` files (:mod:`hlcli.maps`)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+SCATTER_ID = "hl-scatter"
+_RC = {"svg.hashsalt": "hlcli", "svg.fonttype": "path", "font.size": 9}
+
+
+def _svg(fig: Any) -> str:
+    """A figure as an inline ``<svg>`` element (no XML declaration, no DOCTYPE, text as paths:
+    no font request)."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def histogram_svg(values: list[float], lam: float) -> str:
+    """The distribution of hybrid over the pairs."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(5.2, 3.2))
+        ax = fig.add_subplot()
+        bins = max(1, min(40, int(np.ceil(np.sqrt(len(values))))))
+        ax.hist(values, bins=bins, color="#3b528b", edgecolor="white", linewidth=0.5)
+        ax.set_xlabel(f"hybrid = L1 + {lam:g} · perceptual (unitless, lower is better)")
+        ax.set_ylabel("pairs (count)")
+        ax.set_title("Distribution of hybrid over pairs")
+        return _svg(fig)
+
+
+def scatter_svg(l1: list[float], perceptual: list[float]) -> str:
+    """Per-pair L1 against per-pair perceptual: the two experts. The markers are ``<use>``
+    elements in pair order inside ``#hl-scatter`` (the page's script adds each key as a title)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(5.2, 3.2))
+        ax = fig.add_subplot()
+        (line,) = ax.plot(l1, perceptual, linestyle="none", marker="o", markersize=5, alpha=0.75, color="#21918c")
+        line.set_gid(SCATTER_ID)
+        ax.set_xlabel("L1 (mean absolute error of RGB in [0, 1])")
+        ax.set_ylabel("perceptual (Σ w·mean squared feature diff.)")
+        ax.set_title("Pixels (L1) against texture (perceptual), one point per pair")
+        ax.ticklabel_format(axis="both", style="sci", scilimits=(-3, 3))
+        return _svg(fig)
+
+
+def png_data_uri(rgb: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def thumb_size(width: int, height: int, longest: int) -> tuple[int, int]:
+    """(w, h) with the longest side at most ``longest`` (never enlarged)."""
+    f = min(1.0, longest / max(width, height))
+    return max(1, round(width * f)), max(1, round(height * f))
+
+
+def _to_rgb8(arr: np.ndarray) -> np.ndarray:
+    return (arr >> 8).astype(np.uint8) if arr.dtype == np.uint16 else arr.astype(np.uint8)
+
+
+def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | None:
+    """A decoded image (hlcli's decoder: orientation, 16-bit, alpha policy) resized to ``size``;
+    None if it cannot be read any more."""
+    from PIL import Image
+
+    from .. import images
+    from ..errors import HlcliError
+
+    try:
+        arr = _to_rgb8(images.decode(path, alpha=alpha if alpha in images.ALPHA_POLICIES else "ignore"))
+    except (HlcliError, OSError):
+        return None
+    return np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.LANCZOS))
+
+
+def map_thumb(maps_dir: Path, key: str, kind: str, index: dict[str, Any], size: tuple[int, int]) -> np.ndarray | None:
+    """A map's PNG resized to ``size``, or (``--maps-format npy``) coloured from its ``.npy``
+    files with the range recorded in maps.json; None if neither is there."""
+    from PIL import Image
+
+    from .. import maps
+
+    png = maps.map_path(maps_dir, key, kind, "png")
+    if png.is_file():
+        with Image.open(png) as img:
+            return np.asarray(img.convert("RGB").resize(size, Image.Resampling.BOX))
+    pair = index["pairs"].get(key) or {}
+    top = ((pair.get("range") or {}).get(kind) or [0, 0])[1]
+    try:
+        if kind == "l1":
+            values = np.load(maps.map_path(maps_dir, key, "l1", "npy"))
+        else:
+            layers = index.get("layers") or []
+            arrays = [np.load(maps.map_path(maps_dir, key, layer["name"], "npy")) for layer in layers]
+            values = maps.perceptual_map(arrays, [layer["weight"] for layer in layers], pair["height"], pair["width"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return np.asarray(Image.fromarray(maps.colorize(values, float(top))).resize(size, Image.Resampling.BOX))
+
+
+def link(target: str | Path, report: Path) -> str:
+    """A URL-quoted relative path from the report's folder to ``target``."""
+    rel = os.path.relpath(Path(target).resolve(), report.resolve().parent)
+    return quote(Path(rel).as_posix(), safe="/")
+
+
+def colorbar_uri() -> str:
+    from .. import maps
+
+    return png_data_uri(maps.colorbar())

@@ -1,0 +1,186 @@
+"""The λ trade-off between runs (``hlcli tradeoff``) as a Rich table, JSON, CSV or Markdown,
+and as a plot (matplotlib, an optional extra)."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any, TextIO
+
+from ..documents import OVERRIDE_FLAG
+from .common import exact, md_escape, md_row, num, table_console, write_json
+
+FORMATS = ("table", "json", "csv", "markdown")
+_COLS = ("run", "mean L1", "mean perceptual", "hybrid at λ", "Pareto", "best for λ in")
+CSV_HEADER = ("name", "path", "lambda", "pairs", "l1", "perceptual", "hybrid", "pareto", "best_lambda_lo",
+              "best_lambda_hi")
+
+
+def interval_text(iv: list[Any] | None) -> str:
+    """``[lo, hi)`` for people: ``[0, 0.0123)``, ``[0.0123, ∞)``, or ``never``."""
+    if iv is None:
+        return "never"
+    return f"[{num(iv[0])}, {'∞' if iv[1] is None else num(iv[1])})"
+
+
+def _row(r: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    best = " (best)" if run["name"] == r["best"] else ""
+    return [run["name"], num(run["l1"]), num(run["perceptual"]), num(run["hybrid"]) + best,
+            "yes" if run["pareto"] else "no", interval_text(run["best_lambda"])]
+
+
+def headline(r: dict[str, Any]) -> list[str]:
+    p = r["pairs"]
+    lines = [f"{len(r['runs'])} runs, {p['common']} pairs in all of them; means over those pairs",
+             "best for λ in [lo, hi): lowest mean hybrid = mean L1 + λ · mean perceptual on that interval"]
+    if r["lambda"] is None:
+        lines.append("the runs have different λ: give --lambda for the hybrid column")
+    else:
+        lines.append(f"hybrid at λ = {num(r['lambda'])}; best: {r['best']}")
+    lines += [f"tie (equal means, broken by name): {', '.join(t)}" for t in r["ties"]]
+    lines += [f"settings differ (compared anyway with {OVERRIDE_FLAG}): {d}" for d in r["settings_differences"]]
+    lines += [f"only in {name} (not used): {', '.join(keys)}" for name, keys in p["only_in"].items()]
+    return lines
+
+
+def _per_pair_rows(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    names = [run["name"] for run in r["runs"]]
+    rows = [[num(e["lambda"]), *(f"{e['best'][n] * 100:.3g}%" for n in names), str(e["ties"]), "; ".join(e["why"])]
+            for e in r["per_pair"]]
+    return ["λ", *names, "tied pairs", "why this λ"], rows
+
+
+def write_tradeoff_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
+    """The runs (every number whole, reshaped to fit: :mod:`hlcli.render.table`), and with
+    ``--per-pair`` the share of pairs each run is best on."""
+    from rich.text import Text
+
+    from .table import Column, fit_table, number_column
+
+    console = table_console(out, terminal=terminal)
+    for line in headline(r):
+        console.print(Text(line))
+    runs = r["runs"]
+    hybrid = number_column("hybrid at λ", [run["hybrid"] for run in runs])
+    hybrid.cells = [c + (" *" if run["name"] == r["best"] else "  ") for c, run in zip(hybrid.cells, runs)]
+    columns = [number_column("mean L1", [run["l1"] for run in runs]),
+               number_column("mean perceptual", [run["perceptual"] for run in runs]), hybrid,
+               Column("Pareto", ["yes" if run["pareto"] else "no" for run in runs], justify="left"),
+               Column("best for λ in", [interval_text(run["best_lambda"]) for run in runs])]
+    fit_table(console, "hlcli tradeoff", Column("run", [run["name"] for run in runs], justify="left"), columns,
+              moved="some columns", full="-f json",
+              notes=[f"* lowest mean hybrid at λ = {num(r['lambda'])}"] if r["best"] else [])
+    if r["per_pair"]:
+        cols, rows = _per_pair_rows(r)
+        columns = [Column(c, [row[i] for row in rows], justify="left" if i == len(cols) - 1 else "right")
+                   for i, c in enumerate(cols) if i]
+        fit_table(console, "share of pairs on which each run is best", Column("λ", [row[0] for row in rows]),
+                  columns, moved="some columns", full="-f json")
+
+
+def write_tradeoff_markdown(r: dict[str, Any], out: TextIO) -> None:
+    lines = ["## hlcli tradeoff", "", *(f"{md_escape(line)}  " for line in headline(r)), "",
+             md_row(list(_COLS)), "|---|---:|---:|---:|---|---:|"]
+    lines += [md_row([md_escape(c) for c in _row(r, run)]) for run in r["runs"]]
+    if r["per_pair"]:
+        cols, rows = _per_pair_rows(r)
+        lines += ["", "### Share of pairs on which each run is best", "", md_row([md_escape(c) for c in cols]),
+                  "|" + "---:|" * (len(cols) - 1) + "---|"]
+        lines += [md_row([md_escape(c) for c in row]) for row in rows]
+    out.write("\n".join(lines) + "\n")
+
+
+def write_tradeoff_csv(r: dict[str, Any], out: TextIO) -> None:
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_HEADER)
+    for run in r["runs"]:
+        lo, hi = run["best_lambda"] or (None, None)
+        w.writerow([run["name"], run["path"] or "", exact(run["lambda"]), run["pairs"], exact(run["l1"]),
+                    exact(run["perceptual"]), "" if run["hybrid"] is None else exact(run["hybrid"]),
+                    "true" if run["pareto"] else "false", "" if lo is None else exact(lo),
+                    "" if hi is None else exact(hi)])
+
+
+def write_tradeoff(r: dict[str, Any], fmt: str, out: TextIO, *, terminal: bool = False) -> None:
+    if fmt == "json":
+        write_json(r, out)
+    elif fmt == "markdown":
+        write_tradeoff_markdown(r, out)
+    elif fmt == "csv":
+        write_tradeoff_csv(r, out)
+    elif fmt == "table":
+        write_tradeoff_table(r, out, terminal=terminal)
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+
+
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def plot_tradeoff(r: dict[str, Any], path: str) -> None:
+    """The runs as points (mean perceptual on x, mean L1 on y), labelled; the Pareto front
+    through them; the iso-hybrid line through the best run at ``r["lambda"]``. Written
+    atomically to ``path`` (``.png``, ``.svg`` or ``.pdf``) with matplotlib's Agg backend."""
+    import os
+    from pathlib import Path
+
+    from ..atomic import atomic_path
+    from ..errors import HlcliEnvironmentError, InputError
+
+    target = Path(path)
+    if target.suffix.lower() not in PLOT_FORMATS:
+        raise InputError("the plot's file name must end in " + ", ".join(PLOT_FORMATS), path,
+                         "name the file e.g. tradeoff.png")
+    if r["lambda"] is None:
+        raise InputError("the runs have different λ, so the plot has no iso-hybrid line to draw", path,
+                         "choose one with --lambda")
+    if not target.parent.is_dir():
+        raise InputError("the plot's directory does not exist", path, "create it first")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise HlcliEnvironmentError("--plot needs matplotlib, which is not installed", None,
+                                    "pip install 'hlcli[plot]'") from exc
+    fig = _figure(plt, r)
+    try:
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=target.suffix.lower()[1:], dpi=150, bbox_inches="tight")
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o666 & ~umask)  # an ordinary file, not mkstemp's private 0600
+    finally:
+        plt.close(fig)
+
+
+def _figure(plt: Any, r: dict[str, Any]) -> Any:
+    runs, lam = r["runs"], r["lambda"]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    xs, ys = [run["perceptual"] for run in runs], [run["l1"] for run in runs]
+    front = sorted((run for run in runs if run["pareto"]), key=lambda run: (run["perceptual"], run["l1"]))
+    ax.plot([f["perceptual"] for f in front], [f["l1"] for f in front], "-", color="tab:blue", lw=1.5,
+            zorder=1, label="Pareto front")
+    others = [run for run in runs if not run["pareto"]]
+    ax.scatter([f["perceptual"] for f in front], [f["l1"] for f in front], color="tab:blue", zorder=3,
+               label="on the front")
+    if others:
+        ax.scatter([o["perceptual"] for o in others], [o["l1"] for o in others], color="tab:gray", marker="s",
+                   zorder=3, label="dominated")
+    for run in runs:
+        ax.annotate(run["name"], (run["perceptual"], run["l1"]), textcoords="offset points", xytext=(6, 6),
+                    fontsize=9)
+    best = next(run for run in runs if run["name"] == r["best"])
+    span_x = (max(xs) - min(xs)) or max(xs) or 1.0
+    x0, x1 = max(0.0, min(xs) - 0.15 * span_x), max(xs) + 0.15 * span_x
+    level = best["l1"] + lam * best["perceptual"]
+    ax.plot([x0, x1], [level - lam * x0, level - lam * x1], "--", color="tab:red", lw=1, zorder=2,
+            label=f"iso-hybrid through {best['name']} at λ = {num(lam)}")
+    span_y = (max(ys) - min(ys)) or max(ys) or 1.0
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(min(ys) - 0.15 * span_y, max(ys) + 0.15 * span_y)
+    ax.set_xlabel("mean perceptual (Σ w_l · perceptual_l)")
+    ax.set_ylabel("mean L1")
+    ax.set_title(f"hlcli tradeoff: {r['pairs']['common']} common pairs; lower-left is better")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return fig

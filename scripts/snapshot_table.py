@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Put the real 80-column output of ``hlcli score samples/restored samples/gt`` into the README.
+
+Runs the installed CLI in a pseudo-terminal 80 columns wide (so Rich lays the table out exactly
+as in a person's terminal), strips the colour codes and replaces the ``text`` block that follows
+the line ``<!-- snapshot: scripts/snapshot_table.py -->`` in README.md, together with the
+caption line after it that names the weights used.
+
+    python scripts/snapshot_table.py [--weights FILE] [--readme README.md] [--check]
+
+The weights resolve as for ``hlcli score`` ($HLCLI_WEIGHTS, the torch cache, ...). ``--check``
+exits 1 when the README differs from a fresh snapshot instead of writing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKER = "<!-- snapshot: scripts/snapshot_table.py -->"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def snapshot(weights: str | None, columns: int = 80) -> str:
+    """What ``hlcli score samples/restored samples/gt`` prints on a terminal ``columns`` wide."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    cmd = [sys.executable, "-m", "hlcli", "score", "samples/restored", "samples/gt"]
+    cmd += ["--weights", weights] if weights else []
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.wait()
+    os.close(master)
+    if proc.returncode != 0:
+        sys.exit(f"hlcli score failed (exit {proc.returncode}):\n{err}")
+    text = ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()) + "\n"
+
+
+def caption(weights: str | None) -> str:
+    import hlcli
+
+    official = hlcli.load_weights(weights, offline=True).official
+    made = "with torchvision's ImageNet weights" if official else \
+        "with a random test checkpoint, so the perceptual values are not the ImageNet weights' ones"
+    return f"Made by `python scripts/snapshot_table.py`, {made}."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", help="VGG-19 checkpoint (default: as hlcli resolves it)")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README is not current")
+    args = parser.parse_args()
+    readme = args.readme.read_text(encoding="utf-8")
+    start = readme.index(MARKER) + len(MARKER) + 1
+    end = readme.index("```\n", readme.index("```text\n", start) + 8) + 4
+    block = f"{caption(args.weights)}\n\n```text\n{snapshot(args.weights)}```\n"
+    new = readme[:start] + block + readme[end:]
+    if args.check:
+        sys.exit(0 if new == readme else "README.md snapshot is not current: run python scripts/snapshot_table.py")
+    args.readme.write_text(new, encoding="utf-8")
+    print(f"updated {args.readme}")
+
+
+if __name__ == "__main__":
+    main()

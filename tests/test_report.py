@@ -1,0 +1,122 @@
+"""hlcli report without a browser: what it accepts (schema-checked runs, matching maps), what
+it refuses (exit 2 naming the file, exit 3 naming the install command), escaping in the page
+source, and the size of a 1,000-pair report. The page in Chromium: test_report_browser.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from hlcli.cli import cli
+
+from .conftest import SAMPLES
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory, weights_file):
+    """A run of samples/ stored as JSON with its maps (npy only: the report colours them)."""
+    root = tmp_path_factory.mktemp("stored")
+    result = CliRunner().invoke(cli, ["score", str(SAMPLES / "restored"), str(SAMPLES / "gt"), "--weights",
+                                      str(weights_file), "-q", "-f", "json", "-o", str(root / "run.json"),
+                                      "--save-maps", str(root / "maps"), "--maps-format", "npy"])
+    assert result.exit_code == 0, result.stderr
+    return root
+
+
+def report(*args: str):
+    return CliRunner().invoke(cli, ["report", *args])
+
+
+def test_report_with_npy_maps(stored, tmp_path):
+    out = tmp_path / "r.html"
+    result = report(str(stored / "run.json"), "--maps", str(stored / "maps"), "-o", str(out), "--top", "2",
+                    "--thumb-size", "64")
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    assert page.count('<article class="worst"') == 2
+    assert page.count("data:image/png;base64,") == 2 * 4 + 1  # 4 pictures per pair + the colour bar
+    assert re.search(r'<img src="data:image/png;base64,[^"]+" width="64"', page)
+    assert "https://" not in page.split("<body>")[1].split("<svg")[0]
+
+
+def test_report_without_maps_says_how_to_get_them(stored, tmp_path):
+    out = tmp_path / "r.html"
+    assert report(str(stored / "run.json"), "-o", str(out)).exit_code == 0
+    page = out.read_text()
+    assert "No error maps" in page and page.count('<article class="worst"') == 4
+
+
+def test_refuses_what_is_not_a_score_document(tmp_path):
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    result = report(str(bad), "-o", str(tmp_path / "r.html"))
+    assert result.exit_code == 2 and "other.json" in result.stderr and result.stderr.startswith("Error:")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_refuses_maps_of_another_run(stored, tmp_path):
+    doc = json.loads((stored / "run.json").read_text())
+    fewer = tmp_path / "fewer.json"
+    fewer.write_text(json.dumps({**doc, "pairs": doc["pairs"][:2]}))
+    result = report(str(fewer), "--maps", str(stored / "maps"), "-o", str(tmp_path / "r.html"))
+    assert result.exit_code == 2 and "maps.json" in result.stderr and "other pairs" in result.stderr
+    other = tmp_path / "lambda.json"
+    other.write_text(json.dumps({**doc, "settings": {**doc["settings"], "lambda": 0.5}}))
+    result = report(str(other), "--maps", str(stored / "maps"), "-o", str(tmp_path / "r.html"))
+    assert result.exit_code == 2 and "other settings" in result.stderr
+    result = report(str(stored / "run.json"), "--maps", str(tmp_path), "-o", str(tmp_path / "r.html"))
+    assert result.exit_code == 2 and "no maps.json" in result.stderr
+
+
+def test_missing_matplotlib_names_the_extra(stored, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    result = report(str(stored / "run.json"), "-o", str(tmp_path / "r.html"))
+    assert result.exit_code == 3 and "pip install 'hlcli[report]'" in result.stderr
+
+
+def test_every_text_is_escaped(stored, tmp_path):
+    doc = json.loads((stored / "run.json").read_text())
+    evil = "<img src=x onerror=alert(1)>"
+    p = {**doc["pairs"][0], "key": evil, "restored": f"r/{evil}.png", "gt": f"g/</script>{evil}.png"}
+    doc = {**doc, "pairs": [p, *doc["pairs"][1:]], "command": ["hlcli", "score", evil],
+           "skipped": [{"key": "s" + evil, "path": evil, "reason": evil, "exit_code": 2}]}
+    run = tmp_path / "evil.json"
+    run.write_text(json.dumps(doc))
+    out = tmp_path / "r.html"
+    result = report(str(run), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    assert evil not in page and "</script><img" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert page.count("<script>") == 1 and page.count("</script>") == 2  # the keys' JSON block and the script
+
+
+def test_thousand_pair_report_stays_small(stored, tmp_path):
+    doc = json.loads((stored / "run.json").read_text())
+    pairs = [{**doc["pairs"][i % 4], "key": f"set/{i:04d}", "hybrid": doc["pairs"][i % 4]["hybrid"] + i * 1e-6}
+             for i in range(1000)]
+    run = tmp_path / "big.json"
+    run.write_text(json.dumps({**doc, "pairs": pairs}))
+    out = tmp_path / "big.html"
+    result = report(str(run), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    assert page.count("<tr>") >= 1000 and page.count('<article class="worst"') == 12
+    assert out.stat().st_size < 20e6
+
+
+def test_score_report_shows_failed_gates(cli_env, tmp_path):
+    out = tmp_path / "gated.html"
+    result = CliRunner().invoke(cli, ["score", str(SAMPLES / "restored"), str(SAMPLES / "gt"), "-q", "-f", "csv",
+                                      "--layers", "conv2_2", "--fail-if", "mean.hybrid>0", "--fail-if", "max.l1>1",
+                                      "--report", str(out)])
+    assert result.exit_code == 1, result.stderr
+    page = out.read_text()
+    assert "gates failed" in page and "mean.hybrid&gt;0" in page and page.count('class="fail"') == 1
+    assert page.count('<article class="worst"') == 4 and page.count("data:image/png;base64,") == 4 * 4 + 1
