@@ -735,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
             l1a, pa = untiled.measure(r, g, 255)
             l1b, pb = tiled.measure(r, g, 255)
             rel = ((pb - pa).abs() / pa.abs()).max().item()
-            from hlcli.engine import TilePlan, tile_plan, tiling_cost
+            from hlcli.tiling import TilePlan, tile_plan, tiling_cost
 
             now = tile_plan(specs, 1 << 21)
             old = TilePlan(core=816, halo=104)  # hlcli <= 0.1: receptive field rounded up to the stride

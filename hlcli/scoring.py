@@ -301,9 +301,25 @@ def score_pairing(
         if on_skip:
             on_skip(s)
 
+    _score_batches(run, plans, scorer, opts, workers, specs, layer_weights, maps,
+                   on_pair=on_pair, on_skip=on_skip)
+    # Canonical (key) order, whatever the batching: the summary is then the same bit for bit
+    # for one process, any --shard split merged, or torchrun ranks gathered (hlcli.sharding).
+    run.pairs.sort(key=lambda p: p.key)
+    run.skipped.sort(key=lambda s: s.key)
+    if maps is not None:
+        maps.finish(run)
+    return run
+
+
+def _score_batches(run: Run, plans: list[Planned], scorer: Any, opts: ScoreOptions, workers: int,
+                   specs: tuple[LayerSpec, ...], layer_weights: tuple[float, ...], maps: Any, *,
+                   on_pair: Callable[[PairResult], None] | None,
+                   on_skip: Callable[[Skipped], None] | None) -> None:
+    """Decode and score ``plans`` batch by batch into ``run`` (in scoring order)."""
     groups = batches(plans, batch_size=opts.batch_size, pixel_budget=scorer.pixel_budget)
     for batch in decoded_batches(groups, alpha=opts.alpha, max_pixels=opts.max_pixels, workers=workers,
-                                 pin_memory=device.type == "cuda"):
+                                 pin_memory=scorer.device.type == "cuda"):
         for failure in batch.failures:
             s = _skip_or_raise(failure, opts)
             run.skipped.append(s)
@@ -315,13 +331,6 @@ def score_pairing(
             run.pairs.append(result)
             if on_pair:
                 on_pair(result)
-    # Canonical (key) order, whatever the batching: the summary is then the same bit for bit
-    # for one process, any --shard split merged, or torchrun ranks gathered (hlcli.sharding).
-    run.pairs.sort(key=lambda p: p.key)
-    run.skipped.sort(key=lambda s: s.key)
-    if maps is not None:
-        maps.finish(run)
-    return run
 
 
 def _options(lam: float, layers: Iterable[str], options: dict[str, Any]) -> ScoreOptions:

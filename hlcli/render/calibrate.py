@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from .common import md_code, md_escape, md_row, num, table_console, write_json
+from .common import md_code, md_escape, md_row, num, table_console, write_in, write_json
 
 FORMATS = ("table", "json", "markdown")
 _COLS = ("term", "mean", "weight", "now", "share", "calibrated", "share ")
@@ -90,11 +90,5 @@ def write_calibrate_markdown(r: dict[str, Any], out: TextIO) -> None:
 
 
 def write_calibrate(r: dict[str, Any], fmt: str, out: TextIO, *, terminal: bool = False) -> None:
-    if fmt == "json":
-        write_json(r, out)
-    elif fmt == "markdown":
-        write_calibrate_markdown(r, out)
-    elif fmt == "table":
-        write_calibrate_table(r, out, terminal=terminal)
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
+    write_in(fmt, {"json": lambda: write_json(r, out), "markdown": lambda: write_calibrate_markdown(r, out),
+                   "table": lambda: write_calibrate_table(r, out, terminal=terminal)})

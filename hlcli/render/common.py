@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any, TextIO
 
 
@@ -17,6 +18,15 @@ def write_json(obj: Any, out: TextIO) -> None:
     """One indented, strict JSON document and a newline."""
     out.write(dumps_strict(obj, indent=2))
     out.write("\n")
+
+
+def write_in(fmt: str, writers: dict[str, Callable[[], None]]) -> None:
+    """Call the writer of ``fmt`` from ``writers`` (format name -> a function of no argument);
+    an unknown format is a ``ValueError`` (the CLI's choices never pass one)."""
+    writer = writers.get(fmt)
+    if writer is None:
+        raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(writers)}")
+    writer()
 
 
 def exact(x: float) -> str:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
-from .common import md_code, md_row, num, percent, signed, table_console, write_json
+from .common import md_code, md_row, num, percent, signed, table_console, write_in, write_json
 
 FORMATS = ("table", "json", "markdown")
 
@@ -96,11 +96,5 @@ def write_compare_markdown(r: dict[str, Any], out: TextIO) -> None:
 
 
 def write_compare(r: dict[str, Any], fmt: str, out: TextIO, *, terminal: bool = False) -> None:
-    if fmt == "json":
-        write_json(r, out)
-    elif fmt == "markdown":
-        write_compare_markdown(r, out)
-    elif fmt == "table":
-        write_compare_table(r, out, terminal=terminal)
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
+    write_in(fmt, {"json": lambda: write_json(r, out), "markdown": lambda: write_compare_markdown(r, out),
+                   "table": lambda: write_compare_table(r, out, terminal=terminal)})

@@ -9,7 +9,7 @@ import re
 from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
-from .common import exact, md_escape, md_row, table_console, write_json
+from .common import exact, md_escape, md_row, table_console, write_in, write_json
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 DEFAULT_DIGITS = 4
@@ -128,15 +128,6 @@ def write_table_csv(t: dict[str, Any], out: TextIO) -> None:
 
 def write_paper_table(t: dict[str, Any], fmt: str, out: TextIO, *, terminal: bool = False,
                       digits: int = DEFAULT_DIGITS) -> None:
-    if fmt == "json":
-        write_json(t, out)
-    elif fmt == "markdown":
-        write_table_markdown(t, out, digits=digits)
-    elif fmt == "latex":
-        write_table_latex(t, out, digits=digits)
-    elif fmt == "csv":
-        write_table_csv(t, out)
-    elif fmt == "table":
-        write_table_console(t, out, terminal=terminal)
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
+    write_in(fmt, {"json": lambda: write_json(t, out), "markdown": lambda: write_table_markdown(t, out, digits=digits),
+                   "latex": lambda: write_table_latex(t, out, digits=digits), "csv": lambda: write_table_csv(t, out),
+                   "table": lambda: write_table_console(t, out, terminal=terminal)})

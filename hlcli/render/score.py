@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 from ..results import PairResult, Run, Skipped, metric_names
 from . import gate as gate_render
-from .common import dumps_strict, exact, md_code, num, md_escape, table_console, write_json
+from .common import dumps_strict, exact, md_code, num, md_escape, table_console, write_in, write_json
 
 FORMATS = ("table", "csv", "json", "jsonl", "markdown")
 GROUP_STATS = ("mean", "median", "std", "min", "max", "p95")
@@ -308,13 +308,7 @@ def write_score(run: Run, fmt: str, out: TextIO, *, terminal: bool = False, summ
     """Write the whole report in ``fmt`` (jsonl is streamed by the CLI, see JsonlStream).
     ``summary_only``: no per-pair rows (csv: one row per metric, see SUMMARY_CSV_HEADER).
     ``table``: ``rows`` and ``sort`` for :func:`write_table` (other formats ignore them)."""
-    if fmt == "csv":
-        (write_summary_csv if summary_only else write_csv)(run, out)
-    elif fmt == "json":
-        write_score_json(run, out, summary_only=summary_only)
-    elif fmt == "markdown":
-        write_markdown(run, out, summary_only=summary_only)
-    elif fmt == "table":
-        write_table(run, out, terminal=terminal, summary_only=summary_only, **table)
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
+    write_in(fmt, {"csv": lambda: (write_summary_csv if summary_only else write_csv)(run, out),
+                   "json": lambda: write_score_json(run, out, summary_only=summary_only),
+                   "markdown": lambda: write_markdown(run, out, summary_only=summary_only),
+                   "table": lambda: write_table(run, out, terminal=terminal, summary_only=summary_only, **table)})

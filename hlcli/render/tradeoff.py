@@ -7,7 +7,7 @@ import csv
 from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
-from .common import exact, md_escape, md_row, num, table_console, write_json
+from .common import exact, md_escape, md_row, num, table_console, write_in, write_json
 
 FORMATS = ("table", "json", "csv", "markdown")
 _COLS = ("run", "mean L1", "mean perceptual", "hybrid at λ", "Pareto", "best for λ in")
@@ -101,16 +101,9 @@ def write_tradeoff_csv(r: dict[str, Any], out: TextIO) -> None:
 
 
 def write_tradeoff(r: dict[str, Any], fmt: str, out: TextIO, *, terminal: bool = False) -> None:
-    if fmt == "json":
-        write_json(r, out)
-    elif fmt == "markdown":
-        write_tradeoff_markdown(r, out)
-    elif fmt == "csv":
-        write_tradeoff_csv(r, out)
-    elif fmt == "table":
-        write_tradeoff_table(r, out, terminal=terminal)
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
+    write_in(fmt, {"json": lambda: write_json(r, out), "markdown": lambda: write_tradeoff_markdown(r, out),
+                   "csv": lambda: write_tradeoff_csv(r, out),
+                   "table": lambda: write_tradeoff_table(r, out, terminal=terminal)})
 
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
