@@ -41,16 +41,17 @@ Policies (each refusal is an :class:`~hlcli.errors.InputError` naming the file a
 * **Plugins**: ``.heic``/``.heif`` (pillow-heif) and ``.jxl`` (pillow-jxl-plugin) are read
   through their Pillow plugin, imported and registered on first use; without it they are refused
   with the package to install.
+
+This module opens files and reads and checks headers; the conversion of the samples (16-bit
+recovery, modes, alpha, orientation) is in :mod:`hlcli.pixels`.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 import io
 import os
 import struct
-import sys
 import threading
 import warnings
 from contextlib import contextmanager, nullcontext
@@ -60,8 +61,9 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
-from . import diagnostics
+from . import diagnostics, pixels
 from .errors import HlcliEnvironmentError, HlcliError, InputError
+from .pixels import LOW_BYTES, scale_of
 
 try:
     from PIL import ImageCms
@@ -92,12 +94,7 @@ _MODES = {"1", "L", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "YCbCr", "HSV", "CMY
           "I", "I;16", "I;16L", "I;16B", "I;16N"}
 _REFUSED_MODES = {"F": "floating-point image (mode F)", "LAB": "CIELAB image (mode LAB)"}
 # 16-bit rawmodes Pillow unpacks to their high bytes -> the rawmode giving the low bytes instead.
-_NATIVE = "L" if sys.byteorder == "little" else "B"
-_LOW_BYTES = {f"{b};16{e}": f"{b};16{'B' if e == 'L' else 'L'}"
-              for b in ("RGB", "RGBA", "RGBX") for e in "BL"}
-_LOW_BYTES.update({f"{b};16N": _LOW_BYTES[f"{b};16{_NATIVE}"] for b in ("RGB", "RGBA", "RGBX")})
 _WIDE_CODECS = {"zip", "raw", "libtiff"}  # decoders verified to pass the rawmode through
-_KEY_SCALE = {"L;2": 85, "L;4": 17}  # Pillow leaves tRNS keys of 2/4-bit grey unscaled
 _LIMIT_LOCK = threading.Lock()
 _BIG_READ = 1 << 20  # reads larger than this are capped at what the file holds (see _File)
 _FIX_CORRUPT = ("the file is corrupt or uses a feature Pillow cannot read: check or re-export it "
@@ -140,11 +137,10 @@ def decode(path: str | os.PathLike[str], *, alpha: str = "error",
     return _run(path, max_pixels, lambda img, header: _decode_opened(img, header, path, alpha))
 
 
-def scale_of(arr: np.ndarray) -> int:
-    """The maximum value of ``arr``'s dtype: 255 for uint8, 65535 for uint16."""
-    if arr.dtype in (np.uint8, np.uint16):
-        return int(np.iinfo(arr.dtype).max)
-    raise TypeError(f"expected a uint8 or uint16 image array, got dtype {arr.dtype}")
+def _decode_opened(img: Image.Image, header: _Header, path, policy: str) -> np.ndarray:
+    """The pixels of an opened image (see :mod:`hlcli.pixels`), oriented, 3 channels."""
+    return pixels.decoded(img, header.rawmode, header.info.bit_depth, header.orientation,
+                          (header.info.height, header.info.width), path, policy, reopen=_open)
 
 
 def to_float(arr: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
@@ -319,7 +315,7 @@ def _read_header(img: Image.Image, path, max_pixels: int | None) -> _Header:
         depth = 16
     elif rawmode is not None and ";16" in rawmode:
         depth = 16
-        if (rawmode not in _LOW_BYTES and rawmode != "LA;16B") or codec not in _WIDE_CODECS:
+        if (rawmode not in LOW_BYTES and rawmode != "LA;16B") or codec not in _WIDE_CODECS:
             raise InputError(f"16-bit {mode} data ({img.format}, {rawmode}) cannot be decoded "
                              "without losing precision", path, "convert it to 16-bit RGB PNG/TIFF")
     elif codec in ("ppm", "ppm_plain") and isinstance(args, tuple) and args[1:] and args[1] > 255:
@@ -382,16 +378,6 @@ def _check_cmyk_profile(icc: bytes, path) -> None:
         raise InputError(f"CMYK image whose embedded ICC profile is for {space}, not CMYK", path, fix)
 
 
-@functools.lru_cache(maxsize=8)
-def _cmyk_to_srgb(icc: bytes) -> Any:
-    """The CMYK -> sRGB transform of an ICC profile, built once per profile (LittleCMS takes
-    ~40 ms to build one; a folder of CMYK images usually shares one profile). ``NOCACHE`` makes
-    a transform safe to share between threads (it drops LittleCMS's one-pixel cache)."""
-    return ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-                                   ImageCms.createProfile("sRGB"), "CMYK", "RGB",
-                                   ImageCms.Intent.PERCEPTUAL, flags=ImageCms.Flags.NOCACHE)
-
-
 def _orientation(img: Image.Image) -> int:
     """EXIF/XMP orientation from the header only (PNG's own getexif() would decode the pixels)."""
     value = Image.Image.getexif(img).get(_ORIENTATION_TAG)
@@ -419,111 +405,3 @@ def _png_late_exif(fp) -> bytes | None:
         return None
     finally:
         fp.seek(saved)
-
-
-# --- pixels ---------------------------------------------------------------------------------------
-
-def _decode_opened(img: Image.Image, header: _Header, path, policy: str) -> np.ndarray:
-    arr = _pixels(img, header, path)
-    arr = _apply_alpha(arr, path, policy)
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    arr = np.ascontiguousarray(_orient(arr, header.orientation))
-    if arr.shape[:2] != (header.info.height, header.info.width):  # never a silently wrong turn
-        raise InputError(f"decoded size {arr.shape[1]}x{arr.shape[0]} differs from the header's "
-                         f"{header.info.width}x{header.info.height}", path, "convert it to PNG")
-    return arr
-
-
-def _pixels(img: Image.Image, header: _Header, path) -> np.ndarray:
-    """``H x W x C`` samples, alpha last when present (C is 1-4), before orientation."""
-    mode, rawmode = img.mode, header.rawmode
-    key = img.info.get("transparency") if mode in ("1", "L", "RGB") or mode[0] == "I" else None
-    if rawmode in _LOW_BYTES or rawmode == "LA;16B":
-        arr = _wide16(img, path, rawmode)
-    elif header.info.bit_depth == 16 and mode == "RGB":  # only binary PPM is left (see header)
-        arr = _ppm16(img, path)
-    else:
-        if mode == "1":
-            img = img.convert("L")
-        elif mode in ("P", "PA"):
-            img = img.convert("RGBA" if img.has_transparency_data else "RGB")
-        elif mode in ("RGBX", "YCbCr", "HSV"):
-            img = img.convert("RGB")
-        elif mode == "CMYK":
-            img = _cmyk_to_srgb(bytes(img.info["icc_profile"])).apply(img)
-        arr = np.array(img)  # a writable copy (np.asarray would be read-only)
-        if arr.ndim == 2:
-            arr = arr[..., None]
-        if mode.startswith("I"):
-            if arr.size and (arr.min() < 0 or arr.max() > 65535):
-                raise InputError("integer image with values outside 0..65535", path,
-                                 "save it as a 16-bit PNG or TIFF")
-            arr = arr.astype(np.uint16)
-    if key is not None and np.size(key) == arr.shape[2]:
-        key = np.asarray(key).reshape(-1) * _KEY_SCALE.get(rawmode, 1)
-        opaque = ~np.all(arr == key, axis=2, keepdims=True)
-        arr = np.concatenate([arr, (opaque * scale_of(arr)).astype(arr.dtype)], axis=2)
-    return arr
-
-
-def _wide16(img: Image.Image, path, rawmode: str) -> np.ndarray:
-    """Recover 16-bit colour that Pillow 13 truncates to its high bytes (see module doc)."""
-    if rawmode == "LA;16B":  # 4 bytes/pixel, same as 8-bit RGBA: read the raw bytes L L A A
-        raw = _load_rawmode(img, "RGBA").astype(np.uint16)
-        return (raw[..., 0::2] << 8) | raw[..., 1::2]
-    img.load()
-    high = np.asarray(img).astype(np.uint16)
-    with _open(path) as twin:
-        low = _load_rawmode(twin, _LOW_BYTES[rawmode])
-    if low.shape != high.shape:
-        raise InputError("16-bit image changed while being read", path, "try again")
-    return (high << 8) | low
-
-
-def _load_rawmode(img: Image.Image, rawmode: str) -> np.ndarray:
-    def swap(args):
-        return (rawmode, *args[1:]) if isinstance(args, tuple) else rawmode
-    img.tile = [type(tile)(*tile[:3], swap(tile[3])) if hasattr(tile, "_fields")
-                else (*tile[:3], swap(tile[3])) for tile in img.tile]
-    img.load()
-    return np.asarray(img)
-
-
-def _ppm16(img: Image.Image, path) -> np.ndarray:
-    """Binary PPM with 2-byte big-endian samples; values rescaled from maxval to 65535."""
-    (tile,) = img.tile
-    maxval, (w, h) = tile[3][1], img.size
-    img.fp.seek(tile[2])
-    data = img.fp.read(w * h * 6)
-    if len(data) < w * h * 6:
-        raise InputError("image file is truncated", path, "re-export or re-download it")
-    arr = np.frombuffer(data, ">u2").reshape(h, w, 3).astype(np.uint32)
-    if arr.max(initial=0) > maxval:
-        raise InputError(f"PPM sample above its maxval {maxval}", path, "re-export the image")
-    return ((arr * 65535 + maxval // 2) // maxval).astype(np.uint16)
-
-
-def _apply_alpha(arr: np.ndarray, path, policy: str) -> np.ndarray:
-    if arr.shape[2] not in (2, 4):
-        return arr
-    colour, alpha, top = arr[..., :-1], arr[..., -1:], scale_of(arr)
-    if policy == "ignore" or np.all(alpha == top):
-        return colour
-    if policy == "error":
-        raise InputError("image has transparent pixels", path,
-                         "pass --alpha composite (over black) or --alpha ignore (drop alpha)")
-    wide = colour.astype(np.uint64) * alpha + top // 2
-    return (wide // top).astype(arr.dtype)
-
-
-def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1-8) to an ``H x W x C`` array, as ImageOps.exif_transpose."""
-    if orientation >= 5:  # 5-8 involve a transpose: 5 transpose, 6 rot 90 cw, 7 transverse, 8 ccw
-        arr = arr.transpose(1, 0, 2)
-        orientation = {5: 1, 6: 2, 7: 3, 8: 4}[orientation]
-    if orientation in (2, 3):
-        arr = arr[:, ::-1]
-    if orientation in (3, 4):
-        arr = arr[::-1]
-    return arr

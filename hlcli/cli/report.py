@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .common import debug_option, handle_errors, output_stream
+from .common import debug_option, file_warnings_shown, handle_errors, output_stream
 
 
 @click.command("report", short_help="A self-contained HTML report of a run, with its error maps.")
@@ -28,6 +28,7 @@ from .common import debug_option, handle_errors, output_stream
               help="Embed the pictures as thumbnails (one self-contained file) or link the files by relative path.")
 @debug_option
 @handle_errors
+@file_warnings_shown
 def report_cmd(run: Path, output: str, maps_dir: Path | None, top: int, thumb_size: int, images: str,
                debug: bool) -> None:
     """Write one self-contained HTML file about a stored run: verdict and settings, summary,
