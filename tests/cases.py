@@ -325,6 +325,18 @@ BAD: list[Bad] = [
 ]
 
 
+def score(*args, **kw):
+    """``hlcli score ARGS`` through Click's runner (stdout and stderr apart)."""
+    return CliRunner().invoke(cli, ["score", *map(str, args)], **kw)
+
+
+def ok_json(*args):
+    """The JSON document of a ``hlcli score ARGS`` that must succeed."""
+    r = score(*args, "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def scored_identical(write_r, write_g, ext_r=".png", ext_g=".png"):
     """Both sides written from the same content: ``write(path, seed) -> expected float64``."""
     def make(r, g, stem, seed):

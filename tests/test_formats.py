@@ -19,23 +19,13 @@ from hlcli.render.score import JsonlStream, write_csv, write_markdown
 from hlcli.results import Missing, Skipped
 
 from . import synthetic
-from .cases import dir_doc
+from .cases import dir_doc, ok_json, score
 from .conftest import SAMPLES
 from .schemas import validate_jsonl, validate_score
 
 CSV_COLUMNS = "key,status,width,height,l1,conv3_3,conv4_3,perceptual,hybrid,restored,gt,size_policy,reason"
 
 _FIXTURES = (dir_doc,)  # shared from tests/cases.py
-
-
-def score(*args, **kw):
-    return CliRunner().invoke(cli, ["score", *map(str, args)], **kw)
-
-
-def ok_json(*args):
-    r = score(*args, "-f", "json")
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 # -- table, CSV, JSON, JSON Lines, Markdown ---------------------------------------------------

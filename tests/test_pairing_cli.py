@@ -16,22 +16,12 @@ from click.testing import CliRunner
 
 from hlcli.cli import cli
 
-from .cases import (COMMON, assert_one_line_error, assert_same_as_baseline, baseline, case_dirs, env, invoke,
-                    dir_doc, ref_model, rgb, strict_json, write_goods)
+from .cases import (COMMON, assert_one_line_error, assert_same_as_baseline, baseline, case_dirs, dir_doc, env,
+                    invoke, ok_json, ref_model, rgb, score, strict_json, write_goods)
 from .conftest import degrade, save, textured
 from .schemas import validate_score
 
 _FIXTURES = (baseline, dir_doc, env, ref_model)  # module-scoped fixtures shared from tests/cases.py
-
-
-def score(*args, **kw):
-    return CliRunner().invoke(cli, ["score", *map(str, args)], **kw)
-
-
-def ok_json(*args):
-    r = score(*args, "-f", "json")
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 def by_key(rows, field="hybrid"):
