@@ -30,30 +30,39 @@ MARKER = "<!-- snapshot: scripts/snapshot_table.py -->"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def snapshot(weights: str | None, columns: int = 80) -> str:
-    """What ``hlcli score samples/restored samples/gt`` prints on a terminal ``columns`` wide."""
+def run_in_pty(cmd: list[str], columns: int, env: dict[str, str], *, stderr: int | None = None,
+               timeout: float = 300) -> tuple[int, str, str]:
+    """Run ``cmd`` in a real pseudo-terminal ``columns`` wide: (exit code, all it wrote to the
+    terminal with the colour codes stripped and CRLF made LF, its stderr when ``stderr`` is
+    ``subprocess.PIPE``, else "" and stderr goes to the terminal too)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    cmd = [sys.executable, "-m", "hlcli", "score", "samples/restored", "samples/gt"]
-    cmd += ["--weights", weights] if weights else []
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env, close_fds=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=slave, stdout=slave, stderr=slave if stderr is None else stderr,
+                            env=env, close_fds=True)
     os.close(slave)
     chunks = []
     while True:
         try:
             data = os.read(master, 65536)
-        except OSError:
+        except OSError:  # the terminal's other end closed: the process is done writing
             break
         if not data:
             break
         chunks.append(data)
-    err = proc.stderr.read().decode(errors="replace")
-    proc.wait()
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr is not None else ""
+    proc.wait(timeout=timeout)
     os.close(master)
-    if proc.returncode != 0:
-        sys.exit(f"hlcli score failed (exit {proc.returncode}):\n{err}")
-    text = ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+    return proc.returncode, ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n"), err
+
+
+def snapshot(weights: str | None, columns: int = 80) -> str:
+    """What ``hlcli score samples/restored samples/gt`` prints on a terminal ``columns`` wide."""
+    cmd = [sys.executable, "-m", "hlcli", "score", "samples/restored", "samples/gt"]
+    cmd += ["--weights", weights] if weights else []
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}
+    code, text, err = run_in_pty(cmd, columns, env, stderr=subprocess.PIPE)
+    if code != 0:
+        sys.exit(f"hlcli score failed (exit {code}):\n{err}")
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()) + "\n"
 
 

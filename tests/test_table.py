@@ -7,13 +7,13 @@ the value it stands for."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 
@@ -36,7 +36,6 @@ LAYER_SETS = (("conv3_3",), ("conv3_3", "conv4_3"), ("relu1_2", "conv3_3", "conv
               ("relu1_2", "conv2_2", "conv3_3", "conv4_3"), ("relu1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_4"))
 NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?(e[+-]\d+)?$")
 SCALE = re.compile(r"×10([⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)$")
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 # -- reading a table back from what a person sees ----------------------------------------------
@@ -292,30 +291,15 @@ def test_cli_rows_and_sort(cli_env, pair_dirs):
 
 
 def run_in_pty(args: list[str], columns: int, env: dict[str, str]) -> str:
-    """Run hlcli in a real pseudo-terminal of ``columns`` columns; all it wrote, ANSI stripped."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "hlcli", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env={**env, "COLUMNS": str(columns), "TERM": "xterm-256color"}, close_fds=True)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=300)
-    os.close(master)
-    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")
-    return ANSI.sub("", b"".join(chunks).decode().replace("\r\n", "\n"))
+    """Run hlcli in a real pseudo-terminal of ``columns`` columns; all it wrote, ANSI stripped
+    (the pseudo-terminal runner of scripts/snapshot_table.py, which makes the README's table)."""
+    spec = importlib.util.spec_from_file_location("snapshot_table", ROOT / "scripts" / "snapshot_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    code, text, _ = script.run_in_pty([sys.executable, "-m", "hlcli", *args], columns,
+                                      {**env, "COLUMNS": str(columns), "TERM": "xterm-256color"})
+    assert code == 0, text
+    return text
 
 
 def test_real_terminal_80_columns_five_layers(cli_env, long_dirs):
