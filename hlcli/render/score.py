@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 from typing import Any, TextIO
 
-from ..results import PairResult, Run, Skipped, metric_names
+from ..metricdefs import badness
+from ..results import PairResult, Run, Skipped
 from . import gate as gate_render
 from .common import dumps_strict, exact, md_code, num, md_escape, table_console, write_in, write_json
 
@@ -16,14 +17,14 @@ GROUP_TITLES = {"top": "top-level folder", "dir": "parent folder"}
 
 # -- CSV --------------------------------------------------------------------------------------
 
-def csv_header(layer_names: list[str]) -> list[str]:
-    """Fixed column order (documented in the README)."""
-    return ["key", "status", "width", "height", *metric_names(layer_names), "restored", "gt",
-            "size_policy", "reason"]
+def csv_header(metrics: list[str]) -> list[str]:
+    """Fixed column order (documented in docs/formats.md); ``metrics``: the run's metric
+    columns (:attr:`hlcli.results.Run.metric_names`)."""
+    return ["key", "status", "width", "height", *metrics, "restored", "gt", "size_policy", "reason"]
 
 
-def csv_pair_row(p: PairResult, layer_names: list[str]) -> list[str]:
-    vals = [exact(p.metric(m)) for m in metric_names(layer_names)]
+def csv_pair_row(p: PairResult, metrics: list[str]) -> list[str]:
+    vals = [exact(p.metric(m)) for m in metrics]
     return [p.key, "ok", str(p.width), str(p.height), *vals, p.restored, p.gt, p.size_policy or "", ""]
 
 
@@ -57,8 +58,8 @@ def write_csv(run: Run, out: TextIO) -> None:
     """One row per pair; a grouped run appends a ``group`` column (every other column keeps its
     place, so ``hybrid`` stays column 9 with the default layers)."""
     w = csv.writer(out, lineterminator="\n")
-    names = run.layer_names
-    blanks = [""] * len(metric_names(names))
+    names = run.metric_names
+    blanks = [""] * len(names)
     w.writerow(csv_header(names) + (["group"] if run.group_by != "none" else []))
     for p in run.sorted_pairs():
         w.writerow(csv_pair_row(p, names) + _group_cell(run, p.key))
@@ -190,7 +191,7 @@ def table_pairs(run: Run, rows: int | None, sort: str) -> list[PairResult]:
     import heapq
 
     def order(p: PairResult) -> Any:
-        return p.key if sort == "key" else (-p.metric(sort), p.key)
+        return p.key if sort == "key" else (-badness(sort, p.metric(sort)), p.key)
 
     if rows is None or rows >= len(run.pairs):
         return sorted(run.pairs, key=order)
@@ -198,12 +199,13 @@ def table_pairs(run: Run, rows: int | None, sort: str) -> list[PairResult]:
 
 
 def _pairs_table(console: Any, run: Run, rows: int | None, sort: str) -> None:
-    from .table import Column, fit_table, number_column
+    from .table import Column, fit_table, metric_header, number_column
 
     shown = table_pairs(run, rows, sort)
     columns = [Column("size", [f"{p.width}x{p.height}" for p in shown])]
-    columns += [number_column(m, [p.metric(m) for p in shown], group=int(m in run.layer_names))
-                for m in metric_names(run.layer_names)]
+    columns += [number_column(metric_header(m), [p.metric(m) for p in shown], group=int(m in run.layer_names),
+                              metric=m)
+                for m in run.metric_names]
     notes = []
     if len(shown) < len(run.pairs):
         order = "first by key" if sort == "key" else f"worst by {sort}"
@@ -215,12 +217,12 @@ def _pairs_table(console: Any, run: Run, rows: int | None, sort: str) -> None:
 def _summary_table(console: Any, run: Run, summ: dict[str, Any]) -> None:
     """One row per metric, each row in its own number format (its power of ten after the
     metric's name: ``conv3_3 ×10⁻³``)."""
-    from .table import Column, fit_table, number_format
+    from .table import Column, fit_table, metric_format, metric_header
 
     keys, cells = [], []
     for name, vals in summ["metrics"].items():
-        fmt = number_format(vals[k] for k in TABLE_STATS)
-        keys.append(f"{name} {fmt.label}".strip())
+        fmt = metric_format(name, [vals[k] for k in TABLE_STATS])
+        keys.append(f"{metric_header(name)} {fmt.label}".strip())
         cells.append([fmt(vals[k]) for k in TABLE_STATS])
     columns = [Column(stat, [row[i] for row in cells]) for i, stat in enumerate(TABLE_STATS)]
     fit_table(console, f"summary of {summ['count']:,} pairs (λ = {run.settings.get('lambda')})",

@@ -59,6 +59,8 @@ class NumberFormat:
         """``x`` as text; None is empty, an exact zero is ``0``, non-finite is an error."""
         if x is None:
             return ""
+        if x == math.inf:  # PSNR of identical images (hlcli.metricdefs: Metric.infinite)
+            return "∞"
         if not math.isfinite(x):
             raise ValueError(f"non-finite value {x!r} cannot be shown")
         sign = "+" if self.signed else ""
@@ -101,7 +103,7 @@ def number_format(values: Iterable[float | None], *, signed: bool = False) -> Nu
     >>> number_format([1e-9, 1e4])(1e-9)
     '1.000e-09'
     """
-    vals = [float(v) for v in values if v is not None]
+    vals = [float(v) for v in values if v is not None and v != math.inf]
     if not any(vals):
         return NumberFormat(signed=signed)
     plain, plain_width = _fixed(vals, 0, signed)
@@ -148,10 +150,31 @@ class Column:
         return " ".join(self.header.split("\n"))
 
 
-def number_column(name: str, values: Sequence[float | None], *, signed: bool = False, group: int = 0) -> Column:
-    """A right-justified column of numbers in one :func:`number_format`, its power of ten (if
-    any) on a second header line."""
-    fmt = number_format(values, signed=signed)
+def metric_format(metric: str, values: Iterable[float | None], *, signed: bool = False) -> NumberFormat:
+    """The format of a metric's numbers: the metric's own fixed decimals where its definition
+    has them (PSNR in dB: ``32.451``, never ×10⁻³), else :func:`number_format` of ``values``."""
+    from ..metricdefs import get
+
+    decimals = get(metric).decimals
+    if decimals is not None:
+        return NumberFormat(decimals=decimals, signed=signed)
+    return number_format(values, signed=signed)
+
+
+def metric_header(metric: str) -> str:
+    """A metric's column header: its name, or for an extra metric its label, direction and
+    unit (``PSNR↑ dB``)."""
+    from ..metricdefs import EXTRA, get
+
+    return get(metric).header() if metric in EXTRA else metric
+
+
+def number_column(name: str, values: Sequence[float | None], *, signed: bool = False, group: int = 0,
+                  metric: str | None = None) -> Column:
+    """A right-justified column of numbers in one format (``metric``'s, see
+    :func:`metric_format`, or :func:`number_format`), its power of ten (if any) on a second
+    header line."""
+    fmt = metric_format(metric, values, signed=signed) if metric else number_format(values, signed=signed)
     return Column(name + ("\n" + fmt.label if fmt.label else ""), [fmt(v) for v in values], group=group)
 
 
