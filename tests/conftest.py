@@ -20,6 +20,8 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
     monkeypatch.setenv("HLCLI_CACHE", str(home / "hlcli"))
     monkeypatch.delenv("HLCLI_WEIGHTS", raising=False)
+    monkeypatch.delenv("HLCLI_LPIPS_WEIGHTS", raising=False)
+    monkeypatch.delenv("HLCLI_LPIPS_VGG_WEIGHTS", raising=False)
     monkeypatch.delenv("HLCLI_OFFLINE", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
 

@@ -3,6 +3,7 @@ downloads are exercised through torch.hub's downloader with the transfer functio
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -21,6 +22,11 @@ from .conftest import make_vgg19_state_dict
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_official(monkeypatch, path: Path, net: str = "vgg19") -> None:
+    """Pretend ``path`` is torchvision's official checkpoint of ``net`` (its hash prefix)."""
+    monkeypatch.setitem(w.NETS, net, dataclasses.replace(w.NETS[net], sha256_prefix=sha(path)[:8]))
 
 
 def score(args, **kw):
@@ -108,7 +114,7 @@ def test_cached_official_file_is_used(weights_file, pair_dirs, monkeypatch):
     hub = w.hub_checkpoint_path()
     hub.parent.mkdir(parents=True)
     shutil.copy(weights_file, hub)
-    monkeypatch.setattr(w, "OFFICIAL_SHA256_PREFIX", sha(weights_file)[:8])
+    make_official(monkeypatch, weights_file)
     r = score([*pair_dirs, "-f", "json", "--offline"])
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
@@ -135,7 +141,7 @@ def test_compact_cache_written_then_used(weights_file, monkeypatch):
     assert first.compact_cache is not None and first.compact_cache.is_file()
     calls = []
     real = w._torch_load
-    monkeypatch.setattr(w, "_torch_load", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(w, "_torch_load", lambda p, *a: calls.append(p) or real(p, *a))
     second = w.load(w.ResolvedWeights(weights_file, "option"))
     assert calls == [first.compact_cache]  # the source is neither re-read nor re-hashed
     for k in first.state_dict:
@@ -213,7 +219,7 @@ def test_weights_import(weights_file, monkeypatch, tmp_path):
     r = CliRunner().invoke(cli, ["weights", "import", str(weights_file)])
     assert r.exit_code == 3 and "not torchvision's IMAGENET1K_V1" in r.stderr
     assert not w.hub_checkpoint_path().exists()
-    monkeypatch.setattr(w, "OFFICIAL_SHA256_PREFIX", sha(weights_file)[:8])
+    make_official(monkeypatch, weights_file)
     r = CliRunner().invoke(cli, ["weights", "import", str(weights_file)])
     assert r.exit_code == 0, r.stderr
     assert r.stdout.strip() == str(w.hub_checkpoint_path())
