@@ -236,7 +236,7 @@ def extract_features(obj: Any, path: Path | None, net: str = DEFAULT_NET) -> dic
         if unexpected:
             detail.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
         raise HlcliEnvironmentError(
-            f"not a {spec.title} state dict ({'; '.join(detail)})", path,
+            f"not {'an' if spec.title[0] in 'AEIOU' else 'a'} {spec.title} state dict ({'; '.join(detail)})", path,
             f"use torchvision's {spec.name} IMAGENET1K_V1 checkpoint ({spec.filename})",
         )
     out = {}
