@@ -38,6 +38,7 @@ class Metric:
     map: str | None = None  # "module:function" of the per-pair map for --save-maps (extras)
     infinite: bool = False
     decimals: int | None = None  # fixed decimals for display (PSNR in dB: 3); None: by magnitude
+    min_side: int = 1  # the smallest image side it can score (SSIM's window; LPIPS' deepest layer)
     definition: str = ""
 
     @property
@@ -67,16 +68,16 @@ _EXTRA = (
     Metric("psnr_y", "PSNR-Y", True, "dB", "pixels", "hlcli.pixelmetrics:psnr_y", infinite=True, decimals=3,
            definition="BasicSR calculate_psnr(test_y_channel=True): BT.601 Y with BasicSR's float32 roundings"),
     Metric("ssim", "SSIM", True, None, "pixels", "hlcli.pixelmetrics:ssim_rgb",
-           "hlcli.pixelmetrics:ssim_rgb_map", decimals=4,
+           "hlcli.pixelmetrics:ssim_rgb_map", decimals=4, min_side=11,
            definition="BasicSR calculate_ssim: 11x11 Gaussian (sigma 1.5), valid region, mean over channels"),
     Metric("ssim_y", "SSIM-Y", True, None, "pixels", "hlcli.pixelmetrics:ssim_y",
-           "hlcli.pixelmetrics:ssim_y_map", decimals=4,
+           "hlcli.pixelmetrics:ssim_y_map", decimals=4, min_side=11,
            definition="BasicSR calculate_ssim(test_y_channel=True)"),
     Metric("lpips", "LPIPS", False, None, "lpips-alex", "hlcli.lpipsmetric:lpips_alex",
-           "hlcli.lpipsmetric:lpips_alex_map", decimals=4,
+           "hlcli.lpipsmetric:lpips_alex_map", min_side=31,
            definition="LPIPS v0.1, AlexNet backbone (lpips.LPIPS(net='alex', version='0.1'))"),
     Metric("lpips_vgg", "LPIPS-VGG", False, None, "lpips-vgg", "hlcli.lpipsmetric:lpips_vgg",
-           "hlcli.lpipsmetric:lpips_vgg_map", decimals=4,
+           "hlcli.lpipsmetric:lpips_vgg_map", min_side=16,
            definition="LPIPS v0.1, VGG-16 backbone (lpips.LPIPS(net='vgg', version='0.1'))"),
 )
 EXTRA = tuple(m.name for m in _EXTRA)

@@ -172,9 +172,11 @@ def summarize(
     }
 
 
-def format_change(delta: float, rel: float | None) -> str:
+def format_change(delta: float | None, rel: float | None) -> str:
     """A change as people read it: relative, in percent, when the old value was non-zero
-    (``rel`` given), else absolute."""
+    (``rel`` given), else absolute; ``±∞`` when one side was +inf (PSNR of identical images)."""
+    if delta is None:
+        return "±∞"
     return f"{rel * 100:+.3g}%" if rel is not None else f"{delta:+.6g}"
 
 

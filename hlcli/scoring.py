@@ -232,7 +232,7 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
         raise MissingFilesError(missing)
     if not pairing.pairs:
         raise InputError("no pairs to score", None, "check that both sides hold files with the same names")
-    min_side = max([min_size(specs), *(extra_min_side(n) for n in extra_metrics(opts))])
+    min_side = max([min_size(specs), *(metricdefs.get(n).min_side for n in extra_metrics(opts))])
     plans: list[Planned] = []
     skipped: list[Skipped] = []
     for i, pair in enumerate(pairing.pairs):
@@ -254,14 +254,6 @@ def make_extra_scorer(opts: ScoreOptions, device: Any) -> Any:
     from .extrametrics import ExtraScorer, load_nets
 
     return ExtraScorer(names, device, load_nets(names, opts, device))
-
-
-def extra_min_side(name: str) -> int:
-    """The smallest image side (after the crop border) an extra metric can score."""
-    need = metricdefs.get(name).needs
-    if need == "pixels":
-        return 11  # SSIM's window (hlcli.pixelmetrics.SSIM_WINDOW); PSNR needs one pixel
-    return 16  # the LPIPS networks: every layer keeps at least one position
 
 
 def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
