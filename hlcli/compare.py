@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .errors import InputError
 from .documents import comparable_settings, document_metrics, mismatch_error, pair_value, settings_differences
 from .metricdefs import get

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .documents import comparable_settings, common_pairs, document_metrics, load_runs, pair_value
 from .errors import InputError
 from .metricdefs import EXTRA, better, get

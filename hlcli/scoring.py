@@ -18,7 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__, images, metricdefs
+from . import images, metricdefs
+from ._version import __version__
 from .errors import InputError, MissingFilesError, NonFiniteError
 from .groups import GROUP_MODES
 from .layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size, resolve_layers
