@@ -80,32 +80,90 @@ def notes(t: dict[str, Any]) -> list[str]:
     p = t["pairs"]
     how = ("the overall columns are the mean of the per-group means" if t.get("average") == "groups"
            else f"means over the {p['common']} pairs in every run")
-    lines = [f"{how}; ↑ higher is better, ↓ lower is better; λ = {t['settings']['lambda']:g}"]
+    lines = [f"{how}; ↑ higher is better, ↓ lower is better; λ\u00a0=\u00a0{t['settings']['lambda']:g}"]
     lines += [f"settings differ (tabulated anyway with {OVERRIDE_FLAG}): {d}" for d in t["settings_differences"]]
     lines += [f"only in {name} (not used): {', '.join(keys)}" for name, keys in p["only_in"].items()]
     return lines
 
 
 def write_table_console(t: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
-    """The table for people: every number whole (:mod:`hlcli.render.table` picks the format of
-    each column), the best marked ``*``; datasets move to further tables on a narrow terminal."""
+    """The table for people, read down a column: every number whole, one format per metric for
+    the whole table (every group and run alike), the best marked ``*``. Layouts, in order, the
+    first that fits: runs as rows; runs as columns ((group, metric) as rows); runs as rows split
+    into one table per group (each with every run); last, each (group, metric) with every run's
+    value under it (stacked, still comparable)."""
     from rich.text import Text
 
-    from .table import Column, fit_table, number_column
+    from .table import _chunks, _print_stacked, _print_table, fit_table, table_width
 
     console = table_console(out, terminal=terminal)
+    width = console.width
+    formats = _formats(t)
+    key, columns = _runs_as_rows(t, formats)
+    note = "* best in its column"
+    if table_width([key, *columns]) <= width:
+        fit_table(console, "hlcli table", key, columns, notes=[note])
+    else:
+        tkey, tcolumns = _runs_as_columns(t, formats)
+        groups = len(t["columns"]) // max(1, len(t["metrics"]))
+        split = _chunks(key, columns, width, max_tables=max(groups, 1))
+        console.print(Text("hlcli table", style="italic"))
+        if table_width([tkey, *tcolumns]) <= width:
+            _print_table(console, tkey, tcolumns)
+            said = [f"runs as columns to fit {width} columns; * best in its row"]
+        elif split is not None:
+            for cols in split:
+                _print_table(console, key, cols)
+            said = [note, "one table per group to fit; -f csv has one table"]
+        else:
+            _print_stacked(console, tkey, tcolumns)
+            said = [f"each column with every run, stacked to fit {width} columns; * best; -f csv has a table"]
+        for line in said:
+            console.print(Text(line, style="dim"))
+    for line in notes(t):
+        console.print(Text(line))
+
+
+def _formats(t: dict[str, Any]) -> dict[str, Any]:
+    """One number format per metric, from its values in every group and run."""
+    from .table import shared_formats
+
+    pools: dict[str, list[Any]] = {m: [] for m in t["metrics"]}
+    for j, c in enumerate(t["columns"]):
+        pools[c["metric"]] += [row["values"][j] for row in t["rows"]]
+    return shared_formats(pools)
+
+
+def _runs_as_rows(t: dict[str, Any], formats: dict[str, Any]) -> tuple[Any, list[Any]]:
+    from .table import Column, number_column
+
     rows, metrics = t["rows"], len(t["metrics"])
     columns = []
     for j, c in enumerate(t["columns"]):
         label = _header(c["metric"]) if c["group"] is None and t["group_by"] == "none" else \
             f"{_header(c['metric'])}\n{_group(c, True)}"
-        col = number_column(label, [row["values"][j] for row in rows], group=j // metrics, metric=c["metric"])
+        col = number_column(label, [row["values"][j] for row in rows], group=j // metrics, fmt=formats[c["metric"]])
         col.cells = [cell + (" *" if _best(t, i, j) else "  ") for i, cell in enumerate(col.cells)]
         columns.append(col)
-    fit_table(console, "hlcli table", Column("run", [row["name"] for row in rows], justify="left"), columns,
-              moved="later groups", full="-f csv", notes=["* best in its column"])
-    for line in notes(t):
-        console.print(Text(line))
+    return Column("run", [row["name"] for row in rows], justify="left"), columns
+
+
+def _runs_as_columns(t: dict[str, Any], formats: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """Transposed: one row per (group, metric), its format's power of ten after its label; one
+    column per run."""
+    from .table import Column
+
+    grouped = t["group_by"] != "none"
+    labels = []
+    for c in t["columns"]:
+        unit = formats[c["metric"]].label
+        labels.append(" ".join(x for x in ((_group(c, True) if grouped else ""), _header(c["metric"]), unit) if x))
+    columns = []
+    for i, row in enumerate(t["rows"]):
+        cells = [formats[c["metric"]](v) + (" *" if _best(t, i, j) else "  ")
+                 for j, (v, c) in enumerate(zip(row["values"], t["columns"]))]
+        columns.append(Column(row["name"], cells))
+    return Column("column", labels, justify="left"), columns
 
 
 def write_table_markdown(t: dict[str, Any], out: TextIO, *, digits: int = DEFAULT_DIGITS) -> None:

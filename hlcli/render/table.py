@@ -169,12 +169,21 @@ def metric_header(metric: str) -> str:
     return get(metric).header() if metric in EXTRA else metric
 
 
+def shared_formats(pools: dict[str, Iterable[float | None]]) -> dict[str, NumberFormat]:
+    """One format per metric for a whole view, chosen from every value of that metric the view
+    shows (each pair's and every statistic, over the whole run and each group): in any one view a
+    metric has one scale, so columns and rows that are compared (groups, runs, A and B) read
+    alike."""
+    return {metric: metric_format(metric, list(values)) for metric, values in pools.items()}
+
+
 def number_column(name: str, values: Sequence[float | None], *, signed: bool = False, group: int = 0,
-                  metric: str | None = None) -> Column:
-    """A right-justified column of numbers in one format (``metric``'s, see
+                  metric: str | None = None, fmt: NumberFormat | None = None) -> Column:
+    """A right-justified column of numbers in one format (``fmt``; else ``metric``'s, see
     :func:`metric_format`, or :func:`number_format`), its power of ten (if any) on a second
     header line."""
-    fmt = metric_format(metric, values, signed=signed) if metric else number_format(values, signed=signed)
+    if fmt is None:
+        fmt = metric_format(metric, values, signed=signed) if metric else number_format(values, signed=signed)
     return Column(name + ("\n" + fmt.label if fmt.label else ""), [fmt(v) for v in values], group=group)
 
 
@@ -193,19 +202,37 @@ def table_width(columns: Sequence[Column]) -> int:
     return sum(c.width() for c in columns) + 3 * len(columns) + 1
 
 
-def _chunks(key: Column, columns: list[Column], width: int) -> list[list[Column]] | None:
+def _chunks(key: Column, columns: list[Column], width: int, max_tables: int = MAX_TABLES) -> list[list[Column]] | None:
     """Columns in tables that each fit ``width`` with the key first, a new table at each change
-    of group; None when one column alone does not fit or more than MAX_TABLES are needed."""
-    tables: list[list[Column]] = []
+    of group, the columns of a group spread evenly over its tables (never one statistic alone in
+    a table of its own); None when one column alone does not fit or more than ``max_tables`` are
+    needed."""
+    segments: list[list[Column]] = []
     for col in sorted(columns, key=lambda c: c.group):
-        current = tables[-1] if tables else None
-        if current and current[-1].group == col.group and table_width([key, *current, col]) <= width:
-            current.append(col)
-        elif table_width([key, col]) <= width:
-            tables.append([col])
+        if segments and segments[-1][-1].group == col.group:
+            segments[-1].append(col)
         else:
+            segments.append([col])
+    tables: list[list[Column]] = []
+    for segment in segments:
+        if any(table_width([key, col]) > width for col in segment):
             return None
-    return tables if len(tables) <= MAX_TABLES else None
+        tables += _balanced(key, segment, width)
+    return tables if len(tables) <= max_tables else None
+
+
+def _balanced(key: Column, segment: list[Column], width: int) -> list[list[Column]]:
+    """``segment`` in the fewest tables that fit, with as even a number of columns each as fits."""
+    for count in range(1, len(segment) + 1):
+        size, extra = divmod(len(segment), count)
+        parts, start = [], 0
+        for i in range(count):
+            stop = start + size + (1 if i < extra else 0)
+            parts.append(segment[start:stop])
+            start = stop
+        if all(table_width([key, *part]) <= width for part in parts):
+            return parts
+    return [[col] for col in segment]
 
 
 def _stack_width(key: Column, columns: list[Column]) -> int:
