@@ -26,9 +26,11 @@ class ExtraScorer:
     """Computes ``names`` (extra metric names) for batches of integer pairs. ``nets``: the
     networks some metrics need, keyed by ``Metric.needs`` (the LPIPS networks), on ``device``."""
 
-    def __init__(self, names: Sequence[str], device: torch.device, nets: dict[str, Any] | None = None):
+    def __init__(self, names: Sequence[str], device: torch.device, nets: dict[str, Any] | None = None,
+                 pixel_budget: int | None = None):
         self.metrics = [metricdefs.get(n) for n in names]
         self.device = device
+        self.pixel_budget = pixel_budget  # pairs above it are tiled where a metric's network needs it
         self.nets = dict(nets or {})
         self._fns = {m.name: _function(m.compute) for m in self.metrics}
         self._maps = {m.name: _function(m.map) for m in self.metrics if m.map}
@@ -39,6 +41,7 @@ class ExtraScorer:
     def _pixels(self, restored: torch.Tensor, gt: torch.Tensor, scale: int) -> PixelPair:
         px = PixelPair(restored.to(self.device), gt.to(self.device), scale)
         px.nets = self.nets
+        px.pixel_budget = self.pixel_budget
         return px
 
     @torch.inference_mode()

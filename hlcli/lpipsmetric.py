@@ -2,6 +2,14 @@
 :mod:`hlcli.lpips_net` loaded once per run, fed the same decoded integers as the hybrid
 (as float32 in [0, 1]), and their spatial maps for ``--save-maps``.
 
+Pairs above the run's pixel budget (those hlcli tiles for VGG-19) are tiled for LPIPS-VGG too,
+exactly as the engine tiles VGG-19 (:mod:`hlcli.tiling`): VGG-16's layers are 3x3 convolutions
+and 2x2 pools, and every LPIPS value is local to its position once the features are computed
+(unit-normalisation over channels, squared difference, 1x1 head), so each tile's core, with a
+halo of the deepest layer's reach (relu5_3: (196 - 16) / 2 = 90 px, rounded up to 96), equals
+the untiled values. AlexNet (stride-4 11x11 first convolution, overlapping 3x3 pools) runs
+untiled: its activations are small (a 4096x4096 pair needs about 1 GB).
+
 The map of a pair is LPIPS' ``spatial=True`` map (each layer's map after its linear head,
 upsampled bilinearly to the image size, summed over layers), with each upsampled layer map
 rescaled so that its mean is that layer's exact spatial mean: the map's mean is then the pair's
@@ -46,23 +54,82 @@ def load_lpips(need: str, opts: Any, device: torch.device) -> LoadedLPIPS:
     return LoadedLPIPS(net.to(device).eval(), record)
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """A VGG-16 LPIPS layer's geometry for :func:`hlcli.tiling.tile_plan` and ``spans``."""
+
+    stride: int
+    receptive_field: int
+
+
+#: relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of VGG-16 (3x3 convolutions, 2x2 pools).
+VGG16_LAYERS = (_Layer(1, 5), _Layer(2, 14), _Layer(4, 40), _Layer(8, 92), _Layer(16, 196))
+#: Tile core for LPIPS-VGG (None: from the pixel budget); tests set a small one.
+TILE_CORE: int | None = None
+
+
 def _inputs(px: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return px.restored.to(torch.float32) / px.scale, px.gt.to(torch.float32) / px.scale
 
 
+def _tiled(px: Any) -> bool:
+    budget = getattr(px, "pixel_budget", None)
+    h, w = px.restored.shape[-2:]
+    return budget is not None and 2 * h * w > budget
+
+
+def _layer_maps(net: Any, px: Any) -> list[list[torch.Tensor]]:
+    """Per pair, its per-layer maps after the heads (whole, (h_l, w_l) each): from one forward,
+    or, for a pair above the pixel budget with VGG-16, stitched from exact tiles."""
+    restored, gt = _inputs(px)
+    if net.net != "vgg" or not _tiled(px):
+        maps = net.layer_maps(restored, gt)
+        return [[m[j] for m in maps] for j in range(restored.shape[0])]
+    return [_stitched(net, restored[j : j + 1], gt[j : j + 1], px.pixel_budget) for j in range(restored.shape[0])]
+
+
+def _stitched(net: Any, r: torch.Tensor, g: torch.Tensor, budget: int) -> list[torch.Tensor]:
+    """The per-layer maps of one pair, tile by tile: each core's values are the untiled ones
+    (see the module doc), written to their place in the whole map."""
+    from .tiling import spans, tile_plan
+
+    plan = tile_plan(VGG16_LAYERS, budget, TILE_CORE)
+    h, w = r.shape[-2:]
+    whole = [torch.zeros(h // s.stride, w // s.stride, dtype=torch.float32, device=r.device) for s in VGG16_LAYERS]
+    for y0, y1, cy0, cy1 in spans(h, plan):
+        for x0, x1, cx0, cx1 in spans(w, plan):
+            maps = net.layer_maps(r[..., cy0:cy1, cx0:cx1], g[..., cy0:cy1, cx0:cx1])
+            for spec, m, out in zip(VGG16_LAYERS, maps, whole):
+                s = spec.stride
+                fy0, fx0 = (y0 - cy0) // s, (x0 - cx0) // s
+                fy1 = (h // s if y1 == h else y1 // s) - cy0 // s
+                fx1 = (w // s if x1 == w else x1 // s) - cx0 // s
+                part = m[0, fy0:fy1, fx0:fx1]
+                out[y0 // s : y0 // s + part.shape[0], x0 // s : x0 // s + part.shape[1]] = part
+    return whole
+
+
+def _values(net: Any, px: Any) -> torch.Tensor:
+    if net.net != "vgg" or not _tiled(px):
+        return net(*_inputs(px))
+    values = [sum(m.double().mean() for m in maps) for maps in _layer_maps(net, px)]
+    return torch.stack(values).to(torch.float64)
+
+
 def lpips_alex(px: Any) -> torch.Tensor:
-    return px.nets["lpips-alex"].net(*_inputs(px))
+    return _values(px.nets["lpips-alex"].net, px)
 
 
 def lpips_vgg(px: Any) -> torch.Tensor:
-    return px.nets["lpips-vgg"].net(*_inputs(px))
+    return _values(px.nets["lpips-vgg"].net, px)
 
 
 def _spatial(net: Any, px: Any) -> torch.Tensor:
-    restored, gt = _inputs(px)
+    restored, _ = _inputs(px)
     h, w = restored.shape[-2:]
+    per_pair = _layer_maps(net, px)
     total = torch.zeros(restored.shape[0], h, w, dtype=torch.float64, device=restored.device)
-    for m in net.layer_maps(restored, gt):
+    for m in (torch.stack(layer) for layer in zip(*per_pair)):
         up = F.interpolate(m[:, None].double(), size=(h, w), mode="bilinear", align_corners=False)[:, 0]
         target = m.double().mean(dim=(1, 2))
         have = up.mean(dim=(1, 2))

@@ -246,7 +246,7 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
     return plans, skipped, missing
 
 
-def make_extra_scorer(opts: ScoreOptions, device: Any) -> Any:
+def make_extra_scorer(opts: ScoreOptions, device: Any, pixel_budget: int | None = None) -> Any:
     """The :class:`hlcli.extrametrics.ExtraScorer` of the run's extra metrics (None without
     any), with the LPIPS networks they need loaded and verified."""
     names = extra_metrics(opts)
@@ -254,7 +254,7 @@ def make_extra_scorer(opts: ScoreOptions, device: Any) -> Any:
         return None
     from .extrametrics import ExtraScorer, load_nets
 
-    return ExtraScorer(names, device, load_nets(names, opts, device))
+    return ExtraScorer(names, device, load_nets(names, opts, device), pixel_budget)
 
 
 def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
@@ -335,7 +335,7 @@ def score_pairing(
     scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
                                 pixel_budget=opts.pixel_budget)
     workers = auto_workers(device.type) if opts.workers is None else opts.workers
-    extra = make_extra_scorer(opts, device)
+    extra = make_extra_scorer(opts, device, scorer.pixel_budget)
     run = Run(
         settings=run_settings(opts, scorer, loaded, workers, inputs, extra.nets if extra else None),
         environment=environment_info(device, backends),
