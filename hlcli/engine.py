@@ -26,6 +26,7 @@ from . import metrics
 from .errors import HlcliEnvironmentError
 from .features import VGGFeatures
 from .layers import LayerSpec
+from .text import plural
 from .tiling import tile_plan
 from .tiling import spans as _spans
 
@@ -53,7 +54,7 @@ def select_device(name: str) -> torch.device:
         dev = torch.device(name)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise HlcliEnvironmentError(
-                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present", None,
+                f"--device {name}: only {plural(torch.cuda.device_count(), 'CUDA device')} present", None,
                 "use --device cuda:0",
             )
         return dev

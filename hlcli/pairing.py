@@ -27,6 +27,7 @@ from typing import TextIO
 
 from .errors import InputError
 from .images import IMAGE_EXTENSIONS
+from .text import plural
 
 __all__ = ["IMAGE_EXTENSIONS", "Pair", "Pairing", "find_pairs", "pairs_from_paths", "read_manifest"]
 
@@ -255,7 +256,7 @@ def read_manifest(source: str | Path | TextIO, *, base: Path | None = None) -> P
             continue
         first = False
         if len(fields) != 2 or not all(fields):
-            raise InputError(f"line {line_no} has {len(fields)} column(s) or an empty path; "
+            raise InputError(f"line {line_no} has {plural(len(fields), 'column')} or an empty path; "
                              f"expected exactly 2 (restored,gt)", name, _ONE_PER_LINE)
         paths = []
         for value, role in zip(fields, ("restored", "ground-truth")):

@@ -337,7 +337,7 @@ def _options(lam: float, layers: Iterable[str], options: dict[str, Any]) -> Scor
     known = {f.name for f in fields(ScoreOptions)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise TypeError(f"unknown option(s) {', '.join(unknown)}; ScoreOptions has {', '.join(sorted(known))}")
+        raise TypeError(f"unknown {'option' if len(unknown) == 1 else 'options'} {', '.join(unknown)}; ScoreOptions has {', '.join(sorted(known))}")
     options.setdefault("download_progress", False)
     return ScoreOptions(lam=lam, layers=tuple(layers), **options)
 

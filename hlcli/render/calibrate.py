@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from .common import md_code, md_escape, md_row, num, table_console, write_in, write_json
+from ..text import plural
 
 FORMATS = ("table", "json", "markdown")
 _COLS = ("term", "mean", "weight", "now", "share", "calibrated", "share ")
@@ -35,7 +36,7 @@ def _rows(r: dict[str, Any]) -> list[list[str]]:
 def _distribution(d: dict[str, Any]) -> str:
     if not d["count"]:
         return "no pair has a non-zero hybrid"
-    text = f"median {share_text(d['median'])}, p5 {share_text(d['p5'])}, p95 {share_text(d['p95'])} over {d['count']} pairs"
+    text = f"median {share_text(d['median'])}, p5 {share_text(d['p5'])}, p95 {share_text(d['p95'])} over {plural(d['count'], 'pair')}"
     n = d["undefined"]
     return text + ("" if not n else " (1 pair scores 0 and has no share)" if n == 1
                    else f" ({n} pairs score 0 and have no share)")
@@ -43,7 +44,7 @@ def _distribution(d: dict[str, Any]) -> str:
 
 def summary_lines(r: dict[str, Any]) -> list[str]:
     run = r["run"]
-    lines = [f"run: {run['path'] or '(in memory)'}, {run['pairs']} pairs, λ = {num(r['current_lambda'])}",
+    lines = [f"run: {run['path'] or '(in memory)'}, {plural(run['pairs'], 'pair')}, λ = {num(r['current_lambda'])}",
              f"λ for a perceptual share of {share_text(r['share'])} of the mean hybrid: {num(r['lambda'])} "
              f"(= {num(r['share'])} / (1 − {num(r['share'])}) · mean L1 / mean perceptual)",
              f"per-pair perceptual share at λ = {num(r['current_lambda'])}: {_distribution(r['pair_share']['current'])}",

@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
 from .common import md_code, md_row, num, percent, signed, table_console, write_in, write_json
+from ..text import plural
 
 FORMATS = ("table", "json", "markdown")
 
@@ -17,8 +18,8 @@ def _ci(e: dict[str, Any]) -> str:
 
 def _headline(r: dict[str, Any]) -> list[str]:
     p = r["pairs"]
-    lines = [f"A = {r['a']['path']} ({r['a']['pairs']} pairs), B = {r['b']['path']} ({r['b']['pairs']} pairs): "
-             f"{p['common']} pairs in both, {len(p['only_a'])} only in A, {len(p['only_b'])} only in B",
+    lines = [f"A = {r['a']['path']} ({plural(r['a']['pairs'], 'pair')}), B = {r['b']['path']} ({plural(r['b']['pairs'], 'pair')}): "
+             f"{plural(p['common'], 'pair')} in both, {len(p['only_a'])} only in A, {len(p['only_b'])} only in B",
              "difference = B − A; lower is better, so a negative difference means B is better"]
     if r["bootstrap"]["resamples"]:
         lines.append(f"{r['bootstrap']['confidence']:.0%} bootstrap interval of the mean difference "

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
 from .common import exact, md_escape, md_row, table_console, write_in, write_json
+from ..text import plural
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 DEFAULT_DIGITS = 4
@@ -49,7 +50,7 @@ def _label(c: dict[str, Any], grouped: bool) -> str:
 
 def notes(t: dict[str, Any]) -> list[str]:
     p = t["pairs"]
-    lines = [f"means over the {p['common']} pairs in every run; lower is better; λ = {t['settings']['lambda']:g}"]
+    lines = [f"means over the {plural(p['common'], 'pair')} in every run; lower is better; λ = {t['settings']['lambda']:g}"]
     lines += [f"settings differ (tabulated anyway with {OVERRIDE_FLAG}): {d}" for d in t["settings_differences"]]
     lines += [f"only in {name} (not used): {', '.join(keys)}" for name, keys in p["only_in"].items()]
     return lines

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 from ..results import PairResult, Run, Skipped, metric_names
 from . import gate as gate_render
 from .common import dumps_strict, exact, md_code, num, md_escape, table_console, write_in, write_json
+from ..text import plural
 
 FORMATS = ("table", "csv", "json", "jsonl", "markdown")
 GROUP_STATS = ("mean", "median", "std", "min", "max", "p95")
@@ -138,7 +139,7 @@ def write_markdown(run: Run, out: TextIO, *, summary_only: bool = False) -> None
     layers = ", ".join(f"{l['name']}×{l['weight']:g}" for l in s.get("layers", []))
     weights = s.get("weights", {})
     official = "official ImageNet" if weights.get("official_imagenet1k_v1") else "**not** the official ImageNet weights"
-    lines.append(f"**{summ['count']} pairs scored** · λ = {s.get('lambda')} · layers {layers} · precision "
+    lines.append(f"**{plural(summ['count'], 'pair')} scored** · λ = {s.get('lambda')} · layers {layers} · precision "
                  f"{s.get('precision')} · device {run.environment.get('device', {}).get('type', '?')} · weights "
                  f"`{str(weights.get('sha256', '?'))[:12]}` ({official}) · hlcli {run.environment.get('hlcli_version', '?')}")
     if not run.complete:
@@ -223,7 +224,7 @@ def _summary_table(console: Any, run: Run, summ: dict[str, Any]) -> None:
         keys.append(f"{name} {fmt.label}".strip())
         cells.append([fmt(vals[k]) for k in TABLE_STATS])
     columns = [Column(stat, [row[i] for row in cells]) for i, stat in enumerate(TABLE_STATS)]
-    fit_table(console, f"summary of {summ['count']:,} pairs (λ = {run.settings.get('lambda')})",
+    fit_table(console, f"summary of {plural(summ['count'], 'pair')} (λ = {run.settings.get('lambda')})",
               Column("metric", keys, justify="left"), columns, moved="some statistics")
 
 
