@@ -111,10 +111,9 @@ def resolve(explicit=None, *, offline: bool = False, progress: bool = True) -> R
         if cand.source in ("option", "env"):
             # The user named a file: never fall through to another one silently.
             how = "--weights" if cand.source == "option" else f"${ENV_WEIGHTS}"
-            raise HlcliEnvironmentError(
-                f"weights file given by {how} does not exist", cand.path,
-                f"check the path, or unset {how} to use the torch cache",
-            )
+            fix = ("check the path, or leave out --weights to use the torch cache" if cand.source == "option"
+                   else f"check the path, pass --weights FILE, or unset {how} to use the torch cache")
+            raise HlcliEnvironmentError(f"weights file given by {how} does not exist", cand.path, fix)
     if offline:
         raise HlcliEnvironmentError(
             "VGG-19 weights not found and --offline forbids a download", hub_checkpoint_path(),
@@ -286,7 +285,8 @@ def load(resolved: ResolvedWeights, *, use_cache: bool = True) -> LoadedWeights:
         raise HlcliEnvironmentError(
             f"the cached checkpoint's sha256 {sha[:16]}... does not match torchvision's "
             f"({OFFICIAL_SHA256_PREFIX}...): the file is corrupt or not the official one", path,
-            "delete it and run `hlcli weights download`",
+            "delete it and run `hlcli weights download`, or pass --weights FILE to use a file "
+            "of your own (its perceptual numbers are not comparable with the official weights')",
         )
     compact = _compact_path(sha)
     if use_cache and compact.is_file():
