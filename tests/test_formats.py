@@ -306,3 +306,13 @@ def test_no_message_hedges_its_plural():
               for node in ast.walk(ast.parse(p.read_text()))
               if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"[a-z]\(s\)", node.value)]
     assert hedged == []
+
+
+def test_non_official_weights_are_said_under_the_summary(cli_env, pair_dirs):
+    """The tests' random weights are not torchvision's: the table says so under the summary
+    (perceptual numbers from them are not comparable); JSON records it, Markdown says it."""
+    r = score(*pair_dirs, "-f", "table")
+    assert r.exit_code == 0
+    flat = " ".join(r.stdout.split())
+    assert "warning: the weights are not the official ImageNet VGG-19" in flat and "not comparable" in flat
+    assert "**not** the official ImageNet weights" in score(*pair_dirs, "-f", "markdown").stdout

@@ -7,7 +7,17 @@ from typing import Any, TextIO
 
 from ..results import PairResult, Run, Skipped, metric_names
 from . import gate as gate_render
-from .common import dumps_strict, exact, md_code, num, md_escape, table_console, write_in, write_json
+from .common import (
+    dumps_strict,
+    exact,
+    md_code,
+    md_escape,
+    num,
+    table_console,
+    weights_warning,
+    write_in,
+    write_json,
+)
 from ..text import plural
 
 FORMATS = ("table", "csv", "json", "jsonl", "markdown")
@@ -268,6 +278,9 @@ def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = F
         _pairs_table(console, run, rows, sort)
     summ = run.summary()
     _summary_table(console, run, summ)
+    note = weights_warning(run.settings.get("weights"))
+    if note:
+        console.print(f"[bold yellow]warning:[/] {escape(note)}")
     print_group_summary(console, run)
     if summ["worst"] and not summary_only:
         _print_worst(console, summ["worst"])
