@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from .common import md_code, md_escape, md_row, num, table_console, write_in, write_json
+from .common import (
+    md_code,
+    md_escape,
+    md_row,
+    num,
+    print_command,
+    print_sentence,
+    table_console,
+    write_in,
+    write_json,
+)
 from ..text import plural
 
 FORMATS = ("table", "json", "markdown")
@@ -59,8 +69,6 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
 def write_calibrate_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
     """The composition table (every number whole, reshaped to fit: :mod:`hlcli.render.table`),
     then the calibration in lines."""
-    from rich.text import Text
-
     from .table import Column, fit_table, number_column
 
     console = table_console(out, terminal=terminal)
@@ -78,8 +86,10 @@ def write_calibrate_table(r: dict[str, Any], out: TextIO, *, terminal: bool = Fa
     fit_table(console, "hlcli calibrate: the mean hybrid now and at the calibrated λ",
               Column("term", [name for name, _, _ in terms], justify="left"), columns,
               moved="the calibrated columns", full="-f json")
-    for line in summary_lines(r):
-        console.print(Text(line))
+    *sentences, command = summary_lines(r)
+    for line in sentences:
+        print_sentence(console, line)
+    print_command(console, command)  # pasted as it is: one line at any width
 
 
 def write_calibrate_markdown(r: dict[str, Any], out: TextIO) -> None:

@@ -96,3 +96,22 @@ def weights_warning(weights: dict[str, Any] | None) -> str | None:
     return (f"the weights are not the official ImageNet VGG-19 ({weights.get('path', '?')} from {how}, sha256 "
             f"{str(weights.get('sha256', '?'))[:12]}…): perceptual and hybrid numbers are not comparable "
             "with runs on the official weights")
+
+
+def print_sentence(console: Any, text: str, style: str = "") -> None:
+    """A sentence for people, wrapped between words only: a word longer than the line (a path)
+    stays whole on a line of its own rather than being cut (Rich folds such words)."""
+    import textwrap
+
+    from rich.text import Text
+
+    for line in textwrap.wrap(text, width=max(20, console.width), break_long_words=False,
+                              break_on_hyphens=False) or [""]:
+        console.print(Text(line, style=style), soft_wrap=True)
+
+
+def print_command(console: Any, text: str) -> None:
+    """A command a person is meant to copy: one line whatever the width (never wrapped or cut)."""
+    from rich.text import Text
+
+    console.print(Text(text), soft_wrap=True)

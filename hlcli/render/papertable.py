@@ -9,7 +9,7 @@ import re
 from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
-from .common import exact, md_escape, md_row, table_console, write_in, write_json
+from .common import exact, md_escape, md_row, print_sentence, table_console, write_in, write_json
 from ..text import plural
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
@@ -59,8 +59,6 @@ def notes(t: dict[str, Any]) -> list[str]:
 def write_table_console(t: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
     """The table for people: every number whole (:mod:`hlcli.render.table` picks the format of
     each column), the best marked ``*``; datasets move to further tables on a narrow terminal."""
-    from rich.text import Text
-
     from .table import Column, fit_table, number_column
 
     console = table_console(out, terminal=terminal)
@@ -75,7 +73,7 @@ def write_table_console(t: dict[str, Any], out: TextIO, *, terminal: bool = Fals
     fit_table(console, "hlcli table", Column("run", [row["name"] for row in rows], justify="left"), columns,
               moved="later groups", full="-f csv", notes=["* lowest in its column"])
     for line in notes(t):
-        console.print(Text(line))
+        print_sentence(console, line)
 
 
 def write_table_markdown(t: dict[str, Any], out: TextIO, *, digits: int = DEFAULT_DIGITS) -> None:

@@ -7,7 +7,7 @@ import csv
 from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
-from .common import exact, md_escape, md_row, num, table_console, write_in, write_json
+from .common import exact, md_escape, md_row, num, print_sentence, table_console, write_in, write_json
 from ..text import plural
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -53,13 +53,11 @@ def _per_pair_rows(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def write_tradeoff_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
     """The runs (every number whole, reshaped to fit: :mod:`hlcli.render.table`), and with
     ``--per-pair`` the share of pairs each run is best on."""
-    from rich.text import Text
-
     from .table import Column, fit_table, number_column
 
     console = table_console(out, terminal=terminal)
     for line in headline(r):
-        console.print(Text(line))
+        print_sentence(console, line)
     runs = r["runs"]
     hybrid = number_column("hybrid at λ", [run["hybrid"] for run in runs])
     hybrid.cells = [c + (" *" if run["name"] == r["best"] else "  ") for c, run in zip(hybrid.cells, runs)]
