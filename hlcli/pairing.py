@@ -71,6 +71,14 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def key_for(path: str | Path, root: str | Path) -> str:
+    """The key of an image file found under the directory ``root``: its path relative to
+    ``root``, with ``/`` separators, without extension, in Unicode NFC (as :func:`find_pairs`
+    keys the files it pairs)."""
+    rel = os.path.relpath(os.fspath(path), os.fspath(root)).replace(os.sep, "/")
+    return _nfc(os.path.splitext(rel)[0])
+
+
 def _is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
@@ -117,7 +125,7 @@ def _list_images(root: Path, recursive: bool) -> tuple[dict[str, Path], list[Pat
             if entry.name.startswith(".") or not _is_image_name(entry.name) or not entry.is_file():
                 ignored.append(path)
                 continue
-            key = _nfc(os.path.splitext(prefix + entry.name)[0])
+            key = _nfc(os.path.splitext(prefix + entry.name)[0])  # = key_for(path, root)
             if key in images:
                 raise InputError(
                     "two files have the same name apart from extension or Unicode form, so it "

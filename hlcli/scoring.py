@@ -189,7 +189,8 @@ def _skip_or_raise(failure: Failure, opts: ScoreOptions) -> Skipped:
     if opts.on_error == "fail":
         raise failure.error
     err = failure.error
-    return Skipped(failure.pair.key, err.path or str(failure.pair.restored), err.render(), err.exit_code)
+    return Skipped(failure.pair.key, err.path or str(failure.pair.restored), err.render(), err.exit_code,
+                   str(failure.pair.restored), str(failure.pair.gt))
 
 
 def plan_pairs(pairing: Pairing, opts: ScoreOptions,

@@ -129,7 +129,7 @@ def pair_from_dict(d: dict[str, Any]) -> PairResult:
 
 
 def skipped_from_dict(d: dict[str, Any]) -> Skipped:
-    return Skipped(d["key"], d["path"], d["reason"], d["exit_code"])
+    return Skipped(d["key"], d["path"], d["reason"], d["exit_code"], d.get("restored"), d.get("gt"))
 
 
 def run_from_document(doc: dict[str, Any], *, worst: int = 5) -> Run:

@@ -71,14 +71,23 @@ def write_csv(run: Run, out: TextIO) -> None:
     names = run.layer_names
     blanks = [""] * len(metric_names(names))
     w.writerow(csv_header(names) + (["group"] if run.group_by != "none" else []))
-    for p in run.sorted_pairs():
-        w.writerow(csv_pair_row(p, names) + _group_cell(run, p.key))
-    for s in sorted(run.skipped, key=lambda s: s.key):
-        w.writerow([s.key, "skipped", "", "", *blanks, "", "", "", f"{s.path}: {s.reason}", *_group_cell(run, s.key)])
-    for path in run.missing.restored_only:
-        w.writerow(["", "restored-only", "", "", *blanks, path, "", "", "no ground truth file", *_group_cell(run, None)])
-    for path in run.missing.gt_only:
-        w.writerow(["", "gt-only", "", "", *blanks, "", path, "", "no restored file", *_group_cell(run, None)])
+    # Every row sorted by key, whatever its status (docs/formats.md); one row per key and status.
+    rows: list[tuple[str, int, list[Any]]] = [(p.key, 0, csv_pair_row(p, names) + _group_cell(run, p.key))
+                                              for p in run.pairs]
+    for s in run.skipped:  # the pair's files in their columns; the reason without the path
+        rows.append((s.key, 1, [s.key, "skipped", "", "", *blanks, s.restored or (s.path if s.gt is None else ""),
+                                s.gt or "", "", s.short_reason(), *_group_cell(run, s.key)]))
+    from ..pairing import key_for  # not at the top: it imports the decoders (numpy, Pillow)
+
+    inputs = run.settings.get("inputs") or {}
+    for status, side, paths, why in (("restored-only", "restored", run.missing.restored_only, "no ground truth file"),
+                                     ("gt-only", "gt", run.missing.gt_only, "no restored file")):
+        for path in paths:
+            key = key_for(path, inputs[side]) if inputs.get(side) else ""
+            cells = [path, ""] if side == "restored" else ["", path]
+            rows.append((key, 2, [key, status, "", "", *blanks, *cells, "", why, *_group_cell(run, None)]))
+    for _, _, row in sorted(rows, key=lambda r: (r[0], r[1])):
+        w.writerow(row)
 
 
 # -- JSON / JSONL -----------------------------------------------------------------------------
