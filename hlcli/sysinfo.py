@@ -100,7 +100,7 @@ def weights_info(explicit: str | os.PathLike[str] | None = None) -> dict[str, An
             sha = w.file_sha256(chosen.path)  # remembered in hlcli's cache after the first time
             would_use["official_imagenet1k_v1"] = sha.startswith(w.OFFICIAL_SHA256_PREFIX)
             if not would_use["official_imagenet1k_v1"]:
-                would_use["note"] = (f"NOT the official ImageNet VGG-19 (sha256 {sha[:12]}…): perceptual numbers "
+                would_use["note"] = (f"NOT the official ImageNet VGG-19 (sha256 {sha[:12]}): perceptual numbers "
                                      "are not comparable with runs on the official weights")
     else:
         would_use = {"source": "download", "path": str(w.hub_checkpoint_path()),

@@ -94,7 +94,7 @@ def weights_warning(weights: dict[str, Any] | None) -> str | None:
         return None
     how = {"option": "--weights", "env": "$HLCLI_WEIGHTS"}.get(weights.get("source", ""), weights.get("source", "?"))
     return (f"the weights are not the official ImageNet VGG-19 ({weights.get('path', '?')} from {how}, sha256 "
-            f"{str(weights.get('sha256', '?'))[:12]}…): perceptual and hybrid numbers are not comparable "
+            f"{str(weights.get('sha256', '?'))[:12]}): perceptual and hybrid numbers are not comparable "
             "with runs on the official weights")
 
 
