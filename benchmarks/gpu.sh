@@ -7,31 +7,35 @@
 #                                             the best --workers
 # and writes OUTDIR/summary.json and OUTDIR/summary.md (plus each step's own output and log).
 #
-# Usage: benchmarks/gpu.sh OUTDIR [--dry-run] [--weights FILE]
-#   --dry-run   print the commands (with their time limits) and write a summary of what would run;
-#               needs no GPU (tests/test_gpu_script.py runs it on the CPU)
+# Usage: benchmarks/gpu.sh OUTDIR [--dry-run] [--weights FILE]   (options before or after OUTDIR)
+#   --dry-run   print the commands (with their time limits) and the summary of what would run on
+#               stdout; writes nothing (not even OUTDIR) and needs no GPU (tests/test_cuda.py runs it)
 #   --weights   VGG-19 checkpoint for the throughput benchmark (default: seeded random weights;
 #               the speed is the same)
 # Environment: PAIRS (default 1000) pairs in the 512x512 throughput set.
 set -euo pipefail
 
 usage() { echo "usage: $0 OUTDIR [--dry-run] [--weights FILE]" >&2; exit 2; }
-[ $# -ge 1 ] || usage
-OUT=$1; shift
-DRY=0; WEIGHTS=()
+OUT=""; DRY=0; WEIGHTS=()
 while [ $# -gt 0 ]; do
   case $1 in
     --dry-run) DRY=1 ;;
     --weights) [ $# -ge 2 ] || usage; WEIGHTS=(--weights "$2"); shift ;;
-    *) usage ;;
+    -*) usage ;;
+    *) [ -z "$OUT" ] || usage; OUT=$1 ;;
   esac
   shift
 done
+[ -n "$OUT" ] || usage
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PYTHON:-python}
 PAIRS=${PAIRS:-1000}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+if [ "$DRY" = 1 ]; then
+  OUT=$(realpath -m -- "$OUT")  # absolute, and nothing created
+else
+  mkdir -p "$OUT"
+  OUT=$(cd "$OUT" && pwd)
+fi
 cd "$ROOT"
 Q=$(printf %q "$OUT")  # OUTDIR as one shell word inside the commands below
 
@@ -98,7 +102,14 @@ summary = {
     "best_workers": (bench or {}).get("best_workers"),
     "targets": {"bf16_pairs_per_s": ">= 1000", "fp32_pairs_per_s": ">= 150 (TF32 off)"},
 }
-(out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+def write(name, text):
+    """The summary files; a dry run prints them instead (it writes nothing)."""
+    if dry:
+        print(f"--- {out / name} (not written: dry run)\n{text}", end="")
+    else:
+        (out / name).write_text(text)
+
+write("summary.json", json.dumps(summary, indent=1, default=str) + "\n")
 
 m = summary["machine"] or {}
 lines = ["# hlcli GPU run" + (" (dry run: nothing was executed)" if dry else ""), "",
@@ -117,6 +128,7 @@ if summary["workers_fp32_pairs_per_s"]:
     lines += ["", "fp32 by --workers: " + ", ".join(f"{w}: {round(v, 1)}" for w, v in summary["workers_fp32_pairs_per_s"].items())
               + f"; best {summary['best_workers']}"]
 lines += ["", "Targets (issue #9, one H200): bf16 >= 1,000 pairs/s, fp32 (no TF32) >= 150 pairs/s."]
-(out / "summary.md").write_text("\n".join(lines) + "\n")
-print(out / "summary.md")
+write("summary.md", "\n".join(lines) + "\n")
+if not dry:
+    print(out / "summary.md")
 PYEOF

@@ -94,7 +94,7 @@ class Outcome:
 
     rank: int
     pairs: list[tuple[Any, ...]] = field(default_factory=list)
-    skipped: list[tuple[str, str, str, int]] = field(default_factory=list)
+    skipped: list[tuple[str, str, str, int, str | None, str | None]] = field(default_factory=list)
     error: tuple[str, int] | None = None  # (one-line message, exit code)
     aborted: bool = False  # stopped because another rank failed
 
@@ -213,7 +213,7 @@ def _score_rank(group: _Group, pairing: Any, opts: Any, inputs: dict[str, Any] |
             raise
         return None, outcome
     outcome.pairs = [_pack(p) for p in run.pairs]
-    outcome.skipped = [(s.key, s.path, s.reason, s.exit_code) for s in run.skipped]
+    outcome.skipped = [(s.key, s.path, s.reason, s.exit_code, s.restored, s.gt) for s in run.skipped]
     return run, outcome
 
 

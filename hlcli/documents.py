@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from .errors import InputError
 from .metricdefs import EXTRA
 from .results import BASE_METRICS
+from .text import plural
 
 OVERRIDE_FLAG = "--allow-settings-mismatch"
 
@@ -175,7 +176,7 @@ def load_runs(runs: Any, names: Any = None, *, ignore: tuple[str, ...] = (),
     if not runs:
         raise InputError("no runs given", None, "give the JSON documents of `hlcli score --format json`")
     if len(names) > len(runs):
-        raise InputError(f"{len(names)} names for {len(runs)} runs", None, "give at most one --name per run")
+        raise InputError(f"{plural(len(names), 'name')} for {plural(len(runs), 'run')}", None, "give at most one --name per run")
     stored = []
     for i, run in enumerate(runs):
         name = names[i] if i < len(names) else (Path(run).stem if isinstance(run, (str, Path)) else f"run{i + 1}")

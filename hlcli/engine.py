@@ -26,6 +26,7 @@ from . import metrics
 from .errors import HlcliEnvironmentError
 from .features import VGGFeatures
 from .layers import LayerSpec
+from .text import plural
 from .tiling import tile_plan
 from .tiling import spans as _spans
 
@@ -53,7 +54,7 @@ def select_device(name: str) -> torch.device:
         dev = torch.device(name)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise HlcliEnvironmentError(
-                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present", None,
+                f"--device {name}: only {plural(torch.cuda.device_count(), 'CUDA device')} present", None,
                 "use --device cuda:0",
             )
         return dev
@@ -346,7 +347,9 @@ class BatchScorer:
             else:
                 fr, fg = self._pair_features(r, g, scale)
                 layer_maps = [_sq_map(a, b) for a, b in zip(fr, fg)]
-                layer_sums = [m.sum(dim=(1, 2)) * s.channels for m, s in zip(layer_maps, self.layers)]
+                # The scores by measure()'s own reduction, so they are identical to a run
+                # without maps (a sum of the map's rows rounds differently in the last digit).
+                layer_sums = [metrics.squared_diff_sum(a, b) for a, b in zip(fr, fg)]
             sums.append(torch.stack(layer_sums, 1))
             l1_maps = _l1_map(r, g, scale)
             for j in range(r.shape[0]):
@@ -371,9 +374,10 @@ class BatchScorer:
                     fy0, fx0 = (y0 - cy0) // s, (x0 - cx0) // s
                     fy1 = (h // s if y1 == h else y1 // s) - cy0 // s
                     fx1 = (w // s if x1 == w else x1 // s) - cx0 // s
-                    part = _sq_map(a[:, :, fy0:fy1, fx0:fx1], b[:, :, fy0:fy1, fx0:fx1])
+                    core_r, core_g = a[:, :, fy0:fy1, fx0:fx1], b[:, :, fy0:fy1, fx0:fx1]
+                    part = _sq_map(core_r, core_g)
                     whole[:, y0 // s : y0 // s + part.shape[1], x0 // s : x0 // s + part.shape[2]] = part
-                    total += part.sum(dim=(1, 2)) * spec.channels
+                    total += metrics.squared_diff_sum(core_r, core_g)  # as _tiled_sq_sums
                 del fr, fg
         return maps, totals
 

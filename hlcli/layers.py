@@ -64,15 +64,13 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 def resolve_layers(names: list[str] | tuple[str, ...]) -> tuple[LayerSpec, ...]:
     """Return the specs for ``names`` in the given order; raise ``ValueError`` on an unknown name
-    or a duplicate, with a message listing the valid names."""
+    (suggesting the nearest valid names) or a duplicate."""
     specs = []
     seen = set()
     for raw in names:
         name = raw.strip().lower()
         if name not in BY_NAME:
-            raise ValueError(
-                f"unknown VGG-19 layer {raw!r}; valid layers are: {', '.join(LAYER_NAMES)}"
-            )
+            raise ValueError(unknown_layer_message(raw))
         if name in seen:
             raise ValueError(f"layer {name!r} is listed twice")
         seen.add(name)
@@ -80,6 +78,20 @@ def resolve_layers(names: list[str] | tuple[str, ...]) -> tuple[LayerSpec, ...]:
     if not specs:
         raise ValueError("no layers given; e.g. --layers conv3_3,conv4_3")
     return tuple(specs)
+
+
+def unknown_layer_message(raw: str) -> str:
+    """"unknown VGG-19 layer 'conv4_33'; did you mean conv4_3?": the nearest names (difflib),
+    not all 37, and where to see them all."""
+    import difflib
+
+    name = raw.strip().lower()
+    ratios = {n: difflib.SequenceMatcher(None, name, n).ratio() for n in LAYER_NAMES}
+    best = max(ratios.values())
+    near = [n for n in sorted(LAYER_NAMES, key=lambda n: -ratios[n]) if ratios[n] >= max(0.75, best - 0.05)][:3]
+    hint = f"did you mean {' or '.join(near)}?" if near else (
+        f"layers are named {LAYER_NAMES[0]} … {LAYER_NAMES[-1]}, e.g. conv3_3, relu3_3, pool3")
+    return f"unknown VGG-19 layer {raw!r}; {hint} (`hlcli layers` lists all {len(LAYER_NAMES)})"
 
 
 def min_size(specs: tuple[LayerSpec, ...] | list[LayerSpec]) -> int:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .layers import DEFAULT_LAYERS, resolve_layers
+from .text import plural
 
 __all__ = ["HybridLoss", "abs_diff_sum", "combine", "feature_mse", "feature_mse_from_sum", "hybrid", "l1",
            "l1_from_sum", "perceptual", "squared_diff_sum"]
@@ -190,7 +191,7 @@ class HybridLoss(nn.Module):
         if layer_weights is None:
             layer_weights = [1.0] * len(specs)
         if len(layer_weights) != len(specs):
-            raise ValueError(f"{len(layer_weights)} layer weights given for {len(specs)} layers")
+            raise ValueError(f"{plural(len(layer_weights), 'layer weight')} given for {plural(len(specs), 'layer')}")
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         if crop_border < 0:

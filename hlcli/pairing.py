@@ -27,6 +27,7 @@ from typing import TextIO
 
 from .errors import InputError
 from .images import IMAGE_EXTENSIONS
+from .text import plural
 
 __all__ = ["IMAGE_EXTENSIONS", "Pair", "Pairing", "find_pairs", "pairs_from_paths", "read_manifest"]
 
@@ -68,6 +69,14 @@ class Pairing:
 
 def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
+
+
+def key_for(path: str | Path, root: str | Path) -> str:
+    """The key of an image file found under the directory ``root``: its path relative to
+    ``root``, with ``/`` separators, without extension, in Unicode NFC (as :func:`find_pairs`
+    keys the files it pairs)."""
+    rel = os.path.relpath(os.fspath(path), os.fspath(root)).replace(os.sep, "/")
+    return _nfc(os.path.splitext(rel)[0])
 
 
 def _is_image_name(name: str) -> bool:
@@ -116,7 +125,7 @@ def _list_images(root: Path, recursive: bool) -> tuple[dict[str, Path], list[Pat
             if entry.name.startswith(".") or not _is_image_name(entry.name) or not entry.is_file():
                 ignored.append(path)
                 continue
-            key = _nfc(os.path.splitext(prefix + entry.name)[0])
+            key = _nfc(os.path.splitext(prefix + entry.name)[0])  # = key_for(path, root)
             if key in images:
                 raise InputError(
                     "two files have the same name apart from extension or Unicode form, so it "
@@ -255,7 +264,7 @@ def read_manifest(source: str | Path | TextIO, *, base: Path | None = None) -> P
             continue
         first = False
         if len(fields) != 2 or not all(fields):
-            raise InputError(f"line {line_no} has {len(fields)} column(s) or an empty path; "
+            raise InputError(f"line {line_no} has {plural(len(fields), 'column')} or an empty path; "
                              f"expected exactly 2 (restored,gt)", name, _ONE_PER_LINE)
         paths = []
         for value, role in zip(fields, ("restored", "ground-truth")):

@@ -98,9 +98,17 @@ class Skipped:
     path: str  # the file at fault
     reason: str  # the one-line error
     exit_code: int  # the exit code the error would have had under --on-error fail
+    restored: str | None = None  # the pair's files (None in documents written before they were kept)
+    gt: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "path": self.path, "reason": self.reason, "exit_code": self.exit_code}
+        d = {"key": self.key, "path": self.path, "reason": self.reason, "exit_code": self.exit_code}
+        return {**d, **({"restored": self.restored} if self.restored is not None else {}),
+                **({"gt": self.gt} if self.gt is not None else {})}
+
+    def short_reason(self) -> str:
+        """The reason without the path it names (that path is in ``path``)."""
+        return self.reason.replace(f" ({self.path})", "", 1)
 
 
 @dataclass

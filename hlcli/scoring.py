@@ -219,7 +219,8 @@ def _skip_or_raise(failure: Failure, opts: ScoreOptions) -> Skipped:
     if opts.on_error == "fail":
         raise failure.error
     err = failure.error
-    return Skipped(failure.pair.key, err.path or str(failure.pair.restored), err.render(), err.exit_code)
+    return Skipped(failure.pair.key, err.path or str(failure.pair.restored), err.render(), err.exit_code,
+                   str(failure.pair.restored), str(failure.pair.gt))
 
 
 def plan_pairs(pairing: Pairing, opts: ScoreOptions,
@@ -389,7 +390,7 @@ def _options(lam: float, layers: Iterable[str], options: dict[str, Any]) -> Scor
     known = {f.name for f in fields(ScoreOptions)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise TypeError(f"unknown option(s) {', '.join(unknown)}; ScoreOptions has {', '.join(sorted(known))}")
+        raise TypeError(f"unknown {'option' if len(unknown) == 1 else 'options'} {', '.join(unknown)}; ScoreOptions has {', '.join(sorted(known))}")
     options.setdefault("download_progress", False)
     return ScoreOptions(lam=lam, layers=tuple(layers), **options)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from .errors import InputError
 from .results import Missing, PairResult, Run, Skipped
+from .text import plural
 
 __all__ = ["Shard", "ShardSelection", "assign_shards", "merge_documents", "parse_shard", "plan_sha256",
            "run_from_document", "shard_ranges"]
@@ -120,7 +121,7 @@ class ShardSelection:
 # -- reading parts back ------------------------------------------------------------------------
 
 def skipped_from_dict(d: dict[str, Any]) -> Skipped:
-    return Skipped(d["key"], d["path"], d["reason"], d["exit_code"])
+    return Skipped(d["key"], d["path"], d["reason"], d["exit_code"], d.get("restored"), d.get("gt"))
 
 
 def run_from_document(doc: dict[str, Any], *, worst: int = 5) -> Run:
@@ -146,7 +147,7 @@ def part_problems(doc: dict[str, Any]) -> str | None:
     start, stop = info["range"]
     found = len(doc.get("pairs", [])) + len(doc.get("skipped", []))
     if found != stop - start:
-        return f"it holds {found} pairs, its range [{start}, {stop}) has {stop - start}"
+        return f"it holds {plural(found, 'pair')}, its range [{start}, {stop}) has {stop - start}"
     return None
 
 
@@ -168,16 +169,16 @@ def merge_documents(docs: list[tuple[str, dict[str, Any]]], *, worst: int = 5) -
         info = doc["shard"]
         diffs = settings_differences(first["settings"], doc["settings"], (first_path, path))
         if info["plan_sha256"] != ref["plan_sha256"] or info["count"] != ref["count"] or diffs:
-            why = "; ".join(diffs) or f"plan {info['plan_sha256'][:12]}… of {info['count']} shards"
+            why = "; ".join(diffs) or f"plan {info['plan_sha256'][:12]}… of {plural(info['count'], 'shard')}"
             problems.append(f"foreign part {path} ({why}; {first_path} has plan {ref['plan_sha256'][:12]}… "
-                            f"of {ref['count']} shards)")
+                            f"of {plural(ref['count'], 'shard')})")
             continue
         by_index.setdefault(info["index"], []).append(path)
     problems += [f"shard {i}/{ref['count']} given {len(p)} times ({', '.join(p)})" for i, p in sorted(by_index.items())
                  if len(p) > 1]
     absent = [str(i) for i in range(ref["count"]) if i not in by_index]
     if absent:
-        problems.append(f"missing shard(s) {', '.join(absent)} of {ref['count']}")
+        problems.append(f"missing {'shard' if len(absent) == 1 else 'shards'} {', '.join(absent)} of {ref['count']}")
     if problems:
         raise InputError("cannot merge: " + "; ".join(problems), None,
                          "pass every part of one `hlcli score --shard I/N` plan exactly once")

@@ -83,8 +83,9 @@ def devices() -> list[dict[str, Any]]:
 
 
 def weights_info(explicit: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Where weights are looked for, which file ``score`` would use (no download, no hashing)
-    and the cache paths."""
+    """Where weights are looked for, which file ``score`` would use (no download) and whether
+    it is the official checkpoint (a file named by --weights or $HLCLI_WEIGHTS is hashed once,
+    then remembered in hlcli's cache), and the cache paths."""
     from . import weights as w
 
     cands = w.candidates(explicit)
@@ -95,6 +96,12 @@ def weights_info(explicit: str | os.PathLike[str] | None = None) -> dict[str, An
                      "note": "this file does not exist: `score` would stop with exit 3"}
     elif chosen is not None:
         would_use = {"source": chosen.source, "path": str(chosen.path)}
+        if chosen.source in ("option", "env"):  # the torch cache holds only the official file
+            sha = w.file_sha256(chosen.path)  # remembered in hlcli's cache after the first time
+            would_use["official_imagenet1k_v1"] = sha.startswith(w.OFFICIAL_SHA256_PREFIX)
+            if not would_use["official_imagenet1k_v1"]:
+                would_use["note"] = (f"NOT the official ImageNet VGG-19 (sha256 {sha[:12]}): perceptual numbers "
+                                     "are not comparable with runs on the official weights")
     else:
         would_use = {"source": "download", "path": str(w.hub_checkpoint_path()),
                      "note": f"a download from {w.WEIGHTS_URL} (not possible with --offline)"}

@@ -115,10 +115,9 @@ def resolve(explicit=None, *, offline: bool = False, progress: bool = True,
         if cand.source in ("option", "env"):
             # The user named a file: never fall through to another one silently.
             how = spec.option if cand.source == "option" else f"${spec.env}"
-            raise HlcliEnvironmentError(
-                f"weights file given by {how} does not exist", cand.path,
-                f"check the path, or unset {how} to use the torch cache",
-            )
+            fix = (f"check the path, or leave out {spec.option} to use the torch cache" if cand.source == "option"
+                   else f"check the path, pass {spec.option} FILE, or unset {how} to use the torch cache")
+            raise HlcliEnvironmentError(f"weights file given by {how} does not exist", cand.path, fix)
     if offline:
         raise HlcliEnvironmentError(
             f"{spec.title} weights not found and --offline forbids a download", hub_checkpoint_path(net),
@@ -298,7 +297,8 @@ def load(resolved: ResolvedWeights, *, use_cache: bool = True) -> LoadedWeights:
         raise HlcliEnvironmentError(
             f"the cached checkpoint's sha256 {sha[:16]}... does not match torchvision's "
             f"({spec.sha256_prefix}...): the file is corrupt or not the official one", path,
-            f"delete it and run `{spec.download_command}`",
+            f"delete it and run `{spec.download_command}`, or pass {spec.option} FILE to use a file "
+            "of your own (its numbers are not comparable with the official weights')",
         )
     compact = _compact_path(sha, net)
     if use_cache and compact.is_file():

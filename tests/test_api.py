@@ -159,9 +159,12 @@ def _runnable_blocks():
 @pytest.mark.parametrize("code", list(_runnable_blocks()))
 def test_runnable_doc_examples(code, cli_env, monkeypatch):
     monkeypatch.chdir(ROOT)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+    # -W error: an example that a reader copies runs without a warning (PyTorch's "NumPy array is
+    # not writable", from torch.from_numpy(np.asarray(PIL image)), was one).
+    res = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "HLCLI_WEIGHTS": str(cli_env)})
     assert res.returncode == 0, res.stderr[-3000:]
+    assert "Warning" not in res.stderr, res.stderr[-3000:]
 
 
 def test_docs_have_runnable_examples():

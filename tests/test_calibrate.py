@@ -147,6 +147,23 @@ def test_renderings():
     assert "λ·w·conv3_3" in text and "0.5 → " in text and "30%" in text and "\x1b[" not in text
 
 
+@pytest.mark.parametrize("columns", [40, 80, 120])
+def test_the_command_to_paste_is_one_line_at_any_width(columns, monkeypatch):
+    """"score with: hlcli score … --lambda 5.85254 --layer-weights 0.803056,1.32493" is pasted as
+    it is: one line on a terminal of any width, never wrapped by Rich; the sentences above it
+    wrap between words only."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    c = hlcli.calibrate_lambda(random_doc(np.random.default_rng(4)), share=0.3, balance_layers=True)
+    out = io.StringIO()
+    write_calibrate(c, "table", out, terminal=True)
+    import re
+
+    lines = [line.rstrip() for line in re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()]
+    command = f"score with: hlcli score RESTORED GT {c['options']}"
+    assert len(command) > 40 and "--layer-weights" in command
+    assert command in lines, lines[-3:]
+
+
 # -- CLI on the sample photos ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -136,6 +136,24 @@ def test_markdown_and_table_rendering():
         write_compare(r, "csv", io.StringIO())
 
 
+@pytest.mark.parametrize("columns", [60, 80])
+def test_headline_wraps_between_words_only(columns, monkeypatch):
+    """compare's first line on a narrow terminal: wrapped at spaces, a long path never cut."""
+    import io
+    import re
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    long_a = "runs/" + "a_long_experiment_name_" * 4 + "A.json"
+    r = compare_runs(synthetic.document(A), synthetic.document(B), a_name=long_a, b_name="B.json")
+    out = io.StringIO()
+    write_compare(r, "table", out, terminal=True)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()
+    assert any(line.split() == [long_a] or long_a in line.split() for line in lines)  # whole, on one line
+    headline = "A = " + long_a + " (5 pairs), B = B.json (5 pairs): 4 pairs in both, 1 only in A, 1 only in B"
+    text = " ".join(" ".join(lines).split())
+    assert headline in text  # rejoined at the line breaks, the sentence is unchanged: no word was cut
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -121,7 +121,7 @@ def test_a_cuda_index_beyond_the_gpus_is_exit_3(cli_env):
     res = CliRunner().invoke(cli, ["score", str(SAMPLES / "restored"), str(SAMPLES / "gt"),
                                    "--device", f"cuda:{index}"])
     assert res.exit_code == 3
-    assert res.stderr.startswith(f"Error: --device cuda:{index}: only {index} CUDA device(s)")
+    assert res.stderr.startswith(f"Error: --device cuda:{index}: only {index} CUDA device")
 
 
 @cuda_test
@@ -133,22 +133,25 @@ def test_cli_on_cuda_records_the_gpu(cli_env):
     assert device["type"] == "cuda" and device["device_name"] and device["native_precision"] is True
 
 
-def test_gpu_script_dry_run_lists_its_steps_and_writes_a_summary(tmp_path):
-    """benchmarks/gpu.sh is valid bash and, with --dry-run, says what it would run (the cuda
-    tests, `hlcli info --bench` and the 512x512 benchmark, within 8 minutes) and writes both
-    summaries, without a GPU."""
+def test_gpu_script_dry_run_lists_its_steps_and_writes_nothing(tmp_path):
+    """benchmarks/gpu.sh is valid bash and, with --dry-run before or after OUTDIR, says what it
+    would run (the cuda tests, `hlcli info --bench` and the 512x512 benchmark, within 8 minutes)
+    and prints both summaries, without a GPU and without writing anything."""
     out = tmp_path / "gpu run"
-    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), str(out), "--dry-run"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    steps = [line for line in res.stdout.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in steps] == ["[info", "[tests", "[bench"]
-    assert "pytest -m cuda tests/test_cuda.py" in steps[1] and "bench.py --gpu" in steps[2]
-    assert "hlcli info --bench --device cuda" in steps[0]
-    assert sum(int(line.split("timeout ")[1].split("s:")[0]) for line in steps) <= 8 * 60
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["dry_run"] is True and set(summary["throughput_512_pairs_per_s"]) == {"fp32", "bf16", "fp16"}
-    assert "gpu\\ run/info.json" in steps[0]  # OUTDIR quoted inside the commands
-    assert "dry run" in (out / "summary.md").read_text()
+    for args in ([str(out), "--dry-run"], ["--dry-run", str(out)]):
+        res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *args],
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        steps = [line for line in res.stdout.splitlines() if line.startswith("[")]
+        assert [line.split("]")[0] for line in steps] == ["[info", "[tests", "[bench"]
+        assert "pytest -m cuda tests/test_cuda.py" in steps[1] and "bench.py --gpu" in steps[2]
+        assert "hlcli info --bench --device cuda" in steps[0]
+        assert sum(int(line.split("timeout ")[1].split("s:")[0]) for line in steps) <= 8 * 60
+        assert "gpu\\ run/info.json" in steps[0]  # OUTDIR quoted inside the commands
+        summary = res.stdout.split("summary.json (not written: dry run)\n")[1].split("--- ")[0]
+        doc = json.loads(summary)
+        assert doc["dry_run"] is True and set(doc["throughput_512_pairs_per_s"]) == {"fp32", "bf16", "fp16"}
+        assert "# hlcli GPU run (dry run" in res.stdout
+        assert not out.exists() and list(tmp_path.iterdir()) == []  # a dry run writes nothing
     bad = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "usage" in bad.stderr

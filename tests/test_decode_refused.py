@@ -54,7 +54,7 @@ def test_bad_input_refused_clearly(case: Bad, env, baseline, tmp_path):
     assert "Traceback" not in res.stderr
     assert res.stderr.splitlines() == [
         f"Warning: skipped {case.name}: {skip['reason']}",
-        "Error: 1 pair(s) skipped: the result is incomplete (pass --allow-skips to accept that)",
+        "Error: 1 pair skipped: the result is incomplete (pass --allow-skips to accept that)",
     ]
 
 

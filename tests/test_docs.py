@@ -157,6 +157,16 @@ def _links() -> list[tuple[str, str]]:
 LINKS = _links()
 
 
+def test_readme_installs_for_users_first_and_docs_say_how_to_get_a_cpu_torch():
+    """A user's install line (no test extras) comes before the developer's; docs/ give the CPU
+    wheel index for machines without a GPU (the default torch wheels bundle CUDA, 5.7 GB)."""
+    readme = (ROOT / "README.md").read_text()
+    user, dev = readme.index("python -m pip install ."), readme.index('pip install -e ".[test]"')
+    assert user < dev and "[test]" not in readme[user:readme.index("\n", user)].split("#")[0]
+    cpu = "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+    assert cpu in (ROOT / "docs" / "performance.md").read_text() and cpu in readme
+
+
 def test_the_docs_have_relative_links():
     assert any(doc == "README.md" and target.startswith("docs/cli.md") for doc, target in LINKS)
 

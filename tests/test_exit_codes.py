@@ -30,10 +30,23 @@ def score(*args, **kw):
 
 # --------------------------------------------------------------------------------- exit 2: usage
 
-def test_exit_2_unknown_layer_lists_valid_names(pair_dirs):
-    r = score(*pair_dirs, "--layers", "conv3_3,conv9_9")
+def test_exit_2_unknown_layer_suggests_the_nearest_names(pair_dirs):
+    r = score(*pair_dirs, "--layers", "conv3_3,conv4_33")
     assert r.exit_code == 2
-    assert "conv9_9" in r.stderr and "relu5_4" in r.stderr and "pool5" in r.stderr
+    assert "unknown VGG-19 layer 'conv4_33'; did you mean conv4_3?" in r.stderr
+    assert "relu5_4" not in r.stderr and "hlcli layers" in r.stderr  # not all 37: where to see them
+    r = score(*pair_dirs, "--layers", "conv9_9")  # nothing near: how names look
+    assert r.exit_code == 2 and "conv9_9" in r.stderr and "conv1_1 … pool5" in r.stderr
+
+
+def test_forgotten_command_word_hints_at_score(pair_dirs):
+    """`hlcli out/ gt/`: the paths where the command belongs; the answer is the command to run."""
+    restored, gt = map(str, pair_dirs)
+    r = CliRunner().invoke(cli, [restored, gt, "--lambda", "0.1"])
+    assert r.exit_code == 2
+    assert f"is not a command; to score these images: hlcli score {restored} {gt} --lambda 0.1" in r.stderr
+    r = CliRunner().invoke(cli, ["scroe"])  # a typo of a command is still Click's own answer
+    assert r.exit_code == 2 and "Did you mean 'score'?" in r.stderr
 
 
 @pytest.mark.parametrize("args", [

@@ -238,6 +238,8 @@ def test_output_file_and_format_from_extension(cli_env, pair_dirs, tmp_path):
     out = tmp_path / "scores.json"
     r = score(*pair_dirs, "-o", out)
     assert r.exit_code == 0 and r.stdout == ""
+    assert r.stderr.splitlines()[-1] == f"wrote {out} ({out.stat().st_size / 1000:.1f} kB)"  # said, on stderr
+    assert score(*pair_dirs, "-o", out, "-q").stderr == ""  # not with -q
     assert json.loads(out.read_text())["summary"]["count"] == 4
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 
@@ -256,3 +258,61 @@ def test_failed_run_leaves_no_output_file(cli_env, pair_dirs, tmp_path):
     r = score(*pair_dirs, "-o", out)
     assert r.exit_code == 2
     assert not out.exists() and list(tmp_path.glob(".scores.csv*")) == []
+
+
+# -- words ------------------------------------------------------------------------------------
+
+def test_counts_and_sizes_read_as_english():
+    from hlcli.text import human_size, plural
+
+    assert [plural(n, "pair") for n in (0, 1, 2, 1234)] == ["0 pairs", "1 pair", "2 pairs", "1,234 pairs"]
+    assert [human_size(n) for n in (1, 812, 4_100, 1_234_567)] == ["1 byte", "812 bytes", "4.1 kB", "1.2 MB"]
+
+
+def test_one_pair_is_one_pair_in_every_message(cli_env, pair_dirs, monkeypatch, tmp_path):
+    """A run of one pair says "1 pair" on stderr, in the table and in Markdown, never "1 pairs"."""
+    import hlcli.cli.score as score_module
+
+    monkeypatch.setattr(score_module, "stderr_is_terminal", lambda: True)
+    restored, gt = pair_dirs
+    for f in ("b", "c", "same"):
+        (restored / f"{f}.png").unlink()
+        (gt / f"{f}.png").unlink()
+    baseline = _saved(ok_json(restored, gt), tmp_path)
+    for fmt in ("table", "markdown"):
+        r = score(restored, gt, "-f", fmt, "--fail-if", "mean.l1>1", "--baseline", baseline, "--max-regression", "1%")
+        assert r.exit_code == 0, r.stderr
+        text = r.stdout + r.stderr
+        assert "1 pair" in text and "1 pairs" not in text and "pair(s)" not in text, text
+    assert "scored 1 pair in" in r.stderr
+
+
+def _saved(doc, tmp_path):
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_no_message_hedges_its_plural():
+    """"pair(s)" and friends: the library says the count in the right number instead."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import hlcli
+
+    root = Path(hlcli.__file__).parent
+    hedged = [f"{p.relative_to(root)}:{node.lineno}" for p in sorted(root.rglob("*.py"))
+              for node in ast.walk(ast.parse(p.read_text()))
+              if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"[a-z]\(s\)", node.value)]
+    assert hedged == []
+
+
+def test_non_official_weights_are_said_under_the_summary(cli_env, pair_dirs):
+    """The tests' random weights are not torchvision's: the table says so under the summary
+    (perceptual numbers from them are not comparable); JSON records it, Markdown says it."""
+    r = score(*pair_dirs, "-f", "table")
+    assert r.exit_code == 0
+    flat = " ".join(r.stdout.split())
+    assert "warning: the weights are not the official ImageNet VGG-19" in flat and "not comparable" in flat
+    assert "**not** the official ImageNet weights" in score(*pair_dirs, "-f", "markdown").stdout

@@ -210,8 +210,8 @@ def test_new_and_missing_pairs_are_reported_not_failed():
     reg = regress({"a": 1.0, "b": 1.0, "gone": 1.0}, {"a": 1.0, "b": 1.0, "fresh": 9.0}, "all=0")
     assert reg["passed"] and reg["new"] == ["fresh"] and reg["missing"] == ["gone"] and reg["pairs_compared"] == 2
     notes = gr.note_lines({"regressions": reg})
-    assert notes == ["Note: 1 pair(s) not in the baseline: fresh",
-                     "Note: 1 pair(s) in the baseline but not scored now: gone"]
+    assert notes == ["Note: 1 pair not in the baseline: fresh",
+                     "Note: 1 pair in the baseline but not scored now: gone"]
 
 
 def test_no_common_pair_fails_a_limited_check_but_not_a_report():
@@ -385,8 +385,8 @@ def test_cli_baseline_regressions(runner, pair_dirs, baseline):
     assert res.exit_code == 1, res.stderr
     assert "Regression: pair a hybrid" in res.stderr and "(+100%, allowed +" in res.stderr
     assert "Regression: mean hybrid over 3 common pairs" in res.stderr
-    assert "Note: 1 pair(s) not in the baseline: c" in res.stderr
-    assert "Note: 1 pair(s) in the baseline but not scored now: old" in res.stderr
+    assert "Note: 1 pair not in the baseline: c" in res.stderr
+    assert "Note: 1 pair in the baseline but not scored now: old" in res.stderr
     assert "### Regression against `" in res.stdout and "| hybrid |" in res.stdout and "❌ regressed" in res.stdout
 
 

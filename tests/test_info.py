@@ -60,7 +60,10 @@ def test_info_table_and_json(cli_env):
     assert doc["cpu"]["threads"] == torch.get_num_threads() and doc["cpu"]["model"]
     assert doc["devices"][0] == {"name": "cpu", "description": doc["cpu"]["model"], "native": CPU_NATIVE}
     assert doc["versions"]["torch"] == torch.__version__
-    assert doc["weights"]["would_use"] == {"source": "env", "path": str(cli_env)}
+    use = doc["weights"]["would_use"]  # the test's random weights: not comparable, and said so
+    assert {k: use[k] for k in ("source", "path", "official_imagenet1k_v1")} == {
+        "source": "env", "path": str(cli_env), "official_imagenet1k_v1": False}
+    assert "NOT the official ImageNet VGG-19" in use["note"]
     assert doc["weights"]["hlcli_cache"] and doc["weights"]["torch_hub_checkpoints"]
     assert "bench" not in doc
 
@@ -68,6 +71,7 @@ def test_info_table_and_json(cli_env):
     assert res.exit_code == 0 and res.stderr == ""
     text = res.stdout
     assert f"capability {doc['cpu']['capability']}" in text and str(cli_env) in text
+    assert "NOT the official ImageNet VGG-19" in text
     emulated = [p for p, ok in CPU_NATIVE.items() if not ok]
     for p in emulated:
         assert f"{p} EMULATED" in text

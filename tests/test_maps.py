@@ -61,6 +61,22 @@ def test_maps_mean_equals_score_on_photos(cli_env, tmp_path):
         assert index["pairs"][pair["key"]]["range"] == index["range"]
 
 
+def test_scores_identical_with_and_without_maps(cli_env, tmp_path):
+    """The maps come from the same forward pass, and the scores from the same reduction: every
+    JSON number is equal (==, not approx) with and without --save-maps, tiled or not."""
+    _odd_pair(tmp_path / "odd")
+    cases = [[str(SAMPLES / "restored"), str(SAMPLES / "gt"), "--layers", "conv3_3,conv4_3"],
+             [str(tmp_path / "odd" / "restored"), str(tmp_path / "odd" / "gt"), "--layers", "conv2_2,relu3_3",
+              "--pixel-budget", "41472"]]
+    for n, args in enumerate(cases):
+        plain = score(args)
+        mapped = score([*args, "--save-maps", str(tmp_path / f"maps{n}"), "--maps-format", "npy"])
+        for a, b in zip(plain["pairs"], mapped["pairs"], strict=True):
+            assert a["key"] == b["key"] and a["l1"] == b["l1"] and a["hybrid"] == b["hybrid"]
+            assert a["layers"] == b["layers"], a["key"]
+        assert plain["summary"] == mapped["summary"]
+
+
 def _odd_pair(root: Path) -> None:
     """A real photo cropped to an odd size (203 x 157), degraded by JPEG compression."""
     with Image.open(SAMPLES / "gt" / "chelsea.png") as img:

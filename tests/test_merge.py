@@ -63,6 +63,24 @@ def test_merged_parts_are_the_single_run(scored):
         assert r.exit_code == 0 and r.stdout == (root / f"single.{fmt}").read_text()
 
 
+def test_merge_says_what_it_merged_and_wrote(scored, monkeypatch):
+    """On a terminal: "merged 3 parts, 5 pairs" (not "scored ... in 0.1 s"), then the file
+    written; -q says neither."""
+    import hlcli.cli.score as score_module
+
+    monkeypatch.setattr(score_module, "stderr_is_terminal", lambda: True)
+    root, _ = scored
+    parts = [root / f"part-{i}.json" for i in range(3)]
+    r = _run("merge", *parts, "-o", root / "said.json")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert "merged 3 parts, 5 pairs" in lines and not any(line.startswith("scored") for line in lines)
+    size = (root / "said.json").stat().st_size
+    assert f"wrote {root / 'said.json'} ({size / 1000:.1f} kB)" in lines
+    r = _run("merge", parts[0], parts[1], parts[2], "-o", root / "said.json", "-q")
+    assert r.exit_code == 0 and r.stderr == ""
+
+
 def test_merge_applies_gates_and_baseline_like_score(scored):
     root, _ = scored
     parts = [root / f"part-{i}.json" for i in range(3)]
@@ -78,14 +96,14 @@ def test_merge_refuses_missing_duplicate_and_foreign_parts(scored, tmp_path):
     root, common = scored
     p0, p1, p2 = (root / f"part-{i}.json" for i in range(3))
     r = _run("merge", p0, p2, "-o", tmp_path / "m.json")
-    assert r.exit_code == 2 and "missing shard(s) 1 of 3" in r.stderr
+    assert r.exit_code == 2 and "missing shard 1 of 3" in r.stderr
     copy = shutil.copy(p0, tmp_path / "again.json")
     r = _run("merge", p0, p1, p2, copy, "-o", tmp_path / "m.json")
     assert r.exit_code == 2 and "shard 0/3 given 2 times" in r.stderr
     other = tmp_path / "other-1.json"
     assert _run("score", *common, "--lambda", "0.1", "--shard", "1/3", "-f", "json", "-o", other).exit_code == 0
     r = _run("merge", p0, other, p2, "-o", tmp_path / "m.json")
-    assert r.exit_code == 2 and f"foreign part {other}" in r.stderr and "missing shard(s) 1" in r.stderr
+    assert r.exit_code == 2 and f"foreign part {other}" in r.stderr and "missing shard 1" in r.stderr
     r = _run("merge", root / "single.json", "-o", tmp_path / "m.json")
     assert r.exit_code == 2 and "no shard record" in r.stderr
     assert not (tmp_path / "m.json").exists()

@@ -62,6 +62,9 @@ def test_allow_missing_still_lists_them_everywhere(cli_env, pair_dirs):
     rows = list(csv.DictReader(io.StringIO(score(*pair_dirs, "--allow-missing", "-f", "csv").stdout)))
     assert {(r["status"], r["restored"] or r["gt"]) for r in rows if r["status"] != "ok"} == {
         ("restored-only", str(pair_dirs[0] / "a.png")), ("gt-only", str(pair_dirs[1] / "gtonly.png"))}
+    # unmatched files carry their key, and every row is in key order (docs/formats.md)
+    assert [(r["key"], r["status"]) for r in rows] == [("a", "restored-only"), ("b", "ok"), ("c", "ok"),
+                                                        ("gtonly", "gt-only"), ("same", "ok")]
     lines = [json.loads(x) for x in score(*pair_dirs, "--allow-missing", "-f", "jsonl").stdout.splitlines()]
     assert sum(x["type"] == "missing" for x in lines) == 2
     for fmt in ("table", "markdown"):

@@ -107,7 +107,7 @@ def test_thousand_pair_report_stays_small(stored, tmp_path):
     result = report(str(run), "-o", str(out))
     assert result.exit_code == 0, result.stderr
     page = out.read_text()
-    assert page.count("<tr>") >= 1000 and page.count('<article class="worst"') == 12
+    assert page.count("<tr id=\"pair-") == len(pairs) and page.count('<article class="worst"') == 12
     assert out.stat().st_size < 20e6
 
 
@@ -120,3 +120,15 @@ def test_score_report_shows_failed_gates(cli_env, tmp_path):
     page = out.read_text()
     assert "gates failed" in page and "mean.hybrid&gt;0" in page and page.count('class="fail"') == 1
     assert page.count('<article class="worst"') == 4 and page.count("data:image/png;base64,") == 4 * 4 + 1
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 30])
+def test_histogram_counts_are_whole(n):
+    """The histogram's y axis shows whole counts only, however few pairs (1-4 pairs gave 0.5 steps)."""
+    from hlcli.render.html_media import histogram_figure
+
+    fig = histogram_figure([0.01 * (i % 7) for i in range(n)], 0.05)
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks

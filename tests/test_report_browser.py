@@ -184,3 +184,109 @@ def test_linked_images_load_from_file(browser, samples_report, tmp_path):
     srcs = browser.execute_script("return Array.from(document.querySelectorAll('#worst .view img'))"
                                   ".map(i => [i.getAttribute('src'), i.naturalWidth])")
     assert len(srcs) == 4 and all(not s.startswith("data:") and w > 0 for s, w in srcs)
+
+
+# -- the report explains its verdict (issue 18) -------------------------------------------------
+
+LONG = "a_rather_long_directory_name_of_a_dataset_" * 3  # captions must not break the gallery row
+
+
+@pytest.fixture(scope="module")
+def failing_report(tmp_path_factory, weights_file):
+    """A run that regressed against its baseline on 3 of 6 pairs (more noise), with a failing
+    gate; deep paths on both sides."""
+    root = tmp_path_factory.mktemp("failing") / LONG
+    for i in range(6):
+        gt = textured(48, 56, seed=i)
+        save(root / "gt" / f"p{i}.png", gt)
+        save(root / "old" / f"p{i}.png", degrade(gt, seed=i, amount=8))
+        save(root / "new" / f"p{i}.png", degrade(gt, seed=i, amount=40 if i % 2 else 8))
+    base = root / "base.json"
+    common = ["--weights", str(weights_file), "-q", "--layers", "conv2_2,conv3_3"]
+    result = CliRunner().invoke(cli, ["score", str(root / "old"), str(root / "gt"), *common, "-o", str(base)])
+    assert result.exit_code == 0, result.stderr
+    run, report = root / "new.json", root / "new.html"
+    result = CliRunner().invoke(cli, ["score", str(root / "new"), str(root / "gt"), *common, "-o", str(run),
+                                      "--report", str(report), "--baseline", str(base),
+                                      "--max-pair-regression", "5%", "--fail-if", "mean.l1>0.001"])
+    assert result.exit_code == 1, result.stderr
+    return report, json.loads(run.read_text())
+
+
+def test_failing_report_shows_first_what_failed(browser, failing_report):
+    report, doc = failing_report
+    load(browser, report)
+    regressed = doc["gate"]["regressions"]["regressed"]
+    assert len(regressed) >= 3
+    box = browser.find_element("css selector", "#what-failed")
+    assert box.is_displayed()
+    # the first section under the header: what failed, before the summary
+    first = browser.execute_script("return document.querySelector('header').nextElementSibling.id")
+    assert first == "what-failed"
+    gates = browser.execute_script("return Array.from(document.querySelectorAll('#failed-gates tbody tr'))"
+                                   ".map(r => [r.cells[0].textContent, parseFloat(r.cells[1].textContent)])")
+    [check] = doc["gate"]["checks"]
+    assert gates == [[check["expression"], pytest.approx(doc["summary"]["metrics"]["l1"]["mean"], rel=1e-5)]]
+    rows = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#regressed tbody tr')).map(r => Array.from(r.cells)"
+        ".map(c => c.textContent))")
+    assert len(rows) == len(regressed)  # every regressed pair of the JSON, listed
+    assert {(r[0], r[1]) for r in rows} == {(x["key"], x["metric"]) for x in regressed}
+    over = [(x["delta"] - x["allowed"]) / abs(x["baseline"]) for x in
+            sorted(regressed, key=lambda x: [r[:2] for r in rows].index([x["key"], x["metric"]]))]
+    assert over == sorted(over, reverse=True)  # furthest over its allowance first
+    for r in rows:  # baseline, this run, allowance as in the JSON
+        x = next(x for x in regressed if (x["key"], x["metric"]) == (r[0], r[1]))
+        assert float(r[2]) == pytest.approx(x["baseline"], rel=1e-5)
+        assert float(r[3]) == pytest.approx(x["observed"], rel=1e-5)
+        assert float(r[4]) == pytest.approx(x["allowed"], rel=1e-5)
+    # links into the pairs table and the gallery land on that pair
+    targets = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#regressed tbody tr')).map(r => Array.from("
+        "r.querySelectorAll('a')).map(a => { var t = document.getElementById(a.getAttribute('href').slice(1));"
+        " return t ? (t.getAttribute('data-key') || t.cells[0].getAttribute('data-v')) : null; }))")
+    for r, found in zip(rows, targets):
+        assert found and set(found) == {r[0]}
+    # no metric whose pairs regressed reads as passing
+    cells = browser.execute_script("return Array.from(document.querySelectorAll('#regression-summary tbody tr'))"
+                                   ".map(r => [r.cells[0].textContent, r.cells[5].className])")
+    for metric, cls in cells:
+        assert cls == ("fail" if any(x["metric"] == metric for x in regressed) else "pass")
+
+
+def test_passing_report_says_what_passed_in_one_line(browser, samples_report):
+    report, doc = samples_report
+    load(browser, report)
+    assert browser.find_elements("css selector", "#what-failed") == []
+    line = browser.find_element("css selector", "#what-passed .passed-line").text
+    assert line == f"No gates: {len(doc['pairs'])} pairs scored, none skipped."
+
+
+def test_non_official_weights_are_flagged_in_the_header(browser, samples_report):
+    report, doc = samples_report
+    assert doc["settings"]["weights"]["official_imagenet1k_v1"] is False  # the tests' random weights
+    load(browser, report)
+    warning = browser.find_element("css selector", "header #weights-warning")
+    assert warning.is_displayed() and "not the official ImageNet VGG-19" in warning.text
+
+
+@pytest.mark.parametrize("which", ["samples_report", "failing_report"])
+def test_gallery_row_holds_four_pictures_at_1280(browser, which, request):
+    """At 1280 px the four pictures of a pair share one top coordinate (one row), long paths
+    included (shortened in the middle, the full path on hover), and nothing is wider than the page."""
+    report, doc = request.getfixturevalue(which)
+    browser.set_window_size(1280, 1600)
+    try:
+        load(browser, report)
+        for item in browser.find_elements("css selector", "#worst article.worst"):
+            tops = browser.execute_script("return Array.from(arguments[0].querySelectorAll('.view'))"
+                                          ".map(v => Math.round(v.getBoundingClientRect().top))", item)
+            assert len(tops) == 4 and len(set(tops)) == 1, tops
+            caption = item.find_element("css selector", ".panel[data-kind=restored] figcaption")
+            key = item.get_attribute("data-key")
+            path = next(p["restored"] for p in doc["pairs"] if p["key"] == key)
+            assert caption.get_attribute("title") == path and len(caption.text) <= 44
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= browser.execute_script(
+            "return document.documentElement.clientWidth")
+    finally:
+        browser.set_window_size(1280, 1600)

@@ -65,7 +65,7 @@ def test_whole_corpus_skip_mode_json(corpus, env, baseline, ref_model):
     assert len(warnings) == len(info["bad"]) == len(lines) - 1
     for name, s in skipped.items():
         assert f"Warning: skipped {name}: {s['reason']}" in warnings
-    assert lines[-1].startswith(f"Error: {len(info['bad'])} pair(s) skipped")
+    assert lines[-1].startswith(f"Error: {len(info['bad'])} pairs skipped")
 
 
 def test_whole_corpus_quiet_still_says_why_it_failed(corpus, env):
@@ -73,7 +73,7 @@ def test_whole_corpus_quiet_still_says_why_it_failed(corpus, env):
     res = invoke(env, r, g, *COMMON, "-f", "csv", "--on-error", "skip", "--quiet")
     assert res.exit_code == 2
     assert res.stderr.splitlines() == [
-        f"Error: {len(info['bad'])} pair(s) skipped: the result is incomplete (pass --allow-skips to accept that)"]
+        f"Error: {len(info['bad'])} pairs skipped: the result is incomplete (pass --allow-skips to accept that)"]
 
 
 @pytest.mark.slow
@@ -87,8 +87,11 @@ def test_whole_corpus_every_format_lists_every_skip(corpus, env):
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     skipped = {row["key"]: row for row in rows if row["status"] == "skipped"}
     assert set(skipped) == set(bad)
+    assert [row["key"] for row in rows] == sorted(row["key"] for row in rows)  # key order, skips included
     for name, (case, culprit) in bad.items():
-        assert skipped[name]["reason"].startswith(culprit)
+        # the pair's files in their columns, the reason without repeating the path
+        assert culprit in (skipped[name]["restored"], skipped[name]["gt"]) and skipped[name]["restored"] and skipped[name]["gt"]
+        assert f"({culprit})" not in skipped[name]["reason"]
         assert all(n in skipped[name]["reason"] for n in case.needles)
         assert skipped[name]["l1"] == skipped[name]["hybrid"] == ""
     assert sum(row["status"] == "ok" for row in rows) == len(info["scored"]) + len(GOODS)

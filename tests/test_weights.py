@@ -85,6 +85,7 @@ def test_download_failure_is_exit_3(pair_dirs, monkeypatch):
     r = score([*pair_dirs])
     assert r.exit_code == 3
     assert "could not download" in r.stderr and "hlcli weights download" in r.stderr
+    assert "--weights FILE" in r.stderr
 
 
 def test_download_uses_torchvision_url_and_hash_check(weights_file, monkeypatch):
@@ -108,6 +109,13 @@ def test_cached_file_with_wrong_hash_is_refused(weights_file, pair_dirs):
     r = score([*pair_dirs])
     assert r.exit_code == 3
     assert "does not match torchvision" in r.stderr and "hlcli weights download" in r.stderr
+    assert "--weights FILE" in r.stderr  # every missing-weights message names the option
+
+
+def test_missing_env_weights_names_the_option(pair_dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("HLCLI_WEIGHTS", str(tmp_path / "nowhere.pth"))
+    r = score([*pair_dirs])
+    assert r.exit_code == 3 and "--weights FILE" in r.stderr and "HLCLI_WEIGHTS" in r.stderr
 
 
 def test_cached_official_file_is_used(weights_file, pair_dirs, monkeypatch):

@@ -23,7 +23,22 @@ from .tradeoff import tradeoff_cmd
 from .weights import weights_group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """hlcli's commands; a path where the command belongs (``hlcli out/ gt/``: the command word
+    forgotten) is answered with the command that scores it."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        import os
+        import shlex
+
+        name = args[0] if args else ""
+        if name and self.get_command(ctx, name) is None and (os.path.exists(name) or os.sep in name):
+            rest = " ".join(shlex.quote(a) for a in args)
+            ctx.fail(f"{name!r} is not a command; to score these images: hlcli score {rest}")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="hlcli")
 def cli() -> None:
     """Score restored images against their ground truth with the hybrid loss

@@ -17,6 +17,7 @@ import click
 
 from ..atomic import atomic_path
 from ..errors import HlcliError
+from ..text import human_size
 
 EXIT_OK, EXIT_GATE, EXIT_ENV, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 3, 130, 141
 EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -168,9 +169,10 @@ def default_format(output: str | None, choices: dict[str, str], piped: str) -> s
 
 
 @contextlib.contextmanager
-def output_stream(path: str | None) -> Iterator[IO[str]]:
+def output_stream(path: str | None, *, quiet: bool = False, option: str = "-o") -> Iterator[IO[str]]:
     """stdout, or ``path`` written atomically: a temporary file beside it, renamed into place
-    only when the report is complete. An error or Ctrl-C leaves no half-written file."""
+    only when the report is complete. An error or Ctrl-C leaves no half-written file. A file
+    written is announced on stderr (``wrote report.html (1.2 MB)``) unless ``quiet``."""
     if path is None or path == "-":
         yield sys.stdout
         sys.stdout.flush()
@@ -178,11 +180,19 @@ def output_stream(path: str | None) -> Iterator[IO[str]]:
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
-        raise click.BadParameter(f"directory {directory} does not exist", param_hint="'-o'")
+        raise click.BadParameter(f"directory {directory} does not exist", param_hint=f"'{option}'")
     with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
         yield fh
         fh.flush()
         os.fsync(fh.fileno())
+    if not quiet:
+        announce_written(path)
+
+
+def announce_written(path: str | Path) -> None:
+    """``wrote FILE (SIZE)`` on stderr: what a command wrote, where a person sees it."""
+    with contextlib.suppress(OSError):
+        click.echo(f"wrote {path} ({human_size(Path(path).stat().st_size)})", err=True)
 
 
 def stderr_is_terminal() -> bool:

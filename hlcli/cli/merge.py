@@ -11,6 +11,7 @@ from typing import IO, Any
 import click
 
 from ..render.score import FORMATS
+from ..text import plural
 from .common import (
     EXTENSION_FORMATS,
     debug_option,
@@ -23,20 +24,20 @@ from .common import (
 )
 
 
-def emit_run(view: Any, run: Any, output: str | None, started: float) -> int:
+def emit_run(view: Any, run: Any, output: str | None, started: float, done: str | None = None) -> int:
     """Evaluate the gates of ``view`` (a :class:`hlcli.cli.score.RunView`), write ``run`` to
     ``output`` (stdout when None, else atomically) in ``view.fmt``, report on stderr and return
     the exit code: what ``hlcli score`` does after scoring, for a run built elsewhere (merged
-    parts, torchrun ranks gathered)."""
+    parts, torchrun ranks gathered). ``done`` replaces the "scored N pairs" line."""
     if view.gates:
         view.gates.check_settings(run.settings)
         run.gate = view.gates.evaluate(run)
     if not view.quiet:
         for s in run.skipped:
             click.echo(f"Warning: skipped {s.key}: {s.reason}", err=True)
-    with output_stream(output) as out:
+    with output_stream(output, quiet=view.quiet) as out:
         _write(view, run, out)
-    view.report(run, time.perf_counter() - started)
+    view.report(run, time.perf_counter() - started, done)
     return view.exit_code(run)
 
 
@@ -102,7 +103,8 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet, allow_skips=allow_skips,
                    summary_only=summary_only, gates=_gate_spec(options, run.layer_names, run.extra_metrics),
                    table=_table_options(options, run.layer_names, tuple(run.extra_metrics)))
-    sys.exit(emit_run(view, run, output, started))
+    done = f"merged {plural(len(parts), 'part')}, {plural(len(run.pairs), 'pair')}"
+    sys.exit(emit_run(view, run, output, started, done))
 
 
 def _rows(value: str) -> int | None:

@@ -54,7 +54,8 @@ def report_cmd(run: Path, output: str, maps_dir: Path | None, top: int, thumb_si
 
 
 def write_report(doc: dict[str, Any], output: str, *, maps_dir: Path | None, top: int = 12,
-                 thumb_size: int = 512, images: str = "embed", check_maps: bool = True) -> None:
+                 thumb_size: int = 512, images: str = "embed", check_maps: bool = True,
+                 quiet: bool = False) -> None:
     """Render ``doc`` (a checked score document) to ``output``, atomically."""
     from ..maps import check_matches, load_maps_index
     from ..render.html import ReportOptions, render_report
@@ -67,12 +68,12 @@ def write_report(doc: dict[str, Any], output: str, *, maps_dir: Path | None, top
     opts = ReportOptions(output=Path(output), maps_dir=maps_dir, maps_index=index, top=top,
                          thumb_size=thumb_size, images=images)
     page = render_report(doc, opts)
-    with output_stream(output) as out:
+    with output_stream(output, quiet=quiet, option="--report" if check_maps is False else "-o") as out:
         out.write(page)
 
 
 @contextlib.contextmanager
-def score_report(opts: Any, report: str | None) -> Iterator[Callable[[Any], None] | None]:
+def score_report(opts: Any, report: str | None, *, quiet: bool = False) -> Iterator[Callable[[Any], None] | None]:
     """For ``score --report FILE``: check matplotlib before any file is read, put the maps in a
     temporary folder unless ``--save-maps`` chose one, and yield the callback that writes the
     report once the run is done (None without ``--report``)."""
@@ -93,9 +94,9 @@ def score_report(opts: Any, report: str | None) -> Iterator[Callable[[Any], None
     def write(run: Any) -> None:
         doc = run.document()
         if doc["pairs"]:
-            write_report(doc, report, maps_dir=Path(opts.save_maps), check_maps=False)
+            write_report(doc, report, maps_dir=Path(opts.save_maps), check_maps=False, quiet=quiet)
         else:
-            write_report(doc, report, maps_dir=None)
+            write_report(doc, report, maps_dir=None, quiet=quiet)
 
     try:
         yield write

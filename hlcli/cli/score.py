@@ -14,6 +14,7 @@ import click
 from ..errors import HlcliError
 from ..layers import DEFAULT_LAYERS
 from ..render.score import FORMATS
+from ..text import plural
 from .common import (
     EXIT_GATE,
     EXIT_OK,
@@ -180,7 +181,7 @@ def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fm
     code = scale_out(view, output, pairing, opts, inputs, options)  # --shard, --resume, torchrun
     if code is not None:
         sys.exit(code)
-    with score_report(opts, options["report"]) as view.on_run, output_stream(output) as out:
+    with score_report(opts, options["report"], quiet=quiet) as view.on_run, output_stream(output, quiet=quiet) as out:
         code = view.score(out, pairing, opts, inputs)
     sys.exit(code)
 
@@ -377,8 +378,9 @@ class RunView:
 
     # -- after the run ------------------------------------------------------------------------
 
-    def report(self, run: Any, elapsed: float) -> None:
-        """Notes and gate results on stderr (gate failures even with --quiet, like errors)."""
+    def report(self, run: Any, elapsed: float, done: str | None = None) -> None:
+        """Notes and gate results on stderr (gate failures even with --quiet, like errors).
+        ``done`` replaces the "scored N pairs in T s" line (e.g. for ``hlcli merge``)."""
         from ..render.gate import failure_lines, note_lines
 
         if not self.quiet:
@@ -387,7 +389,7 @@ class RunView:
             for path in run.missing.gt_only:
                 click.echo(f"Warning: no restored file for {path} (not scored)", err=True)
             if stderr_is_terminal():
-                click.echo(f"scored {len(run.pairs)} pairs in {elapsed:.1f} s", err=True)
+                click.echo(done or f"scored {plural(len(run.pairs), 'pair')} in {elapsed:.1f} s", err=True)
             for line in note_lines(run.gate):
                 click.echo(line, err=True)
         for line in failure_lines(run.gate):
@@ -397,7 +399,7 @@ class RunView:
         """An incomplete run is exit 2 (or 3) even if a gate failed, and says why even with
         --quiet: a non-zero exit never comes without a reason."""
         if run.skipped and not self.allow_skips:
-            click.echo(f"Error: {len(run.skipped)} pair(s) skipped: the result is incomplete "
+            click.echo(f"Error: {plural(len(run.skipped), 'pair')} skipped: the result is incomplete "
                        "(pass --allow-skips to accept that)", err=True)
             return max(s.exit_code for s in run.skipped)
         return EXIT_GATE if run.gate and not run.gate["passed"] else EXIT_OK

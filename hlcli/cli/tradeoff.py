@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda
+from .common import announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda
 
 
 def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -59,5 +59,6 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
                            allow_settings_mismatch=allow_settings_mismatch)
     if plot:
         plot_tradeoff(result, plot)
+        announce_written(plot)
     with output_stream(output) as out:
         write_tradeoff(result, fmt, out, terminal=is_terminal(out))

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from .common import md_code, md_escape, md_row, num, table_console, write_in, write_json
+from .common import (
+    md_code,
+    md_escape,
+    md_row,
+    num,
+    print_command,
+    print_sentence,
+    table_console,
+    write_in,
+    write_json,
+)
+from ..text import plural
 
 FORMATS = ("table", "json", "markdown")
 _COLS = ("term", "mean", "weight", "now", "share", "calibrated", "share ")
@@ -35,7 +46,7 @@ def _rows(r: dict[str, Any]) -> list[list[str]]:
 def _distribution(d: dict[str, Any]) -> str:
     if not d["count"]:
         return "no pair has a non-zero hybrid"
-    text = f"median {share_text(d['median'])}, p5 {share_text(d['p5'])}, p95 {share_text(d['p95'])} over {d['count']} pairs"
+    text = f"median {share_text(d['median'])}, p5 {share_text(d['p5'])}, p95 {share_text(d['p95'])} over {plural(d['count'], 'pair')}"
     n = d["undefined"]
     return text + ("" if not n else " (1 pair scores 0 and has no share)" if n == 1
                    else f" ({n} pairs score 0 and have no share)")
@@ -43,7 +54,7 @@ def _distribution(d: dict[str, Any]) -> str:
 
 def summary_lines(r: dict[str, Any]) -> list[str]:
     run = r["run"]
-    lines = [f"run: {run['path'] or '(in memory)'}, {run['pairs']} pairs, λ = {num(r['current_lambda'])}",
+    lines = [f"run: {run['path'] or '(in memory)'}, {plural(run['pairs'], 'pair')}, λ = {num(r['current_lambda'])}",
              f"λ for a perceptual share of {share_text(r['share'])} of the mean hybrid: {num(r['lambda'])} "
              f"(= {num(r['share'])} / (1 − {num(r['share'])}) · mean L1 / mean perceptual)",
              f"per-pair perceptual share at λ = {num(r['current_lambda'])}: {_distribution(r['pair_share']['current'])}",
@@ -58,8 +69,6 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
 def write_calibrate_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
     """The composition table (every number whole, reshaped to fit: :mod:`hlcli.render.table`),
     then the calibration in lines."""
-    from rich.text import Text
-
     from .table import Column, fit_table, number_column
 
     console = table_console(out, terminal=terminal)
@@ -77,8 +86,10 @@ def write_calibrate_table(r: dict[str, Any], out: TextIO, *, terminal: bool = Fa
     fit_table(console, "hlcli calibrate: the mean hybrid now and at the calibrated λ",
               Column("term", [name for name, _, _ in terms], justify="left"), columns,
               moved="the calibrated columns", full="-f json")
-    for line in summary_lines(r):
-        console.print(Text(line))
+    *sentences, command = summary_lines(r)
+    for line in sentences:
+        print_sentence(console, line)
+    print_command(console, command)  # pasted as it is: one line at any width
 
 
 def write_calibrate_markdown(r: dict[str, Any], out: TextIO) -> None:

@@ -87,3 +87,34 @@ def table_console(out: TextIO, *, terminal: bool) -> Any:
 
     return _Console(file=out, force_terminal=terminal, width=None if terminal else 160,
                     highlight=False, soft_wrap=False)
+
+
+def weights_warning(weights: dict[str, Any] | None) -> str | None:
+    """The one warning about a run's weights (``settings.weights`` of a score document), or None
+    for torchvision's official ImageNet VGG-19: perceptual numbers from other weights are not
+    comparable with anyone else's. Said by the terminal table, the HTML report and Markdown."""
+    if not weights or weights.get("official_imagenet1k_v1", True):
+        return None
+    how = {"option": "--weights", "env": "$HLCLI_WEIGHTS"}.get(weights.get("source", ""), weights.get("source", "?"))
+    return (f"the weights are not the official ImageNet VGG-19 ({weights.get('path', '?')} from {how}, sha256 "
+            f"{str(weights.get('sha256', '?'))[:12]}): perceptual and hybrid numbers are not comparable "
+            "with runs on the official weights")
+
+
+def print_sentence(console: Any, text: str, style: str = "") -> None:
+    """A sentence for people, wrapped between words only: a word longer than the line (a path)
+    stays whole on a line of its own rather than being cut (Rich folds such words)."""
+    import textwrap
+
+    from rich.text import Text
+
+    for line in textwrap.wrap(text, width=max(20, console.width), break_long_words=False,
+                              break_on_hyphens=False) or [""]:
+        console.print(Text(line, style=style), soft_wrap=True)
+
+
+def print_command(console: Any, text: str) -> None:
+    """A command a person is meant to copy: one line whatever the width (never wrapped or cut)."""
+    from rich.text import Text
+
+    console.print(Text(text), soft_wrap=True)

@@ -6,7 +6,8 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
-from .common import md_code, md_row, num, percent, signed, table_console, write_in, write_json
+from .common import md_code, md_row, num, percent, print_sentence, signed, table_console, write_in, write_json
+from ..text import plural
 
 FORMATS = ("table", "json", "markdown")
 
@@ -17,8 +18,8 @@ def _ci(e: dict[str, Any]) -> str:
 
 def _headline(r: dict[str, Any]) -> list[str]:
     p = r["pairs"]
-    lines = [f"A = {r['a']['path']} ({r['a']['pairs']} pairs), B = {r['b']['path']} ({r['b']['pairs']} pairs): "
-             f"{p['common']} pairs in both, {len(p['only_a'])} only in A, {len(p['only_b'])} only in B",
+    lines = [f"A = {r['a']['path']} ({plural(r['a']['pairs'], 'pair')}), B = {r['b']['path']} ({plural(r['b']['pairs'], 'pair')}): "
+             f"{plural(p['common'], 'pair')} in both, {len(p['only_a'])} only in A, {len(p['only_b'])} only in B",
              "difference = " + r["difference"].replace("B - A", "B − A")]
     if r["bootstrap"]["resamples"]:
         lines.append(f"{r['bootstrap']['confidence']:.0%} bootstrap interval of the mean difference "
@@ -59,13 +60,11 @@ def _metric_columns(r: dict[str, Any]) -> tuple[Any, list[Any]]:
 def write_compare_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
     """The comparison for people: the headline, the metrics table, the pairs that changed most
     (every number whole, the tables reshaped to fit the terminal: :mod:`hlcli.render.table`)."""
-    from rich.text import Text
-
     from .table import Column, fit_table, metric_format, percent_sig
 
     console = table_console(out, terminal=terminal)
     for line in _headline(r):
-        console.print(Text(line))  # wrapped between words on a narrow terminal
+        print_sentence(console, line)  # wrapped between words on a narrow terminal, never inside a path
     key, columns = _metric_columns(r)
     fit_table(console, "hlcli compare", key, columns, moved="intervals and counts", full="-f json")
     changed = r["changed_most"]["pairs"]
@@ -83,7 +82,7 @@ def write_compare_table(r: dict[str, Any], out: TextIO, *, terminal: bool = Fals
                   full="-f json")
     for label, keys in (("only in A", r["pairs"]["only_a"]), ("only in B", r["pairs"]["only_b"])):
         if keys:
-            console.print(Text(f"{label} (not compared): " + ", ".join(keys)))
+            print_sentence(console, f"{label} (not compared): " + ", ".join(keys))
 
 
 def write_compare_markdown(r: dict[str, Any], out: TextIO) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..gate import OPS
 from .common import change, num, md_code, md_escape
+from ..text import plural
 
 MAX_PAIR_LINES = 20  # regressed pairs named one per line on stderr; the rest are counted
 
@@ -55,7 +56,7 @@ def failure_lines(gate: dict[str, Any] | None) -> list[str]:
             if e["observed"] is None:
                 lines.append(f"Regression check failed: {e['metric']}: no pair is in both this run and the baseline")
             else:
-                lines.append(f"Regression: mean {e['metric']} over {reg['pairs_compared']} common pairs "
+                lines.append(f"Regression: mean {e['metric']} over {plural(reg['pairs_compared'], 'common pair')} "
                              f"{_g(e['observed'])} vs baseline {_g(e['baseline'])} "
                              f"({change(e['delta'], e['relative_change'])}, {_allowed(e)})")
         for r in reg["regressed"][:MAX_PAIR_LINES]:
@@ -77,7 +78,7 @@ def note_lines(gate: dict[str, Any] | None) -> list[str]:
     for label, keys in (("not in the baseline", reg["new"]), ("in the baseline but not scored now", reg["missing"])):
         if keys:
             shown = ", ".join(keys[:10]) + (f", … ({len(keys) - 10} more)" if len(keys) > 10 else "")
-            lines.append(f"Note: {len(keys)} pair(s) {label}: {shown}")
+            lines.append(f"Note: {plural(len(keys), 'pair')} {label}: {shown}")
     return lines
 
 
@@ -94,7 +95,7 @@ def markdown_lines(gate: dict[str, Any]) -> list[str]:
         limits = ", ".join(md_code(lim["expression"]) + ("" if lim["scope"] == "both" else f" ({lim['scope']})")
                            for lim in reg["limits"]) or "none (report only)"
         lines += ["", f"### Regression against {md_code(reg['baseline'])}", "",
-                  f"{reg['pairs_compared']} pairs compared · limits {limits} · {len(reg['new'])} new · "
+                  f"{plural(reg['pairs_compared'], 'pair')} compared · limits {limits} · {len(reg['new'])} new · "
                   f"{len(reg['missing'])} missing"]
         lines += [f"- ⚠️ settings differ (override given): {md_escape(d)}" for d in reg["settings_differences"]]
         lines += ["", "| metric | baseline mean | this run | change | allowed | result |", "|---|---:|---:|---:|---:|---|"]
@@ -133,7 +134,7 @@ def print_table(console: Any, gate: dict[str, Any]) -> None:
         console.print(f"gate {escape(g['expression'])}: observed {observed} {mark(g['passed'])}")
     reg = gate.get("regressions")
     if reg:
-        console.print(f"baseline {escape(reg['baseline'])}: {reg['pairs_compared']} pairs compared, "
+        console.print(f"baseline {escape(reg['baseline'])}: {plural(reg['pairs_compared'], 'pair')} compared, "
                       f"{len(reg['new'])} new, {len(reg['missing'])} missing, "
                       f"{len(reg['regressed'])} pair regressions {mark(reg['passed'])}")
         for e in reg["summary"]:

@@ -20,7 +20,8 @@ from typing import Any
 from ..documents import document_metrics, pair_value
 from ..metricdefs import get
 from . import html_media as media
-from .common import num
+from ..text import plural
+from .common import num, percent, weights_warning
 from .table import metric_header
 from .html_assets import CSS, JS, script_hash
 
@@ -51,14 +52,15 @@ def render_report(doc: dict[str, Any], opts: ReportOptions) -> str:
     """The whole page as a string."""
     pairs = sorted(doc["pairs"], key=lambda p: p["key"])
     layer_names = [layer["name"] for layer in doc["settings"]["layers"]]
-    body = [_header(doc), _summary(doc, layer_names), _gate(doc.get("gate")), _plots(doc, pairs),
-            _pairs_table(pairs, document_metrics(doc)), _worst(doc, pairs, opts)]
+    anchors = Anchors(pairs, opts.top)
+    body = [_header(doc), _explain(doc, anchors), _summary(doc, layer_names), _gate(doc.get("gate")),
+            _plots(doc, pairs), _pairs_table(pairs, document_metrics(doc), anchors), _worst(doc, pairs, opts, anchors)]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{e(_csp(opts.images))}\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         "<meta name=\"referrer\" content=\"no-referrer\">\n"
-        f"<title>hlcli report: {len(pairs)} pairs</title>\n<style>{CSS}</style></head>\n<body>\n"
+        f"<title>hlcli report: {plural(len(pairs), 'pair')}</title>\n<style>{CSS}</style></head>\n<body>\n"
         + "\n".join(part for part in body if part)
         + f"\n<div id=\"tip\"></div>\n<script>{JS}</script>\n</body></html>\n"
     )
@@ -108,8 +110,10 @@ def _header(doc: dict[str, Any]) -> str:
         if paths:
             items = "".join(f"<li><code>{e(p)}</code></li>" for p in paths)
             lists.append(f"<h2>{e(label)} ({len(paths)})</h2><ul class=\"unmatched\">{items}</ul>")
-    return (f"<header><h1>hlcli report: {len(doc['pairs'])} pairs scored</h1>"
-            f"<div id=\"verdict\">{_verdict(doc)}</div><dl class=\"meta\">{meta}</dl>{''.join(lists)}</header>")
+    note = weights_warning(weights)
+    warning = f"<p class=\"warning\" id=\"weights-warning\">Warning: {e(note)}</p>" if note else ""
+    return (f"<header><h1>hlcli report: {plural(len(doc['pairs']), 'pair')} scored</h1>"
+            f"<div id=\"verdict\">{_verdict(doc)}</div>{warning}<dl class=\"meta\">{meta}</dl>{''.join(lists)}</header>")
 
 
 def _summary(doc: dict[str, Any], layer_names: list[str]) -> str:
@@ -141,18 +145,117 @@ def _gate(gate: dict[str, Any] | None) -> str:
                    f"<tbody>{rows}</tbody></table>")
     reg = gate.get("regressions")
     if reg:
-        out.append(f"<p>Baseline <code>{e(reg['baseline'])}</code>: {e(reg['pairs_compared'])} pairs compared, "
+        listed = ' (listed under <a href="#what-failed">What failed</a>)' if reg["regressed"] else ""
+        out.append(f"<p>Baseline <code>{e(reg['baseline'])}</code>: {plural(reg['pairs_compared'], 'pair')} compared, "
                    f"{len(reg['new'])} new, {len(reg['missing'])} missing, "
-                   f"{len(reg['regressed'])} pair regressions.</p>")
-        rows = "".join(
-            f"<tr><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td><td>{e(num(x['observed']))}</td>"
-            f"<td>{'' if x['allowed'] is None else '+' + e(num(x['allowed']))}</td>"
-            f"<td class=\"{'pass' if x['passed'] else 'fail'}\">{'pass' if x['passed'] else 'regressed'}</td></tr>"
-            for x in reg["summary"])
-        out.append("<table><thead><tr><th>metric</th><th>baseline mean</th><th>this run</th><th>allowed</th>"
-                   f"<th>result</th></tr></thead><tbody>{rows}</tbody></table>")
+                   f"{plural(len(reg['regressed']), 'pair regression')}{listed}.</p>")
+        by_metric: dict[str, int] = {}
+        for x in reg["regressed"]:
+            by_metric[x["metric"]] = by_metric.get(x["metric"], 0) + 1
+        rows = "".join(_regression_row(x, by_metric.get(x["metric"], 0)) for x in reg["summary"])
+        out.append("<table id=\"regression-summary\"><thead><tr><th>metric</th><th>baseline mean</th><th>this run</th>"
+                   f"<th>allowed</th><th>mean</th><th>pairs over their limit</th></tr></thead><tbody>{rows}</tbody></table>")
     out.append("</section>")
     return "".join(out)
+
+
+def _regression_row(x: dict[str, Any], regressed_pairs: int) -> str:
+    """A metric of the baseline comparison: its means, and whether its mean and its pairs are
+    within their limits (a metric whose pairs regressed is not shown as passing)."""
+    mean = "pass" if x["passed"] else "regressed"
+    pairs_cell = (f'<td class="fail"><a href="#what-failed">{plural(regressed_pairs, "pair")}</a></td>'
+                  if regressed_pairs else '<td class="pass">none</td>')
+    return (f"<tr><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td><td>{e(num(x['observed']))}</td>"
+            f"<td>{'' if x['allowed'] is None else '+' + e(num(x['allowed']))}</td>"
+            f"<td class=\"{'pass' if x['passed'] else 'fail'}\">{mean}</td>{pairs_cell}</tr>")
+
+
+class Anchors:
+    """Where a pair can be linked to: its row of the pairs table (``#pair-N``, N its place in
+    key order) and, for the worst pairs shown, its gallery item (``#worst-R``, R its rank)."""
+
+    def __init__(self, pairs: list[dict[str, Any]], top: int):
+        self.row = {p["key"]: f"pair-{i}" for i, p in enumerate(pairs)}
+        ranked = sorted(pairs, key=lambda p: (-p["hybrid"], p["key"]))[:top]
+        self.worst = {p["key"]: f"worst-{rank}" for rank, p in enumerate(ranked, 1)}
+
+    def links(self, key: str) -> str:
+        out = []
+        if key in self.row:
+            out.append(f'<a href="#{self.row[key]}">row</a>')
+        if key in self.worst:
+            out.append(f'<a href="#{self.worst[key]}">pictures</a>')
+        return " · ".join(out)
+
+
+def _over(x: dict[str, Any]) -> float:
+    """How far a regressed pair is over its allowance, relative to its baseline value (scale
+    free, so pairs of different metrics sort together); absolute where the baseline is 0."""
+    excess = x["delta"] - x["allowed"]
+    return excess / abs(x["baseline"]) if x["baseline"] else excess
+
+
+def _explain(doc: dict[str, Any], anchors: Anchors) -> str:
+    """The verdict explained, first thing under the header: what failed (each failing gate with
+    its observed value, each regressed mean, each regressed pair with its baseline value, new
+    value and allowance, furthest over first, and what was not scored), or one line of what
+    passed."""
+    gate = doc.get("gate") or {}
+    checks = gate.get("checks") or []
+    reg = gate.get("regressions") or {}
+    failed_checks = [g for g in checks if not g["passed"]]
+    failed_means = [x for x in reg.get("summary", []) if not x["passed"]]
+    regressed = sorted(reg.get("regressed", []), key=lambda x: (-_over(x), x["key"], x["metric"]))
+    skipped = doc.get("skipped") or []
+    missing = doc.get("missing") or {}
+    unmatched = len(missing.get("restored_only") or []) + len(missing.get("gt_only") or [])
+    if not (failed_checks or failed_means or regressed or (not doc.get("complete", True))):
+        return f'<section id="what-passed"><p class="passed-line">{e(_passed_line(doc, checks, reg))}</p></section>'
+    out = ['<section id="what-failed"><h2>What failed</h2>']
+    if failed_checks:
+        rows = "".join(f"<tr><td><code>{e(g['expression'])}</code></td>"
+                       f"<td>{'undefined' if g['observed'] is None else e(num(g['observed']))}</td></tr>"
+                       for g in failed_checks)
+        out.append(f'<h3>{plural(len(failed_checks), "gate")} failed</h3><table id="failed-gates"><thead><tr>'
+                   f"<th>gate</th><th>observed</th></tr></thead><tbody>{rows}</tbody></table>")
+    if failed_means:
+        rows = "".join(f"<tr><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td><td>{e(num(x['observed']))}</td>"
+                       f"<td>+{e(num(x['allowed']))}</td><td>{e(percent(x['relative_change']))}</td></tr>"
+                       for x in failed_means)
+        out.append(f"<h3>Mean {'regression' if len(failed_means) == 1 else 'regressions'} against "
+                   f"<code>{e(reg['baseline'])}</code></h3><table id=\"failed-means\"><thead><tr><th>metric</th>"
+                   f"<th>baseline mean</th><th>this run</th><th>allowed</th><th>change</th></tr></thead>"
+                   f"<tbody>{rows}</tbody></table>")
+    if regressed:
+        rows = "".join(
+            f"<tr><td><code>{e(x['key'])}</code></td><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td>"
+            f"<td>{e(num(x['observed']))}</td><td>+{e(num(x['allowed']))}</td>"
+            f"<td>+{e(num(x['delta'] - x['allowed']))}</td><td>{e(percent(x['relative_change']))}</td>"
+            f"<td>{anchors.links(x['key'])}</td></tr>" for x in regressed)
+        out.append(f"<h3>{plural(len(regressed), 'pair regression')} against <code>{e(reg['baseline'])}</code>, "
+                   "furthest over its allowance first</h3><table id=\"regressed\"><thead><tr><th>pair</th><th>metric</th>"
+                   "<th>baseline</th><th>this run</th><th>allowed</th><th>over by</th><th>change</th><th>see</th>"
+                   f"</tr></thead><tbody>{rows}</tbody></table>")
+    if skipped or unmatched:
+        parts = [f'<a href="#skipped">{plural(len(skipped), "pair")} skipped</a>'] if skipped else []
+        parts += [f"{plural(unmatched, 'file')} without a partner"] if unmatched else []
+        out.append(f"<p>Incomplete: {', '.join(parts)} (listed above).</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _passed_line(doc: dict[str, Any], checks: list[dict[str, Any]], reg: dict[str, Any]) -> str:
+    """``Passed: 2 gates (mean.hybrid < 0.1: 0.0342; p95.l1 < 0.03: 0.021); no pair or mean
+    regressed against base.json (30 pairs compared); 30 pairs scored, none skipped.``"""
+    parts = []
+    if checks:
+        shown = "; ".join(f"{g['expression']}: {num(g['observed'])}" for g in checks)
+        parts.append(f"{plural(len(checks), 'gate')} ({shown})")
+    if reg:
+        parts.append(f"no pair or mean regressed against {reg['baseline']} "
+                     f"({plural(reg['pairs_compared'], 'pair')} compared)")
+    scored = f"{plural(len(doc['pairs']), 'pair')} scored, none skipped"
+    return f"Passed: {'; '.join(parts)}; {scored}." if parts else f"No gates: {scored}."
 
 
 def _plots(doc: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
@@ -171,7 +274,7 @@ def _plots(doc: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
             f"<script type=\"application/json\" id=\"scatter-keys\">{keys}</script></section>")
 
 
-def _pairs_table(pairs: list[dict[str, Any]], cols: list[str]) -> str:
+def _pairs_table(pairs: list[dict[str, Any]], cols: list[str], anchors: Anchors) -> str:
     head = ('<th data-type="text" tabindex="0">key</th><th data-type="num" tabindex="0">size</th>'
             + "".join(f'<th data-type="num" data-metric="{e(c)}" tabindex="0">{e(metric_header(c))}</th>' for c in cols))
     rows = []
@@ -179,7 +282,7 @@ def _pairs_table(pairs: list[dict[str, Any]], cols: list[str]) -> str:
         values = [pair_value(p, c) for c in cols]
         cells = "".join(f'<td data-v="{v!r}">{e(num(v))}</td>' if v != math.inf
                         else '<td data-v="Infinity">∞</td>' for v in values)
-        rows.append(f'<tr><td data-v="{e(p["key"])}">{e(p["key"])}</td>'
+        rows.append(f'<tr id="{anchors.row[p["key"]]}"><td data-v="{e(p["key"])}">{e(p["key"])}</td>'
                     f'<td data-v="{p["width"] * p["height"]}">{p["width"]}×{p["height"]}</td>{cells}</tr>')
     return (f"<section><h2>Pairs</h2><p><input id=\"filter\" type=\"search\" placeholder=\"filter by key\" "
             f"aria-label=\"filter pairs by key\"> <span id=\"shown\">{len(pairs)} of {len(pairs)} pairs shown</span>"
@@ -195,16 +298,31 @@ def _img(rgb: Any, src_link: str | None, label: str, size: tuple[int, int]) -> s
     elif rgb is not None:
         src = media.png_data_uri(rgb)
     else:
-        return f"<span class=\"missing\" style=\"width:{w}px\">{e(label)} not available</span>"
-    return (f"<div class=\"view\" style=\"width:{w}px;height:{h}px\">"
+        return f"<span class=\"missing\">{e(label)} not available</span>"
+    # The view keeps the picture's aspect ratio at any width (the four of a pair share a row).
+    return (f"<div class=\"view\" style=\"aspect-ratio:{w} / {h}\">"
             f"<img src=\"{e(src)}\" width=\"{w}\" height=\"{h}\" alt=\"{e(label)}\" draggable=\"false\"></div>")
 
 
-def _panel(kind: str, caption: str, body: str) -> str:
-    return f"<figure class=\"panel\" data-kind=\"{kind}\">{body}<figcaption>{e(caption)}</figcaption></figure>"
+CAPTION_CHARS = 44  # a caption longer than this is shortened in the middle; the full text on hover
 
 
-def _worst(doc: dict[str, Any], pairs: list[dict[str, Any]], opts: ReportOptions) -> str:
+def _panel(kind: str, caption: str, body: str, path: str | None = None) -> str:
+    """A picture and its caption; a path in the caption is shortened in the middle (the file
+    name stays) with the whole path as the caption's title."""
+    text = caption if path is None else f"{caption}: {_shorten_middle(path, CAPTION_CHARS - len(caption) - 2)}"
+    title = "" if path is None else f" title=\"{e(path)}\""
+    return (f"<figure class=\"panel\" data-kind=\"{kind}\">{body}"
+            f"<figcaption{title}>{e(text)}</figcaption></figure>")
+
+
+def _shorten_middle(text: str, width: int) -> str:
+    from .table import shorten_middle
+
+    return shorten_middle(text, max(12, width))
+
+
+def _worst(doc: dict[str, Any], pairs: list[dict[str, Any]], opts: ReportOptions, anchors: Anchors) -> str:
     ranked = sorted(pairs, key=lambda p: (-p["hybrid"], p["key"]))[: opts.top]
     if not ranked:
         return ""
@@ -232,7 +350,7 @@ def _worst_item(rank: int, p: dict[str, Any], alpha: str, opts: ReportOptions) -
     for kind, caption, path in (("restored", "restored", p["restored"]), ("gt", "ground truth", p["gt"])):
         src = media.link(path, opts.output) if link and Path(path).is_file() else None
         rgb = None if src else media.photo_thumb(path, size, alpha)
-        panels.append(_panel(kind, f"{caption}: {path}", _img(rgb, src, caption, size)))
+        panels.append(_panel(kind, caption, _img(rgb, src, caption, size), path))
     index = opts.maps_index
     if index and opts.maps_dir is not None:
         from ..maps import map_path
@@ -245,7 +363,7 @@ def _worst_item(rank: int, p: dict[str, Any], alpha: str, opts: ReportOptions) -
             top = (pair_range.get(kind) or [0, 0])[1]
             panels.append(_panel(kind, f"{caption}, 0 to {num(top, '.4g')}", _img(rgb, src, caption, size)))
     layers = ", ".join(f"{k} {num(v, '.4g')}" for k, v in p["layers"].items())
-    return (f"<article class=\"worst\" data-key=\"{e(p['key'])}\"><h3>#{rank} <code>{e(p['key'])}</code></h3>"
+    return (f"<article class=\"worst\" id=\"worst-{rank}\" data-key=\"{e(p['key'])}\"><h3>#{rank} <code>{e(p['key'])}</code></h3>"
             f"<p>hybrid {e(num(p['hybrid']))} · L1 {e(num(p['l1']))} · perceptual {e(num(p['perceptual']))} "
             f"({e(layers)}) · {p['width']}×{p['height']}</p>"
             "<p class=\"controls\"><button data-zoom=\"1.5\">zoom in</button><button data-zoom=\"0.6667\">zoom out"

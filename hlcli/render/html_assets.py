@@ -12,8 +12,11 @@ CSS = """
 :root { color-scheme: light; --fg: #1d2330; --muted: #5b6475; --line: #d9dde5; --bad: #b3261e; --good: #1e7b34; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); margin: 0; background: #f7f8fa; }
-header, section { max-width: 1280px; margin: 0 auto; padding: 12px 24px; }
-header { background: #fff; border-bottom: 1px solid var(--line); max-width: none; }
+/* One content width for the whole page: the window's, up to 1800 px; the header's white band
+   runs the full width with its content aligned to the sections below. */
+header, section { max-width: 1800px; margin: 0 auto; padding: 12px 24px; }
+header { background: #fff; border-bottom: 1px solid var(--line); max-width: none;
+         padding-left: max(24px, calc((100% - 1800px) / 2 + 24px)); padding-right: max(24px, calc((100% - 1800px) / 2 + 24px)); }
 h1 { font-size: 22px; margin: 4px 0 8px; } h2 { font-size: 18px; margin: 18px 0 8px; }
 .verdict { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 600; color: #fff; }
 .verdict.ok { background: var(--good); } .verdict.bad { background: var(--bad); }
@@ -32,10 +35,18 @@ th:first-child, td:first-child { text-align: left; white-space: normal; overflow
 #tip { position: fixed; pointer-events: none; background: #1d2330; color: #fff; padding: 2px 6px; border-radius: 3px; font-size: 12px; display: none; }
 .worst { background: #fff; border: 1px solid var(--line); margin: 0 0 18px; padding: 8px 12px; }
 .worst h3 { margin: 2px 0 6px; font-size: 15px; overflow-wrap: anywhere; }
-.panels { display: flex; flex-wrap: wrap; gap: 8px; }
-.panel { margin: 0; } .panel figcaption { font-size: 12px; color: var(--muted); }
-.view { overflow: hidden; border: 1px solid var(--line); background: #222; cursor: grab; position: relative; }
-.view img { display: block; transform-origin: 0 0; image-rendering: pixelated; max-width: none; }
+/* The four pictures of a pair (restored, ground truth, L1 map, perceptual map) in one row from
+   1000 px wide, two by two below; each picture scales to its column, keeping its aspect ratio. */
+.panels { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 8px; }
+@media (min-width: 1000px) { .panels { grid-template-columns: repeat(4, minmax(0, 1fr)); } }
+.panel { margin: 0; min-width: 0; }
+.panel figcaption { font-size: 12px; color: var(--muted); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.view { overflow: hidden; border: 1px solid var(--line); background: #222; cursor: grab; position: relative; width: 100%; }
+.view img { display: block; transform-origin: 0 0; image-rendering: pixelated; width: 100%; height: 100%; }
+.warning { background: #fff4ce; border: 1px solid #e0b400; padding: 6px 10px; border-radius: 4px; font-weight: 600; }
+#what-failed { border-left: 4px solid var(--bad); background: #fff; margin-top: 12px; }
+#what-failed h2 { color: var(--bad); } #what-failed h3 { font-size: 15px; margin: 12px 0 6px; }
+.passed-line { color: var(--good); font-weight: 600; margin: 0; }
 .missing { color: var(--muted); padding: 8px; display: block; }
 .controls button { font: inherit; margin-right: 4px; }
 .colorbar { vertical-align: middle; height: 12px; width: 256px; border: 1px solid var(--line); }

@@ -29,17 +29,26 @@ def _svg(fig: Any) -> str:
 def histogram_svg(values: list[float], lam: float) -> str:
     """The distribution of hybrid over the pairs."""
     import matplotlib
-    from matplotlib.figure import Figure
 
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(5.2, 3.2))
-        ax = fig.add_subplot()
-        bins = max(1, min(40, int(np.ceil(np.sqrt(len(values))))))
-        ax.hist(values, bins=bins, color="#3b528b", edgecolor="white", linewidth=0.5)
-        ax.set_xlabel(f"hybrid = L1 + {lam:g} · perceptual (unitless, lower is better)")
-        ax.set_ylabel("pairs (count)")
-        ax.set_title("Distribution of hybrid over pairs")
-        return _svg(fig)
+        return _svg(histogram_figure(values, lam))
+
+
+def histogram_figure(values: list[float], lam: float) -> Any:
+    """The histogram's matplotlib figure (call inside ``rc_context(_RC)`` for the page's
+    style); its y axis shows whole counts only."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(5.2, 3.2))
+    ax = fig.add_subplot()
+    bins = max(1, min(40, int(np.ceil(np.sqrt(len(values))))))
+    ax.hist(values, bins=bins, color="#3b528b", edgecolor="white", linewidth=0.5)
+    ax.set_xlabel(f"hybrid = L1 + {lam:g} · perceptual (unitless, lower is better)")
+    ax.set_ylabel("pairs (count)")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count of 1.5 pairs means nothing
+    ax.set_title("Distribution of hybrid over pairs")
+    return fig
 
 
 def metric_histogram_svg(values: list[float], metric: Any) -> str:

@@ -12,7 +12,8 @@ from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
 from ..metricdefs import EXTRA, get
-from .common import exact, md_escape, md_row, table_console, write_in, write_json
+from ..text import plural
+from .common import exact, md_escape, md_row, print_sentence, table_console, write_in, write_json
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 DEFAULT_DIGITS = 4
@@ -79,8 +80,8 @@ def _group(c: dict[str, Any], grouped: bool) -> str:
 def notes(t: dict[str, Any]) -> list[str]:
     p = t["pairs"]
     how = ("the overall columns are the mean of the per-group means" if t.get("average") == "groups"
-           else f"means over the {p['common']} pairs in every run")
-    lines = [f"{how}; ↑ higher is better, ↓ lower is better; λ\u00a0=\u00a0{t['settings']['lambda']:g}"]
+           else f"means over the {plural(p['common'], 'pair')} in every run")
+    lines = [f"{how}; ↑ higher is better, ↓ lower is better; λ = {t['settings']['lambda']:g}"]
     lines += [f"settings differ (tabulated anyway with {OVERRIDE_FLAG}): {d}" for d in t["settings_differences"]]
     lines += [f"only in {name} (not used): {', '.join(keys)}" for name, keys in p["only_in"].items()]
     return lines
@@ -121,7 +122,7 @@ def write_table_console(t: dict[str, Any], out: TextIO, *, terminal: bool = Fals
         for line in said:
             console.print(Text(line, style="dim"))
     for line in notes(t):
-        console.print(Text(line))
+        print_sentence(console, line)
 
 
 def _formats(t: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,18 @@ from typing import Any, TextIO
 from ..metricdefs import badness
 from ..results import PairResult, Run, Skipped
 from . import gate as gate_render
-from .common import dumps_strict, exact, md_code, num, md_escape, table_console, write_in, write_json
+from .common import (
+    dumps_strict,
+    exact,
+    md_code,
+    md_escape,
+    num,
+    table_console,
+    weights_warning,
+    write_in,
+    write_json,
+)
+from ..text import plural
 
 FORMATS = ("table", "csv", "json", "jsonl", "markdown")
 GROUP_STATS = ("mean", "median", "std", "min", "max", "p95")
@@ -61,14 +72,23 @@ def write_csv(run: Run, out: TextIO) -> None:
     names = run.metric_names
     blanks = [""] * len(names)
     w.writerow(csv_header(names) + (["group"] if run.group_by != "none" else []))
-    for p in run.sorted_pairs():
-        w.writerow(csv_pair_row(p, names) + _group_cell(run, p.key))
-    for s in sorted(run.skipped, key=lambda s: s.key):
-        w.writerow([s.key, "skipped", "", "", *blanks, "", "", "", f"{s.path}: {s.reason}", *_group_cell(run, s.key)])
-    for path in run.missing.restored_only:
-        w.writerow(["", "restored-only", "", "", *blanks, path, "", "", "no ground truth file", *_group_cell(run, None)])
-    for path in run.missing.gt_only:
-        w.writerow(["", "gt-only", "", "", *blanks, "", path, "", "no restored file", *_group_cell(run, None)])
+    # Every row sorted by key, whatever its status (docs/formats.md); one row per key and status.
+    rows: list[tuple[str, int, list[Any]]] = [(p.key, 0, csv_pair_row(p, names) + _group_cell(run, p.key))
+                                              for p in run.pairs]
+    for s in run.skipped:  # the pair's files in their columns; the reason without the path
+        rows.append((s.key, 1, [s.key, "skipped", "", "", *blanks, s.restored or (s.path if s.gt is None else ""),
+                                s.gt or "", "", s.short_reason(), *_group_cell(run, s.key)]))
+    from ..pairing import key_for  # not at the top: it imports the decoders (numpy, Pillow)
+
+    inputs = run.settings.get("inputs") or {}
+    for status, side, paths, why in (("restored-only", "restored", run.missing.restored_only, "no ground truth file"),
+                                     ("gt-only", "gt", run.missing.gt_only, "no restored file")):
+        for path in paths:
+            key = key_for(path, inputs[side]) if inputs.get(side) else ""
+            cells = [path, ""] if side == "restored" else ["", path]
+            rows.append((key, 2, [key, status, "", "", *blanks, *cells, "", why, *_group_cell(run, None)]))
+    for _, _, row in sorted(rows, key=lambda r: (r[0], r[1])):
+        w.writerow(row)
 
 
 # -- JSON / JSONL -----------------------------------------------------------------------------
@@ -139,7 +159,7 @@ def write_markdown(run: Run, out: TextIO, *, summary_only: bool = False) -> None
     layers = ", ".join(f"{l['name']}×{l['weight']:g}" for l in s.get("layers", []))
     weights = s.get("weights", {})
     official = "official ImageNet" if weights.get("official_imagenet1k_v1") else "**not** the official ImageNet weights"
-    lines.append(f"**{summ['count']} pairs scored** · λ = {s.get('lambda')} · layers {layers} · precision "
+    lines.append(f"**{plural(summ['count'], 'pair')} scored** · λ = {s.get('lambda')} · layers {layers} · precision "
                  f"{s.get('precision')} · device {run.environment.get('device', {}).get('type', '?')} · weights "
                  f"`{str(weights.get('sha256', '?'))[:12]}` ({official}) · hlcli {run.environment.get('hlcli_version', '?')}")
     if not run.complete:
@@ -241,7 +261,7 @@ def _summary_table(console: Any, run: Run, summ: dict[str, Any], formats: dict[s
         keys.append(f"{metric_header(name)} {fmt.label}".strip())
         cells.append([fmt(vals[k]) for k in TABLE_STATS])
     columns = [Column(stat, [row[i] for row in cells]) for i, stat in enumerate(TABLE_STATS)]
-    fit_table(console, f"summary of {summ['count']:,} pairs (λ = {run.settings.get('lambda')})",
+    fit_table(console, f"summary of {plural(summ['count'], 'pair')} (λ = {run.settings.get('lambda')})",
               Column("metric", keys, justify="left"), columns, moved="some statistics", notes=notes)
 
 
@@ -286,6 +306,9 @@ def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = F
     if not summary_only:
         _pairs_table(console, run, rows, sort, formats)
     _summary_table(console, run, summ, formats)
+    note = weights_warning(run.settings.get("weights"))
+    if note:
+        console.print(f"[bold yellow]warning:[/] {escape(note)}")
     print_group_summary(console, run, formats)
     if summ["worst"] and not summary_only:
         _print_worst(console, summ["worst"])

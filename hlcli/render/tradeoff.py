@@ -7,7 +7,8 @@ import csv
 from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
-from .common import exact, md_escape, md_row, num, table_console, write_in, write_json
+from .common import exact, md_escape, md_row, num, print_sentence, table_console, write_in, write_json
+from ..text import plural
 
 FORMATS = ("table", "json", "csv", "markdown")
 _COLS = ("run", "mean L1", "mean perceptual", "hybrid at λ", "Pareto", "best for λ in")
@@ -30,7 +31,7 @@ def _row(r: dict[str, Any], run: dict[str, Any]) -> list[str]:
 
 def headline(r: dict[str, Any]) -> list[str]:
     p = r["pairs"]
-    lines = [f"{len(r['runs'])} runs, {p['common']} pairs in all of them; means over those pairs",
+    lines = [f"{plural(len(r['runs']), 'run')}, {plural(p['common'], 'pair')} in all of them; means over those pairs",
              "best for λ in [lo, hi): lowest mean hybrid = mean L1 + λ · mean perceptual on that interval"]
     if r["lambda"] is None:
         lines.append("the runs have different λ: give --lambda for the hybrid column")
@@ -52,13 +53,11 @@ def _per_pair_rows(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def write_tradeoff_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
     """The runs (every number whole, reshaped to fit: :mod:`hlcli.render.table`), and with
     ``--per-pair`` the share of pairs each run is best on."""
-    from rich.text import Text
-
     from .table import Column, fit_table, number_column
 
     console = table_console(out, terminal=terminal)
     for line in headline(r):
-        console.print(Text(line))
+        print_sentence(console, line)
     runs = r["runs"]
     hybrid = number_column("hybrid at λ", [run["hybrid"] for run in runs])
     hybrid.cells = [c + (" *" if run["name"] == r["best"] else "  ") for c, run in zip(hybrid.cells, runs)]
@@ -173,7 +172,7 @@ def _figure(plt: Any, r: dict[str, Any]) -> Any:
     ax.set_ylim(min(ys) - 0.15 * span_y, max(ys) + 0.15 * span_y)
     ax.set_xlabel("mean perceptual (Σ w_l · perceptual_l)")
     ax.set_ylabel("mean L1")
-    ax.set_title(f"hlcli tradeoff: {r['pairs']['common']} common pairs; lower-left is better")
+    ax.set_title(f"hlcli tradeoff: {plural(r['pairs']['common'], 'common pair')}; lower-left is better")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return fig
