@@ -5,6 +5,8 @@
 #   3. `benchmarks/bench.py --gpu`            pairs/s at 512x512 for fp32, bf16, fp16 end to end from
 #                                             PNG files, GPU utilisation, decode- or compute-bound,
 #                                             the best --workers
+#   4. `benchmarks/metrics.py --device cuda`  what --metrics psnr,ssim,psnr_y,ssim_y(,lpips) costs at
+#                                             512x512 (GPU targets: <= 1.10x and <= 1.30x, as on CPU)
 # and writes OUTDIR/summary.json and OUTDIR/summary.md (plus each step's own output and log).
 #
 # Usage: benchmarks/gpu.sh OUTDIR [--dry-run] [--weights FILE]   (options before or after OUTDIR)
@@ -41,9 +43,10 @@ Q=$(printf %q "$OUT")  # OUTDIR as one shell word inside the commands below
 
 # name | time limit (s) | command; the limits add up to 450 s (7.5 min) at most.
 STEPS=(
-  "info|60|$PY -m hlcli info --bench --device cuda -f json -o $Q/info.json"
-  "tests|150|$PY -m pytest -m cuda tests/test_cuda.py -q -p no:cacheprovider --junitxml=$Q/cuda-tests.xml"
-  "bench|240|$PY benchmarks/bench.py --gpu --pairs $PAIRS --rounds 1 --skip baseline,limit,memory,startup,scaling,cli,tiling ${WEIGHTS[*]:-} --json $Q/bench.json"
+  "info|50|$PY -m hlcli info --bench --device cuda -f json -o $Q/info.json"
+  "tests|140|$PY -m pytest -m cuda tests/test_cuda.py -q -p no:cacheprovider --junitxml=$Q/cuda-tests.xml"
+  "bench|200|$PY benchmarks/bench.py --gpu --pairs $PAIRS --rounds 1 --skip baseline,limit,memory,startup,scaling,cli,tiling ${WEIGHTS[*]:-} --json $Q/bench.json"
+  "metrics|60|$PY benchmarks/metrics.py --device cuda --pairs 64 --sizes 512 --rounds 2 --json $Q/metrics.json"
 )
 
 declare -A RC SECONDS_TAKEN
@@ -65,14 +68,15 @@ for step in "${STEPS[@]}"; do
 done
 
 # The summary: one JSON and one Markdown file from whatever the steps left.
-"$PY" - "$OUT" "$DRY" "${RC[info]}" "${RC[tests]}" "${RC[bench]}" \
-  "${SECONDS_TAKEN[info]}" "${SECONDS_TAKEN[tests]}" "${SECONDS_TAKEN[bench]}" <<'PYEOF'
+"$PY" - "$OUT" "$DRY" "${RC[info]}" "${RC[tests]}" "${RC[bench]}" "${RC[metrics]}" \
+  "${SECONDS_TAKEN[info]}" "${SECONDS_TAKEN[tests]}" "${SECONDS_TAKEN[bench]}" "${SECONDS_TAKEN[metrics]}" <<'PYEOF'
 import json, re, sys
 from pathlib import Path
 
 out, dry = Path(sys.argv[1]), sys.argv[2] == "1"
-rcs = dict(zip(("info", "tests", "bench"), sys.argv[3:6]))
-secs = dict(zip(("info", "tests", "bench"), map(int, sys.argv[6:9])))
+STEPS = ("info", "tests", "bench", "metrics")
+rcs = dict(zip(STEPS, sys.argv[3:7]))
+secs = dict(zip(STEPS, map(int, sys.argv[7:11])))
 
 def load(name):
     p = out / name
@@ -81,7 +85,7 @@ def load(name):
     except (OSError, ValueError):
         return None
 
-info, bench = load("info.json"), load("bench.json")
+info, bench, metrics = load("info.json"), load("bench.json"), load("metrics.json")
 tests = None
 junit = out / "cuda-tests.xml"
 if junit.is_file():
@@ -100,7 +104,9 @@ summary = {
     "bound": (bench or {}).get("bound"),
     "workers_fp32_pairs_per_s": (bench or {}).get("workers_fp32_pairs_per_s"),
     "best_workers": (bench or {}).get("best_workers"),
-    "targets": {"bf16_pairs_per_s": ">= 1000", "fp32_pairs_per_s": ">= 150 (TF32 off)"},
+    "metrics_cost_512": (metrics or {}).get("sizes", {}).get("512", {}).get("ratio"),
+    "targets": {"bf16_pairs_per_s": ">= 1000", "fp32_pairs_per_s": ">= 150 (TF32 off)",
+                "metrics_psnr_ssim_ratio": "<= 1.10", "metrics_with_lpips_ratio": "<= 1.30"},
 }
 def write(name, text):
     """The summary files; a dry run prints them instead (it writes nothing)."""
@@ -127,7 +133,11 @@ for p, v in summary["throughput_512_pairs_per_s"].items():
 if summary["workers_fp32_pairs_per_s"]:
     lines += ["", "fp32 by --workers: " + ", ".join(f"{w}: {round(v, 1)}" for w, v in summary["workers_fp32_pairs_per_s"].items())
               + f"; best {summary['best_workers']}"]
-lines += ["", "Targets (issue #9, one H200): bf16 >= 1,000 pairs/s, fp32 (no TF32) >= 150 pairs/s."]
+if summary["metrics_cost_512"]:
+    lines += ["", "--metrics at 512x512, time / hybrid only: " + ", ".join(
+        f"{k}: {v:.3f}x" for k, v in summary["metrics_cost_512"].items())]
+lines += ["", "Targets (issue #9, one H200): bf16 >= 1,000 pairs/s, fp32 (no TF32) >= 150 pairs/s; "
+              "--metrics (issue #16): psnr,ssim,psnr_y,ssim_y <= 1.10x, with lpips <= 1.30x."]
 write("summary.md", "\n".join(lines) + "\n")
 if not dry:
     print(out / "summary.md")

@@ -143,8 +143,9 @@ def test_gpu_script_dry_run_lists_its_steps_and_writes_nothing(tmp_path):
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert res.returncode == 0, res.stderr
         steps = [line for line in res.stdout.splitlines() if line.startswith("[")]
-        assert [line.split("]")[0] for line in steps] == ["[info", "[tests", "[bench"]
+        assert [line.split("]")[0] for line in steps] == ["[info", "[tests", "[bench", "[metrics"]
         assert "pytest -m cuda tests/test_cuda.py" in steps[1] and "bench.py --gpu" in steps[2]
+        assert "benchmarks/metrics.py --device cuda" in steps[3]  # the cost of --metrics (issue #16)
         assert "hlcli info --bench --device cuda" in steps[0]
         assert sum(int(line.split("timeout ")[1].split("s:")[0]) for line in steps) <= 8 * 60
         assert "gpu\\ run/info.json" in steps[0]  # OUTDIR quoted inside the commands

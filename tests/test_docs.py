@@ -161,7 +161,7 @@ def test_readme_installs_for_users_first_and_docs_say_how_to_get_a_cpu_torch():
     """A user's install line (no test extras) comes before the developer's; docs/ give the CPU
     wheel index for machines without a GPU (the default torch wheels bundle CUDA, 5.7 GB)."""
     readme = (ROOT / "README.md").read_text()
-    user, dev = readme.index("python -m pip install ."), readme.index('pip install -e ".[test]"')
+    user, dev = readme.index("python -m pip install "), readme.index('pip install -e ".[test]"')
     assert user < dev and "[test]" not in readme[user:readme.index("\n", user)].split("#")[0]
     cpu = "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
     assert cpu in (ROOT / "docs" / "performance.md").read_text() and cpu in readme

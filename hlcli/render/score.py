@@ -257,7 +257,7 @@ def _summary_table(console: Any, run: Run, summ: dict[str, Any], formats: dict[s
         fmt = formats[name]
         if vals.get("infinite"):
             n = vals["infinite"]
-            notes.append(f"{metric_header(name)}: {n} identical {'pair' if n == 1 else 'pairs'} (+∞) left out of the statistics")
+            notes.append(f"{metric_header(name)}: {plural(n, 'identical pair')} (+∞) left out of the statistics")
         keys.append(f"{metric_header(name)} {fmt.label}".strip())
         cells.append([fmt(vals[k]) for k in TABLE_STATS])
     columns = [Column(stat, [row[i] for row in cells]) for i, stat in enumerate(TABLE_STATS)]
