@@ -20,6 +20,7 @@ itself cached by (path, size, mtime), so a warm run neither re-hashes nor re-rea
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -190,21 +191,46 @@ def file_sha256(path: Path, *, use_index: bool = True) -> str:
 # Loading and verification.
 
 
+# How the user names a weights file, for the fix in a load error: the Python argument by
+# default, the CLI flag inside a command (hlcli.cli sets it for the command's duration).
+WEIGHTS_ARGUMENT: contextvars.ContextVar[str] = contextvars.ContextVar("hlcli_weights_argument",
+                                                                       default="weights=PATH")
+
+
+def _not_loadable(path: Path, exc: Exception) -> str:
+    """What ``path`` is not, in hlcli's words (never torch's text, which advises turning
+    ``weights_only`` off: that would run code from the file)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError as err:
+        return f"cannot read the weights file ({err.strerror or type(err).__name__})"
+    if zipfile.is_zipfile(path) or head[:1] == b"\x80" or head == b"PK":
+        if "weights only" in str(exc).lower() or type(exc).__name__ == "UnpicklingError":
+            return ("the weights file holds Python objects, not only tensors (a pickled model or code); "
+                    "hlcli reads weights as data and never runs code from them")
+        return "the weights file is a damaged or truncated PyTorch checkpoint"
+    return "the weights file is not a PyTorch checkpoint (neither a zip archive nor a pickle of tensors)"
+
+
 def _torch_load(path: Path) -> Any:
+    import warnings
+
     import torch
 
     kwargs: dict[str, Any] = {"map_location": "cpu", "weights_only": True}
     if zipfile.is_zipfile(path):
         kwargs["mmap"] = True  # only the new zip format can be memory-mapped
     try:
-        return torch.load(str(path), **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's "Detected pickle protocol 4" on a hostile file
+            return torch.load(str(path), **kwargs)
     except Exception as exc:  # pickle errors, "Weights only load failed", truncated zip, ...
         raise HlcliEnvironmentError(
-            f"cannot read weights file: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-            path,
-            "it is not a PyTorch state dict of plain tensors; use torchvision's "
-            f"{WEIGHTS_FILENAME} (`hlcli weights download`)",
-        ) from exc
+            _not_loadable(path, exc), path,
+            f"use torchvision's {WEIGHTS_FILENAME} (`hlcli weights download`), or a state_dict() of "
+            f"VGG-19 saved with torch.save, passed as {WEIGHTS_ARGUMENT.get()}",
+        ) from None
 
 
 def extract_features(obj: Any, path: Path) -> dict[str, Any]:

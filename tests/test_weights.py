@@ -228,3 +228,34 @@ def test_weights_download_command(weights_file, monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, **kw: shutil.copy(weights_file, dst))
     r = CliRunner().invoke(cli, ["weights", "download", "-q"])
     assert r.exit_code == 0 and r.stdout.strip() == str(w.hub_checkpoint_path())
+
+
+class _Hostile:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize("case", ["readme", "hostile-pickle", "pickled-module", "truncated-zip"])
+def test_unloadable_weights_say_what_the_file_is_not_without_torchs_advice(case, tmp_path, pair_dirs, state_dict):
+    import pickle
+
+    path = tmp_path / ("README.md" if case == "readme" else "bad.pth")
+    if case == "readme":
+        path.write_text("# hlcli\n\nA README, not weights.\n")
+    elif case == "hostile-pickle":
+        path.write_bytes(pickle.dumps({"features.0.weight": _Hostile()}, protocol=4))
+    elif case == "pickled-module":
+        torch.save({"model": torch.nn.Linear(2, 2)}, path)
+    else:
+        torch.save(state_dict, tmp_path / "good.pth")
+        path.write_bytes((tmp_path / "good.pth").read_bytes()[:4096])
+    r = score([*pair_dirs, "--weights", path])
+    assert r.exit_code == 3, r.stderr
+    assert r.stderr.count("\n") == 1 and "weights_only" not in r.stderr and "arbitrary code" not in r.stderr
+    assert ("not" in r.stderr or "damaged" in r.stderr) and "--weights FILE" in r.stderr and "weights=PATH" not in r.stderr
+    with pytest.raises(HlcliEnvironmentError) as info:  # the Python API names its argument
+        w.load_weights(path)
+    text = str(info.value)
+    assert "weights=PATH" in text and "--weights" not in text and "weights_only" not in text

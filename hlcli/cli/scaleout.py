@@ -33,6 +33,12 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
         raise click.UsageError("--resume needs --shard I/N and -o FILE in json format")
     if not shard_text:
         return None
+    if options.get("save_maps"):
+        # Each shard would write its own DIR/maps.json over the others' (one index, one shard's
+        # pairs): refused rather than merged, since maps need the network anyway (docs/scaling.md).
+        raise click.UsageError("--save-maps cannot be combined with --shard: each shard would overwrite "
+                               "DIR/maps.json with an index of its own pairs only; save maps from a run "
+                               "without --shard (for a subset of pairs, give it with --pairs FILE)")
     from ..errors import InputError
     from ..sharding import ShardSelection, parse_shard
 
