@@ -142,7 +142,7 @@ def command_line(argv: list[str] | None = None) -> list[str]:
     if not argv:
         return []
     program = os.path.basename(argv[0])
-    if program in ("hlcli", "hlcli.exe", "__main__.py", "-m") or argv[0].endswith(os.path.join("hlcli", "__main__.py")):
+    if program in ("hlcli", "hlcli.exe") or (program == "__main__.py" and Path(argv[0]).parent.name == "hlcli"):
         program = "hlcli"
     return [program, *argv[1:]]
 

@@ -15,6 +15,7 @@ from .common import (
     EXTENSION_FORMATS,
     debug_option,
     default_format,
+    echo_err,
     handle_errors,
     is_terminal,
     output_stream,
@@ -33,7 +34,7 @@ def emit_run(view: Any, run: Any, output: str | None, started: float) -> int:
         run.gate = view.gates.evaluate(run)
     if not view.quiet:
         for s in run.skipped:
-            click.echo(f"Warning: skipped {s.key}: {s.reason}", err=True)
+            echo_err(f"Warning: skipped {s.key}: {s.reason}")
     with output_stream(output) as out:
         _write(view, run, out)
     view.report(run, time.perf_counter() - started)

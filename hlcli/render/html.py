@@ -33,8 +33,12 @@ class ReportOptions:
     images: str = "embed"
 
 
+_CONTROL = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]})
+
+
 def e(value: Any) -> str:
-    return escape(str(value), quote=True)
+    """Text for the page: HTML-escaped, control characters (never valid HTML) shown as ``\\xNN``."""
+    return escape(str(value).translate(_CONTROL), quote=True)
 
 
 def _csp(images: str) -> str:
