@@ -6,7 +6,8 @@ the reader of its kind (``hlcli.documents``) runs its cross-field checks. A prob
 
 What is refused here, whatever the kind: a directory, an unreadable or empty file, bytes that are
 not UTF-8, text that is not one complete JSON value, ``NaN``/``Infinity``, a number that is not
-finite or beyond :data:`MAX_MAGNITUDE` (``1e999`` parses as infinity), a duplicated key in an
+finite, beyond :data:`MAX_MAGNITUDE` (``1e999`` parses as infinity) or nonzero below
+:data:`MIN_MAGNITUDE`, a duplicated key in an
 object, a lone UTF-16 surrogate (it cannot be written back out), nesting deeper than
 :data:`MAX_DEPTH`.
 
@@ -29,6 +30,7 @@ from typing import Any, Iterator
 from .errors import InputError
 
 MAX_MAGNITUDE = 1e100  # no number hlcli writes comes near; products and sums of two stay finite
+MIN_MAGNITUDE = 1e-100  # nor so near 0 (other than 0): quotients of two stay finite
 MAX_DEPTH = 64
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -150,8 +152,9 @@ def _walk(doc: Any) -> Iterator[tuple[list[Any], str]]:
         elif isinstance(value, float) and not math.isfinite(value):
             yield where, "is a number too large to be finite"
             return
-        elif isinstance(value, (int, float)) and abs(value) > MAX_MAGNITUDE:
-            yield where, f"is {shown(value, 24)}, beyond ±{MAX_MAGNITUDE:g} (no hlcli document holds such a number)"
+        elif isinstance(value, (int, float)) and (abs(value) > MAX_MAGNITUDE or 0 < abs(value) < MIN_MAGNITUDE):
+            yield where, (f"is {shown(value, 24)}, outside 0 and ±{MIN_MAGNITUDE:g} to ±{MAX_MAGNITUDE:g} "
+                          "(no hlcli document holds such a number)")
             return
         elif isinstance(value, str) and _has_surrogate(value):
             yield where, "is a string with a lone UTF-16 surrogate (not valid Unicode)"

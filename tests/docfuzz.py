@@ -58,8 +58,34 @@ def _get(doc: Any, where: list[Any]) -> Any:
     return doc
 
 
+FREE_TEXT = {"restored", "gt", "path", "reason", "platform", "hlcli_version", "expression", "baseline", "key",
+             "command", "gt_only", "restored_only", "ignored", "versions", "colormap", "upsampling", "group"}
+
+
+def _benign(rng: random.Random, doc: Any, paths: list[list[Any]]) -> tuple[Any, str]:
+    """A change that keeps the document's shape: a hostile string where hlcli stores free text
+    (keys, paths, reasons, the command, versions), or a number scaled within its range."""
+    free = [p for p in paths if p and isinstance(_get(doc, p), str)
+            and any(isinstance(part, str) and part in FREE_TEXT for part in p[-2:])]
+    numbers = [p for p in paths if p and isinstance(_get(doc, p), (int, float)) and not isinstance(_get(doc, p), bool)]
+    if free and (rng.random() < 0.6 or not numbers):
+        where = rng.choice(free)
+        old = _get(doc, where)
+        hostile = rng.choice(HOSTILE[:14])
+        _get(doc, where[:-1])[where[-1]] = (old.rsplit("/", 1)[0] + "/" + hostile) if "/" in old else hostile
+        return doc, "benign-text"
+    if numbers:
+        where = rng.choice(numbers)
+        old = _get(doc, where)
+        new = rng.choice([0, old * rng.uniform(0, 10), old + 1]) if isinstance(old, float) else rng.choice([0, old + 1])
+        _get(doc, where[:-1])[where[-1]] = new
+    return doc, "benign-number"
+
+
 def _mutate_tree(rng: random.Random, doc: Any) -> tuple[Any, str]:
     paths = _paths(doc)
+    if rng.random() < 0.25:
+        return _benign(rng, doc, paths)
     where = rng.choice(paths[1:] or paths)
     parent = _get(doc, where[:-1]) if where else None
     last = where[-1] if where else None
@@ -235,7 +261,7 @@ def _resume(doc: dict[str, Any]) -> None:
     json.dumps(run.document(), allow_nan=False)
 
 
-def run_one(seed: int, index: int, docs: dict[str, Any], work: Path, *, cli_every: int = 8) -> Tally:
+def run_one(seed: int, index: int, docs: dict[str, Any], work: Path, *, cli_every: int = 40) -> Tally:
     """Make mutant ``index`` of ``seed``, read it and feed it to its command; count what happened."""
     from hlcli.errors import InputError
     from hlcli.jsondoc import DocumentError
@@ -301,7 +327,7 @@ def check_command(command: str, argv: list[str], out: Path, tag: str, tally: Tal
             findings.append(f"{tag}: raw control character on {name}: {text[:200]!r}")
     if out.is_file():
         page = out.read_text("utf-8")
-        for bad in (f"<script>{MARKER}", f"onerror=alert('{MARKER}')", f"\x1b[31m{MARKER}"):
+        for bad in (f"<script>{MARKER}", "<img src=x onerror", f"\x1b[31m{MARKER}", "\x1b"):
             if bad in page:
                 findings.append(f"{tag}: report holds injected markup unescaped: {bad!r}")
     return findings
