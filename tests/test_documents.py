@@ -316,3 +316,27 @@ def test_the_commands_own_documents_are_strict_json(scored_documents, tmp_path):
         assert r.exit_code in (0, 1, 2), (args, r.stderr)
         if r.exit_code != 2:
             strict_json(r.stdout)
+
+
+@pytest.mark.parametrize("value", [0.0, 1e-100, 1e100, "mixed"])
+def test_extreme_but_valid_numbers_reach_every_command_without_an_internal_error(scored_documents, tmp_path, value):
+    """The readers bound numbers to 0 and ±1e-100..±1e100; everything inside must work
+    downstream, the report's real plots included (numpy's histogram failed on 1e100)."""
+    root = scored_documents["root"]
+
+    def extreme(d):
+        for i, p in enumerate(d["pairs"]):
+            v = (1e100 if i == 0 else 1e-100) if value == "mixed" else value
+            p.update(l1=v, perceptual=v, hybrid=v, layers={k: v for k in p["layers"]})
+
+    path = _write(tmp_path, "score", _edited(scored_documents, "score", extreme))
+    readers.read_score(path)
+    runs = [str(path), str(root / "baseline.json")]
+    for args in (["report", str(path), "-o", str(tmp_path / "r.html")], ["calibrate", str(path), "-f", "json"],
+                 ["calibrate", str(path), "--balance-layers"], ["compare", *runs], ["tradeoff", *runs, "-f", "json"],
+                 ["table", *runs, "-f", "latex"], ["merge", str(root / "part0.json"), str(root / "part1.json"),
+                                                  "--allow-skips", "-f", "json", "--baseline", str(path)]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code in (0, 1, 2) and "internal error" not in r.stderr, (args, r.stderr)
+        if r.exit_code != 2 and "-f" in args and args[args.index("-f") + 1] == "json":
+            strict_json(r.stdout)

@@ -35,7 +35,12 @@ def histogram_svg(values: list[float], lam: float) -> str:
         fig = Figure(figsize=(5.2, 3.2))
         ax = fig.add_subplot()
         bins = max(1, min(40, int(np.ceil(np.sqrt(len(values))))))
-        ax.hist(values, bins=bins, color="#3b528b", edgecolor="white", linewidth=0.5)
+        lo, hi = min(values), max(values)
+        span = None
+        if not hi - lo > 1e-9 * max(abs(lo), abs(hi)):  # one value (numpy's ±0.5 vanishes at 1e100)
+            pad = 0.05 * abs(hi) or 0.5
+            bins, span = 1, (lo - pad, hi + pad)
+        ax.hist(values, bins=bins, range=span, color="#3b528b", edgecolor="white", linewidth=0.5)
         ax.set_xlabel(f"hybrid = L1 + {lam:g} · perceptual (unitless, lower is better)")
         ax.set_ylabel("pairs (count)")
         ax.set_title("Distribution of hybrid over pairs")
