@@ -28,8 +28,12 @@ def pair_value(pair: dict[str, Any], metric: str) -> float:
 def validate_document(doc: Any, kind: str = "score") -> str | None:
     """The first way ``doc`` breaks hlcli's ``<kind>.schema.json`` or the reader's cross-field
     checks (:mod:`hlcli.readers`), as ``<JSON path>: <what>``, or None if it is usable."""
+    from .jsondoc import json_path, schema_problem
     from .readers import check_maps_index, check_score
 
+    if kind not in ("score", "maps"):  # an output hlcli does not read back: its schema only
+        problem = schema_problem(doc, kind)
+        return None if problem is None else f"{json_path(problem[0])}: {problem[1]}"
     try:
         check_maps_index(doc, None) if kind == "maps" else check_score(doc, None, pairs_needed=False)
     except InputError as err:

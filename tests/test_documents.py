@@ -340,3 +340,19 @@ def test_extreme_but_valid_numbers_reach_every_command_without_an_internal_error
         assert r.exit_code in (0, 1, 2) and "internal error" not in r.stderr, (args, r.stderr)
         if r.exit_code != 2 and "-f" in args and args[args.index("-f") + 1] == "json":
             strict_json(r.stdout)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs mkfifo")
+def test_a_document_naming_a_fifo_or_a_directory_as_an_image_does_not_hang_the_report(scored_documents, tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def hostile_paths(d):
+        d["pairs"][0]["restored"] = str(fifo)  # reading it would block forever
+        d["pairs"][1]["gt"] = str(tmp_path)
+
+    path = _write(tmp_path, "score", _edited(scored_documents, "score", hostile_paths))
+    r = CliRunner().invoke(cli, ["report", str(path), "-o", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.stderr

@@ -91,6 +91,8 @@ def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | No
     from .. import images
     from ..errors import HlcliError
 
+    if not Path(path).is_file():  # a path from a document: never a device or a FIFO (/dev/stdin)
+        return None
     try:
         arr = _to_rgb8(images.decode(path, alpha=alpha if alpha in images.ALPHA_POLICIES else "ignore"))
     except (HlcliError, OSError):
