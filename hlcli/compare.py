@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .errors import InputError
-from .documents import comparable_settings, mismatch_error, pair_value, settings_differences
-from .results import BASE_METRICS, metric_names
+from .documents import comparable_settings, document_metrics, mismatch_error, pair_value, settings_differences
+from .metricdefs import get
 
 SCHEMA_VERSION = 1
 CONFIDENCE = 0.95
@@ -42,6 +42,38 @@ def bootstrap_interval(diffs: Any, *, seed: int, resamples: int, confidence: flo
             np.percentile(means, 100 - tail, axis=0, method="linear"))
 
 
+def _num(x: Any) -> float | None:
+    """A finite float, or None (strict JSON: +inf PSNR and NaN differences are null)."""
+    import math
+
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _intervals(d: Any, *, seed: int, resamples: int) -> tuple[list[Any], list[Any]]:
+    """Per metric column of ``d`` (B - A per pair), the bootstrap interval of the mean over the
+    pairs where the difference is finite. Columns finite on every pair share one joint bootstrap
+    (as before extra metrics existed); a column with left-out pairs gets its own."""
+    import numpy as np
+
+    cols = d.shape[1]
+    low: list[Any] = [None] * cols
+    high: list[Any] = [None] * cols
+    if resamples <= 0:
+        return low, high
+    finite = np.isfinite(d)
+    full = [j for j in range(cols) if finite[:, j].all()]
+    if full:
+        lo, hi = bootstrap_interval(d[:, full], seed=seed, resamples=resamples)
+        for k, j in enumerate(full):
+            low[j], high[j] = lo[k], hi[k]
+    for j in range(cols):
+        if j not in full and finite[:, j].any():
+            lo, hi = bootstrap_interval(d[finite[:, j], j : j + 1], seed=seed, resamples=resamples)
+            low[j], high[j] = lo[0], hi[0]
+    return low, high
+
+
 def _brief(doc: dict[str, Any], path: str) -> dict[str, Any]:
     s = comparable_settings(doc["settings"])
     return {"path": path, "pairs": len(doc["pairs"]),
@@ -63,35 +95,44 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_n
     if not common:
         raise InputError(f"{a_name} and {b_name} have no pair in common", None,
                          "compare two runs over the same ground truth (pairs are matched by key)")
-    layers_b = {layer["name"] for layer in b["settings"]["layers"]}
-    metrics = [m for m in metric_names([layer["name"] for layer in a["settings"]["layers"]])
-               if m in BASE_METRICS or m in layers_b]
+    in_b = set(document_metrics(b))
+    metrics = [m for m in document_metrics(a) if m in in_b]
     if by not in metrics:
         raise InputError(f"--by {by}: not a metric of both runs", None, f"use one of {', '.join(metrics)}")
     va = np.array([[pair_value(pa[k], m) for m in metrics] for k in common], dtype=np.float64)
     vb = np.array([[pair_value(pb[k], m) for m in metrics] for k in common], dtype=np.float64)
-    d = vb - va
-    low = high = None
-    if resamples > 0:
-        low, high = bootstrap_interval(d, seed=seed, resamples=resamples)
+    with np.errstate(invalid="ignore"):
+        d = vb - va  # NaN where both are +inf (identical images' PSNR), +-inf where one is
+    low, high = _intervals(d, seed=seed, resamples=resamples)
     out_metrics = {}
     for j, m in enumerate(metrics):
-        mean_a, mean_diff = float(np.mean(va[:, j])), float(np.mean(d[:, j]))
+        ok = np.isfinite(d[:, j])  # means and intervals over the pairs finite in both runs
+        up = get(m).higher_is_better
+        mean_a = float(np.mean(va[ok, j])) if ok.any() else None
+        mean_diff = float(np.mean(d[ok, j])) if ok.any() else None
         out_metrics[m] = {
-            "mean_a": mean_a, "mean_b": float(np.mean(vb[:, j])), "mean_diff": mean_diff,
+            "higher_is_better": up, "unit": get(m).unit,
+            "mean_a": mean_a, "mean_b": float(np.mean(vb[ok, j])) if ok.any() else None, "mean_diff": mean_diff,
             "relative_diff": mean_diff / abs(mean_a) if mean_a else None,
-            "ci_low": None if low is None else float(low[j]), "ci_high": None if high is None else float(high[j]),
-            "b_wins": int(np.sum(d[:, j] < 0)), "b_losses": int(np.sum(d[:, j] > 0)), "ties": int(np.sum(d[:, j] == 0)),
+            "ci_low": None if low[j] is None else float(low[j]), "ci_high": None if high[j] is None else float(high[j]),
+            # wins and losses by the metric's direction (B wins a PSNR pair by being higher)
+            "b_wins": int(np.sum(vb[:, j] > va[:, j] if up else vb[:, j] < va[:, j])),
+            "b_losses": int(np.sum(vb[:, j] < va[:, j] if up else vb[:, j] > va[:, j])),
+            "ties": int(np.sum(vb[:, j] == va[:, j])),
+            **({"pairs_left_out": int(np.sum(~ok))} if not ok.all() else {}),
         }
     j = metrics.index(by)
-    order = sorted(range(len(common)), key=lambda i: (-abs(d[i, j]), common[i]))[:top]
-    changed = [{"key": common[i], "a": float(va[i, j]), "b": float(vb[i, j]), "diff": float(d[i, j]),
-                "relative_diff": float(d[i, j]) / abs(va[i, j]) if va[i, j] else None} for i in order]
+    size = np.where(np.isfinite(d[:, j]), np.abs(d[:, j]), np.where(np.isnan(d[:, j]), 0.0, np.inf))
+    order = sorted(range(len(common)), key=lambda i: (-size[i], common[i]))[:top]
+    changed = [{"key": common[i], "a": _num(va[i, j]), "b": _num(vb[i, j]), "diff": _num(d[i, j]),
+                "relative_diff": _num(d[i, j] / abs(va[i, j])) if va[i, j] and np.isfinite(va[i, j]) else None}
+               for i in order]
     return {
         "schema_version": SCHEMA_VERSION, "tool": "hlcli", "kind": "compare", "hlcli_version": __version__,
         "a": _brief(a, a_name), "b": _brief(b, b_name),
         "settings_differences": differences,
-        "difference": "B - A; lower is better, so a negative difference means B is better",
+        "difference": ("B - A; for a lower-is-better metric a negative difference means B is better, for a "
+                       "higher-is-better one (PSNR, SSIM) a positive one"),
         "bootstrap": {"resamples": resamples, "seed": seed, "confidence": CONFIDENCE, "method": "percentile"},
         "pairs": {"common": len(common), "only_a": sorted(pa.keys() - pb.keys()),
                   "only_b": sorted(pb.keys() - pa.keys())},

@@ -80,12 +80,12 @@ class _Aborted(Exception):
 def _pack(p: PairResult) -> tuple[Any, ...]:
     """A PairResult as a plain tuple (a third of the pickle size of the dataclass)."""
     return (p.key, p.restored, p.gt, p.width, p.height, p.l1, tuple(p.layers.values()), p.perceptual,
-            p.hybrid, p.size_policy, p.original_sizes, p.tiled)
+            p.hybrid, p.size_policy, p.original_sizes, p.tiled, p.extra or None)
 
 
 def _unpack(t: tuple[Any, ...], layer_names: list[str]) -> PairResult:
     return PairResult(t[0], t[1], t[2], t[3], t[4], t[5], dict(zip(layer_names, t[6])), t[7], t[8], t[9], t[10],
-                      t[11])
+                      t[11], dict(t[12] or {}))
 
 
 @dataclass

@@ -10,19 +10,35 @@ runs without ``--crop-border``, means 0). A difference is refused unless the use
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import InputError
+from .metricdefs import EXTRA
 from .results import BASE_METRICS
 
 OVERRIDE_FLAG = "--allow-settings-mismatch"
 
 
 def pair_value(pair: dict[str, Any], metric: str) -> float:
-    """A metric of a pair as written in a JSON document (``PairResult.as_dict()``): a layer's
-    under ``layers``, any other (l1, perceptual, hybrid, an opt-in metric) at the top level."""
-    return pair["layers"][metric] if metric not in BASE_METRICS and metric in pair["layers"] else pair[metric]
+    """A metric of a pair as written in a JSON document (``PairResult.as_dict()``): a base or
+    extra metric at the top level (null, written for PSNR's +inf, reads as +inf), a layer
+    under ``layers``."""
+    if metric in BASE_METRICS:
+        return pair[metric]
+    if metric in EXTRA:
+        return math.inf if pair.get(metric) is None else pair[metric]
+    return pair["layers"][metric]
+
+
+def document_metrics(doc: dict[str, Any]) -> list[str]:
+    """Every metric a stored run scored, in column order (layers from the settings, extra
+    metrics from ``settings.metrics``)."""
+    from .metricdefs import run_metrics
+
+    settings = doc["settings"]
+    return run_metrics([layer["name"] for layer in settings["layers"]], settings.get("metrics", []))
 
 
 def validate_document(doc: Any, kind: str = "score") -> str | None:

@@ -28,9 +28,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
+from .documents import (OVERRIDE_FLAG, document_metrics, load_document, mismatch_error, pair_value,
+                        settings_differences)
+from .metricdefs import regression
 from .errors import InputError
-from .results import BASE_METRICS, STATS, PairResult, Run, describe, metric_names
+from .results import STATS, PairResult, Run, describe, metric_names
 
 __all__ = ["OPS", "OVERRIDE_FLAG", "Gate", "GateSpec", "Limit", "check_groups", "check_metrics", "compare_to_baseline",
            "evaluate_gates", "load_document", "parse_gate", "parse_limit", "scoped", "statistic"]
@@ -87,10 +89,16 @@ def parse_gate(text: str) -> Gate:
     return Gate(f"{stat}.{metric}{scope}{op}{value}", stat, metric, op, threshold, group)
 
 
-def check_metrics(items: list[Gate] | list[Limit], layer_names: list[str] | tuple[str, ...]) -> None:
+def check_metrics(items: list[Gate] | list[Limit], layer_names: list[str] | tuple[str, ...],
+                  extra: tuple[str, ...] | list[str] = ()) -> None:
     """``ValueError`` naming the first gate or limit whose metric this run does not score."""
-    valid = metric_names(list(layer_names))
+    from .metricdefs import EXTRA
+
+    valid = metric_names(list(layer_names), extra)
     for item in items:
+        if item.metric in EXTRA and item.metric not in valid:
+            raise ValueError(f"{item.expression!r} needs {item.metric}, which this run does not compute: "
+                             f"add --metrics {','.join([*extra, item.metric])}")
         if item.metric not in valid and not (isinstance(item, Limit) and item.metric == "all"):
             raise ValueError(f"unknown metric {item.metric!r} in {item.expression!r}: use one of "
                              f"{', '.join(valid)} (a layer must be one of --layers)")
@@ -114,8 +122,11 @@ def check_groups(gates: list[Gate], groups: list[str], group_by: str) -> None:
 def statistic(stat: str, values: list[float]) -> float | int | None:
     """``stat`` of ``values`` with the definitions of :func:`hlcli.results.describe` (None when
     undefined, i.e. no values); ``pN`` is numpy's linear-interpolation percentile."""
+    if values and all(v == math.inf for v in values):  # every pair identical: PSNR +inf throughout
+        return len(values) if stat == "count" else (0.0 if stat == "std" else math.inf)
     if stat in GATE_STATS:
-        return describe(values)[stat]
+        return describe(values)[stat] if stat != "count" else len(values)
+    values = [v for v in values if math.isfinite(v)]  # as describe(): +inf values left out
     if not values:
         return None
     import numpy as np
@@ -135,10 +146,13 @@ def evaluate_gates(gates: list[Gate], pairs: list[PairResult], *, group_by: str 
         observed = statistic(g.stat, [p.metric(g.metric) for p in members])
         failed = observed is None or OPS[g.op](observed, g.threshold)
         where = "" if g.group is None else f" in group {g.group}"
+        reason = f"undefined: no pairs were scored{where}" if observed is None else None
+        if observed == math.inf:  # strict JSON: +inf is written as null, and said in the reason
+            observed, reason = None, f"+inf: every pair{where} is identical to its ground truth"
         checks.append({"expression": g.expression, "stat": g.stat, "metric": g.metric,
                        **({} if g.group is None else {"group": g.group}), "op": g.op,
                        "threshold": g.threshold, "observed": observed, "passed": not failed,
-                       "reason": f"undefined: no pairs were scored{where}" if observed is None else None})
+                       "reason": reason})
     return checks
 
 
@@ -178,14 +192,20 @@ def limits_by_metric(limits: list[Limit], metrics: list[str]) -> dict[str, list[
 
 # -- baseline regressions ----------------------------------------------------------------------
 
-def _mean(values: list[float]) -> float:
+def _mean(values: list[float]) -> float | None:
+    """The mean of the finite values (+inf PSNR values left out, as in the summary); None if none."""
     import numpy as np
 
-    return float(np.mean(np.asarray(values, dtype=np.float64)))
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(np.asarray(finite, dtype=np.float64))) if finite else None
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def _rel(delta: float, old: float) -> float | None:
-    return delta / abs(old) if old != 0 else None
+    return delta / abs(old) if old != 0 and math.isfinite(delta) and math.isfinite(old) else None
 
 
 def scoped(limits: list[Limit], pair_limits: list[Limit]) -> list[Limit]:
@@ -200,14 +220,14 @@ def scoped(limits: list[Limit], pair_limits: list[Limit]) -> list[Limit]:
 
 def compare_to_baseline(pairs: list[PairResult], layer_names: list[str], baseline: dict[str, Any],
                         limits: list[Limit], *, baseline_path: str,
-                        differences: list[str] | None = None) -> dict[str, Any]:
+                        differences: list[str] | None = None, extra: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """The ``regressions`` part of the gate section (see the module doc for the rules).
     ``limits`` carry their scope (see :func:`scoped`)."""
     base = {p["key"]: p for p in baseline["pairs"]}
     cur = {p.key: p for p in pairs}
     common = sorted(base.keys() & cur.keys())
-    base_layers = {layer["name"] for layer in baseline["settings"]["layers"]}
-    metrics = [m for m in metric_names(layer_names) if m in BASE_METRICS or m in base_layers]
+    base_metrics = set(document_metrics(baseline))
+    metrics = [m for m in metric_names(layer_names, extra) if m in base_metrics]
     applied = limits_by_metric([lim for lim in limits if lim.scope != "pairs"], metrics)
     applied_pairs = limits_by_metric([lim for lim in limits if lim.scope != "mean"], metrics)
     summary, regressed = [], []
@@ -217,17 +237,24 @@ def compare_to_baseline(pairs: list[PairResult], layer_names: list[str], baselin
                                  "relative_change": None, "allowed": None, "passed": not (lims and not common)}
         if common:
             old, new = _mean([pair_value(base[k], m) for k in common]), _mean([cur[k].metric(m) for k in common])
-            entry.update(baseline=old, observed=new, delta=new - old, relative_change=_rel(new - old, old))
-            if lims:
+            old = math.inf if old is None else old  # only +inf values (identical images): PSNR +inf
+            new = math.inf if new is None else new
+            entry.update(baseline=_finite_or_none(old), observed=_finite_or_none(new),
+                         delta=_finite_or_none(new - old) if old != new else 0.0,
+                         relative_change=_rel(new - old, old))
+            if lims and math.isfinite(old):
                 entry["allowed"] = max(lim.allowed(old) for lim in lims)
-                entry["passed"] = new - old <= entry["allowed"]
+                entry["passed"] = regression(m, old, new) <= entry["allowed"]
+            elif lims:  # the baseline was perfect (+inf): any finite value is a regression
+                entry["allowed"], entry["passed"] = 0.0, regression(m, old, new) <= 0
         summary.append(entry)
         pair_lims = applied_pairs.get(m)
         for k in common if pair_lims else ():
             old, new = pair_value(base[k], m), cur[k].metric(m)
-            allowed = max(lim.allowed(old) for lim in pair_lims)
-            if new - old > allowed:
-                regressed.append({"key": k, "metric": m, "baseline": old, "observed": new, "delta": new - old,
+            allowed = max(lim.allowed(old) for lim in pair_lims) if math.isfinite(old) else 0.0
+            if regression(m, old, new) > allowed:  # by the metric's direction: a PSNR drop, an L1 rise
+                regressed.append({"key": k, "metric": m, "baseline": _finite_or_none(old),
+                                  "observed": _finite_or_none(new), "delta": _finite_or_none(new - old),
                                   "relative_change": _rel(new - old, old), "allowed": allowed})
     return {
         "baseline": str(baseline_path),
@@ -265,11 +292,11 @@ class GateSpec:
         diffs = settings_differences(self.baseline["settings"], settings, ("baseline", "this run"))
         if diffs and not self.allow_settings_mismatch:
             raise mismatch_error(diffs, self.baseline_path)
-        base_layers = [layer["name"] for layer in self.baseline["settings"]["layers"]]
+        known = document_metrics(self.baseline)
         for lim in self.limits:
-            if lim.metric not in (*BASE_METRICS, *base_layers, "all"):
+            if lim.metric not in (*known, "all"):
                 raise InputError(f"--max-regression {lim.expression}: the baseline has no {lim.metric} scores",
-                                 self.baseline_path, f"limit one of {', '.join(metric_names(base_layers))}")
+                                 self.baseline_path, f"limit one of {', '.join(known)}")
         self.differences = diffs
         return diffs
 
@@ -282,6 +309,6 @@ class GateSpec:
         if self.baseline is not None:
             regressions = compare_to_baseline(run.pairs, run.layer_names, self.baseline, self.limits,
                                               baseline_path=str(self.baseline_path),
-                                              differences=self.differences)
+                                              differences=self.differences, extra=run.extra_metrics)
         passed = all(c["passed"] for c in checks) and (regressions is None or regressions["passed"])
         return {"passed": passed, "checks": checks, "regressions": regressions}

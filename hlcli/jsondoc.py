@@ -252,6 +252,8 @@ def _describe(where: list[Any], keyword: str, expected: Any, value: Any, sub: di
         return where, f"is {shown(value)}, expected {' or '.join(shown(o) for o in options)}"
     if keyword in ("minimum", "maximum"):
         return where, f"is {shown(value, 24)}, {'below the minimum' if keyword == 'minimum' else 'above the maximum'} {expected}"
+    if keyword == "uniqueItems":
+        return where, "names an item twice"
     if keyword in ("minItems", "maxItems", "minProperties", "minLength"):
         return where, f"has the wrong length ({keyword} {expected})"
     if keyword == "pattern":
@@ -264,7 +266,7 @@ def _describe(where: list[Any], keyword: str, expected: Any, value: Any, sub: di
 def _fallback_errors(value: Any, sub: Any, where: list[Any], root: dict[str, Any]) -> Iterator[tuple[list[Any], str]]:
     """Without jsonschema: the errors of ``value`` against ``sub``, for the keywords hlcli's own
     schemas use (type, required, properties, additionalProperties, items, enum, const, minimum,
-    maximum, min/maxItems, minLength, minProperties, pattern, propertyNames, $ref, allOf, oneOf,
+    maximum, min/maxItems, uniqueItems, minLength, minProperties, pattern, propertyNames, $ref, allOf, oneOf,
     not, if/then/else). Depth-first, first error first."""
     if sub is True or not isinstance(sub, dict):
         return
@@ -291,6 +293,8 @@ def _fallback_errors(value: Any, sub: Any, where: list[Any], root: dict[str, Any
         if "pattern" in sub and not re.search(sub["pattern"], value):
             yield _describe(where, "pattern", sub["pattern"], value, sub)
     if isinstance(value, list):
+        if sub.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) < len(value):
+            yield _describe(where, "uniqueItems", True, value, sub)
         for keyword in ("minItems", "maxItems"):
             if keyword in sub and (len(value) < sub[keyword] if keyword == "minItems" else len(value) > sub[keyword]):
                 yield _describe(where, keyword, sub[keyword], value, sub)

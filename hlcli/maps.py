@@ -118,7 +118,7 @@ class MapWriter:
     bounded sample for the run-wide scale), :meth:`finish` at the end (PNGs and ``maps.json``)."""
 
     def __init__(self, directory: str | Path, layers: Sequence[Any], layer_weights: Sequence[float], *,
-                 fmt: str = "both", scale: str = "run"):
+                 fmt: str = "both", scale: str = "run", extra: Sequence[str] = ()):
         for what, value, allowed in (("--maps-format", fmt, FORMATS), ("--maps-scale", scale, SCALES)):
             if value not in allowed:
                 raise InputError(f"unknown {what} {value!r}", None, f"use one of {', '.join(allowed)}")
@@ -129,7 +129,14 @@ class MapWriter:
         self.strides = [s.stride for s in layers]
         self.weights = [float(w) for w in layer_weights]
         self.fmt, self.scale = fmt, scale
-        self.kinds = ["l1", *self.layers, "perceptual"]
+        # Extra metrics with a map (--metrics): the SSIM map of the valid region, the LPIPS
+        # spatial map; each .npy holds the raw map (its mean is the score), each PNG shows how
+        # bad each place is (1 - SSIM for higher-is-better maps).
+        from .metricdefs import get
+
+        self.extra = [n for n in extra if get(n).map]
+        self.flip = {n for n in self.extra if get(n).higher_is_better}
+        self.kinds = ["l1", *self.layers, "perceptual", *self.extra]
         self.samples: dict[str, list[np.ndarray]] = {k: [] for k in self.kinds}
         self.sizes: dict[str, tuple[int, int]] = {}
         try:
@@ -138,8 +145,15 @@ class MapWriter:
             raise InputError(f"cannot create the maps folder ({exc.strerror or exc})", str(directory),
                              "give --save-maps a folder you can write to") from exc
 
-    def add(self, key: str, maps: Sequence[Any]) -> None:
-        """Store one pair's maps: ``[l1 (H, W), layer maps...]`` (tensors or arrays)."""
+    def add(self, key: str, maps: Sequence[Any], extra: dict[str, Any] | None = None) -> None:
+        """Store one pair's maps: ``[l1 (H, W), layer maps...]`` (tensors or arrays) and the
+        extra metrics' maps (``{name: map}``)."""
+        for name, m in (extra or {}).items():
+            arr = np.asarray(m, dtype=np.float32)
+            path = map_path(self.directory, key, name, "npy")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, arr)
+            self.samples[name].append(_sample(1.0 - arr if name in self.flip else arr))
         arrays = [np.asarray(m, dtype=np.float32) for m in maps]
         h, w = arrays[0].shape
         self.sizes[key] = (w, h)
@@ -173,6 +187,8 @@ class MapWriter:
             "layers": [{"name": n, "weight": w, "stride": s}
                        for n, w, s in zip(self.layers, self.weights, self.strides)],
             "range": ranges, "keys": sorted(self.sizes), "settings": run.settings, "pairs": pairs,
+            **({"extra": [{"name": n, "png_shows": f"1 - {n}" if n in self.flip else n} for n in self.extra]}
+               if self.extra else {}),
         }
         text = json.dumps(doc, indent=2, allow_nan=False, ensure_ascii=False)
         (self.directory / MAPS_FILE).write_text(text + "\n", encoding="utf-8")
@@ -184,6 +200,10 @@ class MapWriter:
         npys = [map_path(self.directory, key, kind, "npy") for kind in ["l1", *self.layers]]
         arrays = [np.load(p) for p in npys]
         full = {"l1": arrays[0], "perceptual": perceptual_map(arrays[1:], self.weights, h, w)}
+        for name in self.extra:
+            npys.append(map_path(self.directory, key, name, "npy"))
+            arr = np.load(npys[-1])
+            full[name] = 1.0 - arr if name in self.flip else arr
         used = {}
         for kind in self.kinds:
             values = full.get(kind)

@@ -43,8 +43,11 @@ def extra_metric_names(settings: dict[str, Any]) -> list[str]:
 
 def metric_names(settings: dict[str, Any]) -> list[str]:
     """Every number each pair of a run with these ``settings`` carries, by name: l1, the layers
-    (under ``layers``), perceptual, hybrid, then the opt-in metrics (top-level keys of the pair)."""
-    return ["l1", *layer_names(settings), "perceptual", "hybrid", *extra_metric_names(settings)]
+    (under ``layers``), perceptual, hybrid, then the opt-in metrics (top-level keys of the pair),
+    as :func:`hlcli.metricdefs.run_metrics` orders them."""
+    from .metricdefs import run_metrics
+
+    return run_metrics(layer_names(settings), extra_metric_names(settings))
 
 
 # -- score documents ------------------------------------------------------------------------------
@@ -147,8 +150,8 @@ def _check_pairs(pairs: list[dict[str, Any]], settings: dict[str, Any], file: An
                 raise DocumentError(file, [*where, "layers", name], "is not one of the settings' layers "
                                     f"({', '.join(layers)})", fix)
         for name in extra:
-            value = pair.get(name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            value = pair.get(name)  # null is PSNR's +inf (identical images); the schema says where
+            if name not in pair or isinstance(value, bool) or not isinstance(value, (int, float, type(None))):
                 raise DocumentError(file, [*where, name], f"is {'missing' if name not in pair else _kind(value)}: "
                                     f"settings.metrics names {name}, and every pair has a number for it", fix)
     return keys
@@ -169,7 +172,7 @@ def _check_counts(doc: dict[str, Any], settings: dict[str, Any], file: Any, fix:
     for name in summary["metrics"]:
         if name not in names:
             raise DocumentError(file, ["summary", "metrics", name], "is not a metric of the run's settings", fix)
-    for name in ("l1", *layer_names(settings), "perceptual", "hybrid"):
+    for name in metric_names(settings):
         if name not in summary["metrics"]:
             raise DocumentError(file, ["summary", "metrics", name], "is missing (a metric of the run)", fix)
 

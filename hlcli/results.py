@@ -10,6 +10,8 @@ v[i] + f * (v[i+1] - v[i]) with i + f = p/100 * (n - 1)).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,10 +44,14 @@ class PairResult:
     size_policy: str | None = None  # "crop" / "resize-restored" when one was applied to this pair
     original_sizes: dict[str, list[int]] | None = None  # {"restored": [w, h], "gt": [w, h]} if a policy applied
     tiled: bool = False
+    extra: dict[str, float] = field(default_factory=dict)  # --metrics: psnr, ssim... (PSNR may be +inf)
 
     def metric(self, name: str) -> float:
+        """Any metric of the pair by name: l1, perceptual, hybrid, a layer or an extra metric."""
         if name in BASE_METRICS:
             return getattr(self, name)
+        if name in self.extra:
+            return self.extra[name]
         return self.layers[name]
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,7 +70,19 @@ class PairResult:
         }
         if self.original_sizes is not None:
             d["original_sizes"] = self.original_sizes
+        for name, value in self.extra.items():  # +inf (identical images' PSNR) is null: strict JSON
+            d[name] = value if math.isfinite(value) else None
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], extra: Sequence[str] = ()) -> PairResult:
+        """The record of a JSON document back as a :class:`PairResult` (``extra``: the run's
+        extra metric names; a null value, written for +inf, reads back as +inf)."""
+        return cls(key=d["key"], restored=d["restored"], gt=d["gt"], width=d["width"], height=d["height"],
+                   l1=d["l1"], layers=dict(d["layers"]), perceptual=d["perceptual"], hybrid=d["hybrid"],
+                   size_policy=d.get("size_policy"), original_sizes=d.get("original_sizes"),
+                   tiled=bool(d.get("tiled", False)),
+                   extra={m: math.inf if d.get(m) is None else d[m] for m in extra})
 
 
 @dataclass
@@ -104,18 +122,26 @@ class Missing:
         return {"restored_only": list(self.restored_only), "gt_only": list(self.gt_only)}
 
 
-def metric_names(layer_names: list[str] | tuple[str, ...]) -> list[str]:
-    """Metric columns in their fixed order: l1, each layer, perceptual, hybrid."""
-    return ["l1", *layer_names, "perceptual", "hybrid"]
+def metric_names(layer_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """Metric columns in their fixed order: l1, each layer, perceptual, hybrid, then the extra
+    metrics (:func:`hlcli.metricdefs.run_metrics`)."""
+    from .metricdefs import run_metrics
+
+    return run_metrics(layer_names, extra)
 
 
 def describe(values: list[float]) -> dict[str, float | int | None]:
-    """count/mean/median/std/min/max/p50/p90/p95/p99 of ``values`` (float64, see module doc)."""
+    """count/mean/median/std/min/max/p50/p90/p95/p99 of ``values`` (float64, see module doc).
+    Infinite values (PSNR of identical images) are left out of every statistic and counted
+    under ``infinite`` (present only when there are some): ``count`` is the finite values."""
     import numpy as np
 
+    finite = [v for v in values if math.isfinite(v)]
+    infinite = {"infinite": len(values) - len(finite)} if len(finite) < len(values) else {}
+    values = finite
     n = len(values)
     if n == 0:
-        return {"count": 0, **{s: None for s in STATS}}
+        return {"count": 0, **{s: None for s in STATS}, **infinite}
     arr = np.asarray(values, dtype=np.float64)
     out: dict[str, float | int | None] = {
         "count": n,
@@ -127,14 +153,16 @@ def describe(values: list[float]) -> dict[str, float | int | None]:
     }
     for name, q in PERCENTILES.items():
         out[name] = float(np.percentile(arr, q, method="linear"))
+    out.update(infinite)
     return out
 
 
 def summarize(
-    pairs: list[PairResult], layer_names: list[str] | tuple[str, ...], *, worst: int = 5
+    pairs: list[PairResult], layer_names: list[str] | tuple[str, ...], *, worst: int = 5,
+    extra: Sequence[str] = (),
 ) -> dict[str, Any]:
     metrics = {
-        name: describe([p.metric(name) for p in pairs]) for name in metric_names(layer_names)
+        name: describe([p.metric(name) for p in pairs]) for name in metric_names(layer_names, extra)
     }
     ranked = sorted(pairs, key=lambda p: (-p.hybrid, p.key))[: max(worst, 0)]
     return {
@@ -144,9 +172,11 @@ def summarize(
     }
 
 
-def format_change(delta: float, rel: float | None) -> str:
+def format_change(delta: float | None, rel: float | None) -> str:
     """A change as people read it: relative, in percent, when the old value was non-zero
-    (``rel`` given), else absolute."""
+    (``rel`` given), else absolute; ``±∞`` when one side was +inf (PSNR of identical images)."""
+    if delta is None:
+        return "±∞"
     return f"{rel * 100:+.3g}%" if rel is not None else f"{delta:+.6g}"
 
 
@@ -173,6 +203,16 @@ class Run:
     ignored: list[str] = field(default_factory=list)
     gate: dict[str, Any] | None = None
     worst: int = 5
+
+    @property
+    def extra_metrics(self) -> list[str]:
+        """The extra metrics scored (``settings["metrics"]``; absent means none)."""
+        return list(self.settings.get("metrics", []))
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every metric of the run, in column order."""
+        return metric_names(self.layer_names, self.extra_metrics)
 
     @property
     def complete(self) -> bool:
@@ -210,11 +250,11 @@ class Run:
         for s in self.skipped:
             skipped[self.group_of(s.key)] += 1  # type: ignore[index]
         return {name: {"count": len(pairs), "skipped": skipped[name],
-                       "metrics": {m: describe([p.metric(m) for p in pairs]) for m in metric_names(self.layer_names)}}
+                       "metrics": {m: describe([p.metric(m) for p in pairs]) for m in self.metric_names}}
                 for name, pairs in members.items()}
 
     def summary(self) -> dict[str, Any]:
-        s = summarize(self.pairs, self.layer_names, worst=self.worst)
+        s = summarize(self.pairs, self.layer_names, worst=self.worst, extra=self.extra_metrics)
         s["skipped"] = len(self.skipped)
         s["missing"] = len(self.missing)
         s["ignored"] = len(self.ignored)

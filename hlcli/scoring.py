@@ -18,7 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__, images
+from . import images, metricdefs
+from ._version import __version__
 from .errors import InputError, MissingFilesError, NonFiniteError
 from .groups import GROUP_MODES
 from .layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size, resolve_layers
@@ -62,6 +63,9 @@ class ScoreOptions:
     maps_scale: str = "run"  # colour scale of the PNGs: run-wide or per pair
     crop_border: int = 0  # pixels shaved from every side of both images (BasicSR's crop_border)
     group_by: str = "none"  # summary per group of pairs: "none", "top" or "dir" (hlcli.groups)
+    metrics: tuple[str, ...] = ()  # extra metrics (hlcli.metricdefs.EXTRA): psnr, ssim_y, lpips...
+    lpips_weights: str | None = None  # AlexNet backbone checkpoint for lpips (--lpips-weights)
+    lpips_vgg_weights: str | None = None  # VGG-16 backbone checkpoint for lpips_vgg (--lpips-vgg-weights)
 
 
 def validate_options(opts: ScoreOptions) -> tuple[tuple[LayerSpec, ...], tuple[float, ...]]:
@@ -93,7 +97,16 @@ def validate_options(opts: ScoreOptions) -> tuple[tuple[LayerSpec, ...], tuple[f
     if isinstance(opts.crop_border, bool) or not isinstance(opts.crop_border, int) or opts.crop_border < 0:
         raise InputError(f"crop border must be a whole number >= 0, got {opts.crop_border!r}", None,
                          "e.g. --crop-border 4 (the scale factor, for x4 super-resolution)")
+    extra_metrics(opts)
     return specs, tuple(float(w) for w in weights)
+
+
+def extra_metrics(opts: ScoreOptions) -> tuple[str, ...]:
+    """The extra metrics asked for, checked (``InputError`` naming an unknown one)."""
+    try:
+        return metricdefs.check_extra(opts.metrics)
+    except ValueError as exc:
+        raise InputError(str(exc), None, "e.g. --metrics psnr,ssim_y,lpips") from exc
 
 
 def auto_workers(device_type: str) -> int:
@@ -165,7 +178,7 @@ def option_settings(opts: ScoreOptions) -> dict[str, Any]:
 
 
 def run_settings(opts: ScoreOptions, scorer: Any, loaded: Any, workers: int,
-                 inputs: dict[str, Any] | None) -> dict[str, Any]:
+                 inputs: dict[str, Any] | None, extra_nets: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``settings`` record of a run: everything needed to reproduce its numbers."""
     from .engine import PRECISIONS
 
@@ -195,7 +208,24 @@ def run_settings(opts: ScoreOptions, scorer: Any, loaded: Any, workers: int,
         # Only when used, so that documents of plain runs stay as they were: absent means 0 / none.
         **({"crop_border": opts.crop_border} if opts.crop_border else {}),
         **({"group_by": opts.group_by} if opts.group_by != "none" else {}),
+        **extra_settings(opts, extra_nets),
     }
+
+
+def extra_settings(opts: ScoreOptions, nets: dict[str, Any] | None) -> dict[str, Any]:
+    """``metrics`` (the extra metrics' names), ``metric_definitions`` (each one's convention and
+    direction) and, for LPIPS, the checkpoints used with their sha256: only when extra metrics
+    were asked for, so that plain documents stay as they were."""
+    names = extra_metrics(opts)
+    if not names:
+        return {}
+    defs = {n: {"definition": metricdefs.get(n).definition, "higher_is_better": metricdefs.get(n).higher_is_better,
+                "unit": metricdefs.get(n).unit} for n in names}
+    out: dict[str, Any] = {"metrics": list(names), "metric_definitions": defs}
+    records = {need: net.record for need, net in (nets or {}).items() if hasattr(net, "record")}
+    if records:
+        out["lpips_networks"] = records
+    return out
 
 
 def _skip_or_raise(failure: Failure, opts: ScoreOptions) -> Skipped:
@@ -216,7 +246,7 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
         raise MissingFilesError(missing)
     if not pairing.pairs:
         raise InputError("no pairs to score", None, "check that both sides hold files with the same names")
-    min_side = min_size(specs)
+    min_side = max([min_size(specs), *(metricdefs.get(n).min_side for n in extra_metrics(opts))])
     plans: list[Planned] = []
     skipped: list[Skipped] = []
     for i, pair in enumerate(pairing.pairs):
@@ -229,17 +259,32 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
     return plans, skipped, missing
 
 
+def make_extra_scorer(opts: ScoreOptions, device: Any) -> Any:
+    """The :class:`hlcli.extrametrics.ExtraScorer` of the run's extra metrics (None without
+    any), with the LPIPS networks they need loaded and verified."""
+    names = extra_metrics(opts)
+    if not names:
+        return None
+    from .extrametrics import ExtraScorer, load_nets
+
+    return ExtraScorer(names, device, load_nets(names, opts, device))
+
+
 def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
-                 layer_weights: tuple[float, ...], lam: float, maps: Any = None) -> list[PairResult]:
-    """Score one decoded batch: one :class:`PairResult` per pair, all values finite."""
+                 layer_weights: tuple[float, ...], lam: float, maps: Any = None,
+                 extra: Any = None) -> list[PairResult]:
+    """Score one decoded batch: one :class:`PairResult` per pair, all values finite (an extra
+    metric may be +inf where its definition allows it: PSNR of identical images)."""
     from . import metrics
 
     if maps is None:
         l1, per_layer = scorer.measure(batch.restored, batch.gt, batch.scale)
     else:  # --save-maps: the same numbers and each pair's maps, from the same features
         l1, per_layer, pair_maps = scorer.measure_maps(batch.restored, batch.gt, batch.scale)
-        for plan, m in zip(batch.plans, pair_maps):
-            maps.add(plan.pair.key, m)
+        extra_maps = extra.maps(batch.restored, batch.gt, batch.scale) if extra else [{}] * len(batch.plans)
+        for plan, m, em in zip(batch.plans, pair_maps, extra_maps):
+            maps.add(plan.pair.key, m, em)
+    extras = extra.measure(batch.restored, batch.gt, batch.scale) if extra else {}
     perceptual, hybrid = metrics.combine(l1, per_layer, layer_weights, lam)
     results = []
     for j, plan in enumerate(batch.plans):
@@ -254,6 +299,7 @@ def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
             original_sizes=({"restored": list(plan.restored_size), "gt": list(plan.gt_size)}
                             if plan.policy else None),
             tiled=scorer.is_tiled(plan.height, plan.width),
+            extra={name: values[j] for name, values in extras.items()},
         )
         if not all(math.isfinite(v) for v in (result.l1, result.perceptual, result.hybrid, *result.layers.values())):
             raise NonFiniteError(
@@ -261,6 +307,10 @@ def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
                 "try --precision fp32; if it persists, the weights file may be damaged "
                 "(check it with `hlcli weights show`)",
             )
+        if result.extra:
+            from .extrametrics import check_values
+
+            check_values(result.extra, plan.pair.restored)
         results.append(result)
     return results
 
@@ -289,7 +339,8 @@ def score_pairing(
     if opts.save_maps is not None:
         from .maps import MapWriter
 
-        maps = MapWriter(opts.save_maps, specs, layer_weights, fmt=opts.maps_format, scale=opts.maps_scale)
+        maps = MapWriter(opts.save_maps, specs, layer_weights, fmt=opts.maps_format, scale=opts.maps_scale,
+                         extra=extra_metrics(opts))
 
     device = engine.select_device(opts.device)
     backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
@@ -297,8 +348,9 @@ def score_pairing(
     scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
                                 pixel_budget=opts.pixel_budget)
     workers = auto_workers(device.type) if opts.workers is None else opts.workers
+    extra = make_extra_scorer(opts, device)
     run = Run(
-        settings=run_settings(opts, scorer, loaded, workers, inputs),
+        settings=run_settings(opts, scorer, loaded, workers, inputs, extra.nets if extra else None),
         environment=environment_info(device, backends),
         layer_names=[s.name for s in specs],
         missing=missing,
@@ -315,7 +367,7 @@ def score_pairing(
             on_skip(s)
 
     _score_batches(run, plans, scorer, opts, workers, specs, layer_weights, maps,
-                   on_pair=on_pair, on_skip=on_skip)
+                   on_pair=on_pair, on_skip=on_skip, extra=extra)
     # Canonical (key) order, whatever the batching: the summary is then the same bit for bit
     # for one process, any --shard split merged, or torchrun ranks gathered (hlcli.sharding).
     run.pairs.sort(key=lambda p: p.key)
@@ -328,7 +380,7 @@ def score_pairing(
 def _score_batches(run: Run, plans: list[Planned], scorer: Any, opts: ScoreOptions, workers: int,
                    specs: tuple[LayerSpec, ...], layer_weights: tuple[float, ...], maps: Any, *,
                    on_pair: Callable[[PairResult], None] | None,
-                   on_skip: Callable[[Skipped], None] | None) -> None:
+                   on_skip: Callable[[Skipped], None] | None, extra: Any = None) -> None:
     """Decode and score ``plans`` batch by batch into ``run`` (in scoring order)."""
     groups = batches(plans, batch_size=opts.batch_size, pixel_budget=scorer.pixel_budget)
     for batch in decoded_batches(groups, alpha=opts.alpha, max_pixels=opts.max_pixels, workers=workers,
@@ -340,7 +392,7 @@ def _score_batches(run: Run, plans: list[Planned], scorer: Any, opts: ScoreOptio
                 on_skip(s)
         if not batch.plans:
             continue
-        for result in pair_results(batch, scorer, specs, layer_weights, opts.lam, maps):
+        for result in pair_results(batch, scorer, specs, layer_weights, opts.lam, maps, extra):
             run.pairs.append(result)
             if on_pair:
                 on_pair(result)

@@ -119,14 +119,6 @@ class ShardSelection:
 
 # -- reading parts back ------------------------------------------------------------------------
 
-def pair_from_dict(d: dict[str, Any]) -> PairResult:
-    """A :class:`PairResult` from its ``as_dict()`` form (a JSON document's pair; ``group`` dropped)."""
-    return PairResult(key=d["key"], restored=d["restored"], gt=d["gt"], width=d["width"], height=d["height"],
-                      l1=d["l1"], layers=dict(d["layers"]), perceptual=d["perceptual"], hybrid=d["hybrid"],
-                      size_policy=d.get("size_policy"), original_sizes=d.get("original_sizes"),
-                      tiled=d.get("tiled", False))
-
-
 def skipped_from_dict(d: dict[str, Any]) -> Skipped:
     return Skipped(d["key"], d["path"], d["reason"], d["exit_code"])
 
@@ -140,7 +132,7 @@ def run_from_document(doc: dict[str, Any], *, worst: int = 5) -> Run:
     missing = doc.get("missing", {})
     return Run(settings=doc["settings"], environment=environment,
                layer_names=[layer["name"] for layer in doc["settings"]["layers"]],
-               pairs=[pair_from_dict(p) for p in doc.get("pairs", [])],
+               pairs=[PairResult.from_dict(p, doc["settings"].get("metrics", [])) for p in doc.get("pairs", [])],
                skipped=[skipped_from_dict(s) for s in doc.get("skipped", [])],
                missing=Missing(list(missing.get("restored_only", [])), list(missing.get("gt_only", []))),
                ignored=list(doc.get("ignored", [])), worst=worst)

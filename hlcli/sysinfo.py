@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: /proc/cpuinfo flags that decide the speed of VGG on the CPU (oneDNN's kernels).

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .documents import comparable_settings, common_pairs, load_runs
 from .errors import InputError
 

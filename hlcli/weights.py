@@ -1,21 +1,29 @@
-"""VGG-19 ImageNet weights: where they are looked for, how they are verified, cached and fetched.
+"""ImageNet backbone weights: where they are looked for, how they are verified, cached and fetched.
+
+Three torchvision checkpoints, one code path, described by a :class:`NetSpec` each:
+
+* ``vgg19``: VGG-19 ``IMAGENET1K_V1`` for the hybrid loss (``--weights``, ``$HLCLI_WEIGHTS``),
+* ``alexnet``: AlexNet ``IMAGENET1K_V1``, the backbone of LPIPS (``--lpips-weights``,
+  ``$HLCLI_LPIPS_WEIGHTS``),
+* ``vgg16``: VGG-16 ``IMAGENET1K_V1``, the backbone of LPIPS-VGG (``--lpips-vgg-weights``,
+  ``$HLCLI_LPIPS_VGG_WEIGHTS``).
 
 Resolution order (first hit wins):
 
-1. ``--weights FILE`` (the ``explicit`` argument),
-2. ``$HLCLI_WEIGHTS``,
-3. the torch hub cache, ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` (torchvision's file),
-4. a download of torchvision's ``IMAGENET1K_V1`` checkpoint into that cache (hash-checked,
-   progress on stderr), never with ``offline=True``.
+1. the network's option (the ``explicit`` argument),
+2. its environment variable,
+3. the torch hub cache, ``$TORCH_HOME/hub/checkpoints/<torchvision's file name>``,
+4. a download of torchvision's checkpoint into that cache (hash-checked, progress on stderr),
+   never with ``offline=True``.
 
 A weights file is data, never code: it is read with ``torch.load(weights_only=True)`` and every
 key and shape the network needs is checked before use. Both torchvision's full checkpoint and a
 ``features.*``-only state dict are accepted.
 
 Loading torchvision's 548 MB legacy-format checkpoint costs about a second per run, so after the
-first verified load hlcli keeps a compact copy (the 16 conv layers only, 80 MB, zip format that
-can be memory-mapped) in its own cache, keyed by the source file's sha256. The source's sha256 is
-itself cached by (path, size, mtime), so a warm run neither re-hashes nor re-reads 548 MB.
+first verified load hlcli keeps a compact copy (the conv layers of ``features`` only, zip format
+that can be memory-mapped) in its own cache, keyed by the source file's sha256. The source's
+sha256 is itself cached by (path, size, mtime), so a warm run neither re-hashes nor re-reads it.
 """
 
 from __future__ import annotations
@@ -32,27 +40,19 @@ from typing import Any
 
 from .atomic import atomic_path
 from .errors import HlcliEnvironmentError
-from .layers import LAYERS
+from .netspecs import DEFAULT_NET, EXPECTED_SHAPES, NETS, NetSpec, get_spec
 
-WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
-WEIGHTS_FILENAME = "vgg19-dcbb9e9d.pth"
-# torchvision names its checkpoints after the first 8 hex digits of their sha256.
-OFFICIAL_SHA256_PREFIX = "dcbb9e9d"
-ENV_WEIGHTS = "HLCLI_WEIGHTS"
+__all__ = ["EXPECTED_SHAPES", "NETS", "NetSpec", "get_spec"]  # re-exported from .netspecs
+
 ENV_CACHE = "HLCLI_CACHE"
 COMPACT_FORMAT = 1
 
-# Every conv of vgg19().features: key prefix -> (weight shape, bias shape).
-EXPECTED_SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    f"features.{spec.index}": ((spec.channels, spec.in_channels, 3, 3), (spec.channels,))
-    for spec in LAYERS
-    if spec.kind == "conv"
-}
-
-FIX_OFFLINE = (
-    "run `hlcli weights download` on a machine with internet access, or copy "
-    f"{WEIGHTS_FILENAME} there and run `hlcli weights import FILE`, or pass --weights FILE"
-)
+# VGG-19's values under their historical names.
+WEIGHTS_URL = NETS["vgg19"].url
+WEIGHTS_FILENAME = NETS["vgg19"].filename
+OFFICIAL_SHA256_PREFIX = NETS["vgg19"].sha256_prefix
+ENV_WEIGHTS = NETS["vgg19"].env
+FIX_OFFLINE = NETS["vgg19"].fix_offline
 
 
 def torch_home() -> Path:
@@ -64,8 +64,8 @@ def torch_home() -> Path:
     return Path(xdg).expanduser() / "torch"
 
 
-def hub_checkpoint_path() -> Path:
-    return torch_home() / "hub" / "checkpoints" / WEIGHTS_FILENAME
+def hub_checkpoint_path(net: str = DEFAULT_NET) -> Path:
+    return torch_home() / "hub" / "checkpoints" / get_spec(net).filename
 
 
 def cache_dir() -> Path:
@@ -85,15 +85,16 @@ class Candidate:
     exists: bool
 
 
-def candidates(explicit: str | os.PathLike[str] | None = None) -> list[Candidate]:
-    """Every place weights are looked for, in order (for ``hlcli weights show``)."""
+def candidates(explicit: str | os.PathLike[str] | None = None, *, net: str = DEFAULT_NET) -> list[Candidate]:
+    """Every place ``net``'s weights are looked for, in order (for ``hlcli weights show``)."""
+    spec = get_spec(net)
     out = []
     if explicit is not None:
         out.append(Candidate("option", Path(explicit), Path(explicit).is_file()))
-    env = os.environ.get(ENV_WEIGHTS)
+    env = os.environ.get(spec.env)
     if env:
         out.append(Candidate("env", Path(env).expanduser(), Path(env).expanduser().is_file()))
-    hub = hub_checkpoint_path()
+    hub = hub_checkpoint_path(net)
     out.append(Candidate("torch-cache", hub, hub.is_file()))
     return out
 
@@ -102,44 +103,48 @@ def candidates(explicit: str | os.PathLike[str] | None = None) -> list[Candidate
 class ResolvedWeights:
     path: Path
     source: str  # "option", "env", "torch-cache", "download"
+    net: str = DEFAULT_NET
 
 
-def resolve(explicit=None, *, offline: bool = False, progress: bool = True) -> ResolvedWeights:
-    """Find the weights file, downloading it into the torch hub cache as the last resort."""
-    for cand in candidates(explicit):
+def resolve(explicit=None, *, offline: bool = False, progress: bool = True,
+            net: str = DEFAULT_NET) -> ResolvedWeights:
+    """Find ``net``'s weights file, downloading it into the torch hub cache as the last resort."""
+    spec = get_spec(net)
+    for cand in candidates(explicit, net=net):
         if cand.exists:
-            return ResolvedWeights(cand.path, cand.source)
+            return ResolvedWeights(cand.path, cand.source, net)
         if cand.source in ("option", "env"):
             # The user named a file: never fall through to another one silently.
-            how = "--weights" if cand.source == "option" else f"${ENV_WEIGHTS}"
+            how = spec.option if cand.source == "option" else f"${spec.env}"
             raise HlcliEnvironmentError(
                 f"weights file given by {how} does not exist", cand.path,
                 f"check the path, or unset {how} to use the torch cache",
             )
     if offline:
         raise HlcliEnvironmentError(
-            "VGG-19 weights not found and --offline forbids a download", hub_checkpoint_path(),
-            FIX_OFFLINE,
+            f"{spec.title} weights not found and --offline forbids a download", hub_checkpoint_path(net),
+            spec.fix_offline,
         )
-    return ResolvedWeights(download(progress=progress), "download")
+    return ResolvedWeights(download(progress=progress, net=net), "download", net)
 
 
-def download(*, progress: bool = True, force: bool = False) -> Path:
-    """Download torchvision's VGG-19 IMAGENET1K_V1 checkpoint into the torch hub cache, checking
-    its sha256 prefix. Uses torch.hub's downloader (temp file, hash check, atomic rename)."""
+def download(*, progress: bool = True, force: bool = False, net: str = DEFAULT_NET) -> Path:
+    """Download torchvision's ``IMAGENET1K_V1`` checkpoint of ``net`` into the torch hub cache,
+    checking its sha256 prefix. Uses torch.hub's downloader (temp file, hash check, atomic rename)."""
     import torch.hub
 
-    dst = hub_checkpoint_path()
+    spec = get_spec(net)
+    dst = hub_checkpoint_path(net)
     if dst.is_file() and not force:
         return dst
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(
-            WEIGHTS_URL, str(dst), hash_prefix=OFFICIAL_SHA256_PREFIX, progress=progress
+            spec.url, str(dst), hash_prefix=spec.sha256_prefix, progress=progress
         )
     except Exception as exc:  # URLError, HTTPError, RuntimeError (hash mismatch), OSError
         raise HlcliEnvironmentError(
-            f"could not download the VGG-19 weights from {WEIGHTS_URL}: {exc}", dst, FIX_OFFLINE
+            f"could not download the {spec.title} weights from {spec.url}: {exc}", dst, spec.fix_offline
         ) from exc
     return dst
 
@@ -191,10 +196,16 @@ def file_sha256(path: Path, *, use_index: bool = True) -> str:
 # Loading and verification.
 
 
-# How the user names a weights file, for the fix in a load error: the Python argument by
-# default, the CLI flag inside a command (hlcli.cli sets it for the command's duration).
-WEIGHTS_ARGUMENT: contextvars.ContextVar[str] = contextvars.ContextVar("hlcli_weights_argument",
-                                                                       default="weights=PATH")
+# Whether a load error's fix names the command-line option (``--weights FILE``) or the Python
+# argument (``weights=PATH``): hlcli.cli sets it for the duration of a command.
+CLI_OPTIONS: contextvars.ContextVar[bool] = contextvars.ContextVar("hlcli_cli_options", default=False)
+
+
+def how_to_pass(spec: Any) -> str:
+    """How the user names ``spec``'s file where they are: ``--weights FILE`` or ``weights=PATH``."""
+    if CLI_OPTIONS.get():
+        return f"{spec.option} FILE"
+    return f"{spec.option.lstrip('-').replace('-', '_')}=PATH"
 
 
 def _not_loadable(path: Path, exc: Exception) -> str:
@@ -213,7 +224,7 @@ def _not_loadable(path: Path, exc: Exception) -> str:
     return "the weights file is not a PyTorch checkpoint (neither a zip archive nor a pickle of tensors)"
 
 
-def _torch_load(path: Path) -> Any:
+def _torch_load(path: Path, net: str = DEFAULT_NET) -> Any:
     import warnings
 
     import torch
@@ -226,25 +237,28 @@ def _torch_load(path: Path) -> Any:
             warnings.simplefilter("ignore")  # e.g. torch's "Detected pickle protocol 4" on a hostile file
             return torch.load(str(path), **kwargs)
     except Exception as exc:  # pickle errors, "Weights only load failed", truncated zip, ...
+        spec = get_spec(net)
         raise HlcliEnvironmentError(
             _not_loadable(path, exc), path,
-            f"use torchvision's {WEIGHTS_FILENAME} (`hlcli weights download`), or a state_dict() of "
-            f"VGG-19 saved with torch.save, passed as {WEIGHTS_ARGUMENT.get()}",
+            f"use torchvision's {spec.filename} (`{spec.download_command}`), or a state_dict() of "
+            f"{spec.title} saved with torch.save, passed as {how_to_pass(spec)}",
         ) from None
 
 
-def extract_features(obj: Any, path: Path) -> dict[str, Any]:
-    """Check ``obj`` is torchvision's VGG-19 state dict (full or ``features.*`` only) and return
-    the 32 conv tensors, verified key by key and shape by shape."""
+def extract_features(obj: Any, path: Path | None, net: str = DEFAULT_NET) -> dict[str, Any]:
+    """Check ``obj`` is torchvision's state dict of ``net`` (full or ``features.*`` only) and
+    return its conv tensors, verified key by key and shape by shape. ``path`` names the file in
+    errors (None for a state dict given in code)."""
     import torch
 
+    spec = get_spec(net)
     if not isinstance(obj, dict):
         raise HlcliEnvironmentError(
             f"weights file holds a {type(obj).__name__}, not a state dict", path,
-            f"use torchvision's {WEIGHTS_FILENAME} or a dict of its features.* tensors",
+            f"use torchvision's {spec.filename} or a dict of its features.* tensors",
         )
     feature_keys = {k for k in obj if isinstance(k, str) and k.startswith("features.")}
-    expected = {f"{p}.{s}" for p in EXPECTED_SHAPES for s in ("weight", "bias")}
+    expected = {f"{p}.{s}" for p in spec.expected_shapes for s in ("weight", "bias")}
     missing = sorted(expected - feature_keys, key=_natural)
     unexpected = sorted(feature_keys - expected, key=_natural)
     if missing or unexpected:
@@ -254,23 +268,23 @@ def extract_features(obj: Any, path: Path) -> dict[str, Any]:
         if unexpected:
             detail.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
         raise HlcliEnvironmentError(
-            f"not a VGG-19 state dict ({'; '.join(detail)})", path,
-            f"use torchvision's vgg19 IMAGENET1K_V1 checkpoint ({WEIGHTS_FILENAME})",
+            f"not {'an' if spec.title[0] in 'AEIOU' else 'a'} {spec.title} state dict ({'; '.join(detail)})", path,
+            f"use torchvision's {spec.name} IMAGENET1K_V1 checkpoint ({spec.filename})",
         )
     out = {}
-    for prefix, (w_shape, b_shape) in EXPECTED_SHAPES.items():
+    for prefix, (w_shape, b_shape) in spec.expected_shapes.items():
         for suffix, shape in (("weight", w_shape), ("bias", b_shape)):
             key = f"{prefix}.{suffix}"
             t = obj[key]
             if not isinstance(t, torch.Tensor) or not t.is_floating_point():
                 raise HlcliEnvironmentError(
                     f"weights entry {key} is not a floating-point tensor", path,
-                    f"use torchvision's {WEIGHTS_FILENAME}",
+                    f"use torchvision's {spec.filename}",
                 )
             if tuple(t.shape) != shape:
                 raise HlcliEnvironmentError(
                     f"weights entry {key} has shape {tuple(t.shape)}, expected {shape}", path,
-                    f"this is not VGG-19; use torchvision's {WEIGHTS_FILENAME}",
+                    f"this is not {spec.title}; use torchvision's {spec.filename}",
                 )
             out[key] = t
     return out
@@ -282,52 +296,56 @@ def _natural(key: str) -> tuple:
 
 @dataclass(frozen=True)
 class LoadedWeights:
-    """Verified VGG-19 weights: ``state_dict`` for :class:`hlcli.HybridLoss`, and where they
-    came from (``sha256`` is what ``hlcli score -f json`` records).
+    """Verified weights of one network: ``state_dict`` (for :class:`hlcli.HybridLoss` when
+    ``net`` is ``vgg19``, for :class:`hlcli.lpips_net.LPIPSNet` when it is ``alexnet`` or
+    ``vgg16``), and where they came from (``sha256`` is what ``hlcli score -f json`` records).
 
     >>> w = hlcli.load_weights("vgg19-dcbb9e9d.pth")     # doctest: +SKIP
     >>> loss_fn = hlcli.HybridLoss(w.state_dict)         # doctest: +SKIP
     """
 
-    state_dict: dict[str, Any]  # the 32 features.* conv tensors, float32, verified
+    state_dict: dict[str, Any]  # the features.* conv tensors, float32, verified
     path: Path
     source: str
     sha256: str  # of the source file
     official: bool  # sha256 starts with torchvision's published prefix
     compact_cache: Path | None  # the compact copy used or written, if any
+    net: str = DEFAULT_NET
 
 
-def _compact_path(sha: str) -> Path:
-    return cache_dir() / f"vgg19-features-{sha[:16]}.pt"
+def _compact_path(sha: str, net: str = DEFAULT_NET) -> Path:
+    return cache_dir() / f"{net}-features-{sha[:16]}.pt"
 
 
 def load(resolved: ResolvedWeights, *, use_cache: bool = True) -> LoadedWeights:
     """Load and verify the weights in ``resolved``; uses/writes the compact cache."""
     import torch
 
+    net = resolved.net
+    spec = get_spec(net)
     path = resolved.path
     sha = file_sha256(path, use_index=use_cache)
-    official = sha.startswith(OFFICIAL_SHA256_PREFIX)
+    official = sha.startswith(spec.sha256_prefix)
     if resolved.source in ("torch-cache", "download") and not official:
         raise HlcliEnvironmentError(
             f"the cached checkpoint's sha256 {sha[:16]}... does not match torchvision's "
-            f"({OFFICIAL_SHA256_PREFIX}...): the file is corrupt or not the official one", path,
-            "delete it and run `hlcli weights download`",
+            f"({spec.sha256_prefix}...): the file is corrupt or not the official one", path,
+            f"delete it and run `{spec.download_command}`",
         )
-    compact = _compact_path(sha)
+    compact = _compact_path(sha, net)
     if use_cache and compact.is_file():
-        obj = _torch_load(compact)
+        obj = _torch_load(compact, net)
         if (
             isinstance(obj, dict)
             and obj.get("hlcli_compact") == COMPACT_FORMAT
             and obj.get("source_sha256") == sha
         ):
             try:
-                state = extract_features(obj.get("state_dict"), compact)
-                return LoadedWeights(state, path, resolved.source, sha, official, compact)
+                state = extract_features(obj.get("state_dict"), compact, net)
+                return LoadedWeights(state, path, resolved.source, sha, official, compact, net)
             except HlcliEnvironmentError:
                 pass  # a damaged cache entry: fall back to the source and rewrite it
-    state = extract_features(_torch_load(path), path)
+    state = extract_features(_torch_load(path, net), path, net)
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in state.items()}
     written = None
     if use_cache:
@@ -340,23 +358,24 @@ def load(resolved: ResolvedWeights, *, use_cache: bool = True) -> LoadedWeights:
             written = compact
         except OSError:
             pass  # a read-only cache only costs speed
-    return LoadedWeights(state, path, resolved.source, sha, official, written)
+    return LoadedWeights(state, path, resolved.source, sha, official, written, net)
 
 
-def import_file(src: Path, *, force: bool = False) -> Path:
+def import_file(src: Path, *, force: bool = False, net: str = DEFAULT_NET) -> Path:
     """Verify ``src`` and copy it into the torch hub cache under torchvision's name. Only the
     official checkpoint may go there (its sha256 must match torchvision's published prefix)."""
+    spec = get_spec(net)
     if not src.is_file():
         raise HlcliEnvironmentError("no such weights file", src, "check the path")
-    extract_features(_torch_load(src), src)
+    extract_features(_torch_load(src, net), src, net)
     sha = file_sha256(src)
-    if not sha.startswith(OFFICIAL_SHA256_PREFIX):
+    if not sha.startswith(spec.sha256_prefix):
         raise HlcliEnvironmentError(
-            f"file is a valid VGG-19 state dict but not torchvision's IMAGENET1K_V1 checkpoint "
-            f"(sha256 {sha[:16]}..., expected {OFFICIAL_SHA256_PREFIX}...)", src,
-            f"use it directly with --weights FILE or ${ENV_WEIGHTS} instead of importing it",
+            f"file is a valid {spec.title} state dict but not torchvision's IMAGENET1K_V1 checkpoint "
+            f"(sha256 {sha[:16]}..., expected {spec.sha256_prefix}...)", src,
+            f"use it directly with {spec.option} FILE or ${spec.env} instead of importing it",
         )
-    dst = hub_checkpoint_path()
+    dst = hub_checkpoint_path(net)
     if dst.is_file() and not force and file_sha256(dst) == sha:
         return dst
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -366,13 +385,15 @@ def import_file(src: Path, *, force: bool = False) -> Path:
 
 
 def load_weights(path: str | os.PathLike[str] | None = None, *, offline: bool = False,
-                 progress: bool = False) -> LoadedWeights:
-    """Find, verify and load the VGG-19 weights in ``hlcli score``'s order: ``path``,
-    ``$HLCLI_WEIGHTS``, the torch hub cache, then a hash-checked download (never with
-    ``offline``). Raises :class:`~hlcli.HlcliEnvironmentError` when none can be had.
+                 progress: bool = False, net: str = DEFAULT_NET) -> LoadedWeights:
+    """Find, verify and load the weights of ``net`` (``vgg19``, the default; ``alexnet`` or
+    ``vgg16`` for LPIPS) in ``hlcli score``'s order: ``path``, the network's environment variable
+    (``$HLCLI_WEIGHTS``, ``$HLCLI_LPIPS_WEIGHTS``, ``$HLCLI_LPIPS_VGG_WEIGHTS``), the torch hub
+    cache, then a hash-checked download (never with ``offline``). Raises
+    :class:`~hlcli.HlcliEnvironmentError` when none can be had.
 
     >>> w = hlcli.load_weights(offline=True)   # doctest: +SKIP
     >>> w.sha256[:8], w.official               # doctest: +SKIP
     ('dcbb9e9d', True)
     """
-    return load(resolve(path, offline=offline, progress=progress))
+    return load(resolve(path, offline=offline, progress=progress, net=net))

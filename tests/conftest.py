@@ -20,6 +20,8 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
     monkeypatch.setenv("HLCLI_CACHE", str(home / "hlcli"))
     monkeypatch.delenv("HLCLI_WEIGHTS", raising=False)
+    monkeypatch.delenv("HLCLI_LPIPS_WEIGHTS", raising=False)
+    monkeypatch.delenv("HLCLI_LPIPS_VGG_WEIGHTS", raising=False)
     monkeypatch.delenv("HLCLI_OFFLINE", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
 
@@ -40,6 +42,34 @@ def make_vgg19_state_dict(seed: int = 0, *, full: bool = False) -> dict:
     if not full:
         sd = {k: v for k, v in sd.items() if k.startswith("features.")}
     return sd
+
+
+def make_backbone_state_dict(net: str, seed: int = 0) -> dict:
+    """torchvision's alexnet() or vgg16() (the LPIPS backbones) with seeded random weights and
+    small random biases, ``features.*`` only (enough for hlcli; the classifier is never used)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(seed)
+    model = {"alexnet": torchvision.models.alexnet, "vgg16": torchvision.models.vgg16}[net](weights=None)
+    with torch.no_grad():
+        for m in model.features:
+            if isinstance(m, torch.nn.Conv2d):
+                m.bias.normal_(0.0, 0.05)
+    return {k: v for k, v in model.state_dict().items() if k.startswith("features.")}
+
+
+@pytest.fixture(scope="session")
+def backbone_files(tmp_path_factory) -> dict[str, Path]:
+    """Random AlexNet and VGG-16 checkpoints (torchvision format), one file each per session."""
+    import torch
+
+    root = tmp_path_factory.mktemp("backbones")
+    out = {}
+    for seed, net in enumerate(("alexnet", "vgg16"), 1):
+        out[net] = root / f"{net}-random-features.pth"
+        torch.save(make_backbone_state_dict(net, seed), out[net])
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +138,30 @@ def cli_env(weights_file, monkeypatch):
     return weights_file
 
 
+@pytest.fixture(scope="session")
+def lpips_oracles(backbone_files):
+    """lpips.LPIPS(net, version='0.1') with the lpips package's own heads and the random backbones of
+    ``backbone_files``: the independent oracle of the LPIPS tests."""
+    import warnings
+
+    import lpips
+    import torch
+
+    out = {}
+    for net in ("alex", "vgg"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision's `pretrained=` deprecation
+            ref = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+        sd = torch.load(backbone_files[{"alex": "alexnet", "vgg": "vgg16"}[net]], weights_only=True)
+        slices = [ref.net.slice1, ref.net.slice2, ref.net.slice3, ref.net.slice4, ref.net.slice5]
+        copied = 0
+        with torch.no_grad():
+            for sl in slices:
+                for name, mod in sl.named_children():  # named by their index in features
+                    if isinstance(mod, torch.nn.Conv2d):
+                        mod.weight.copy_(sd[f"features.{name}.weight"])
+                        mod.bias.copy_(sd[f"features.{name}.bias"])
+                        copied += 1
+        assert copied == len([k for k in sd if k.endswith(".weight")])
+        out[net] = ref.eval()
+    return out

@@ -34,3 +34,18 @@ def test_bench_quick_runs_every_section(tmp_path, weights_file):
     for key in ("fp32_vs_baseline", "fp32_vs_limit", "bf16_vs_baseline", "startup_vs_import_torch"):
         assert fig["ratios"][key] > 0
     assert "ratios:" in res.stdout and "machine:" in res.stdout
+
+
+@pytest.mark.slow
+def test_metrics_cost_benchmark_quick(tmp_path):
+    """benchmarks/metrics.py (the cost of --metrics) runs end to end and saves every figure."""
+    out = tmp_path / "metrics.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "metrics.py"), "--quick", "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    fig = json.loads(out.read_text())
+    entry = fig["sizes"]["128"]
+    assert set(entry["ratio"]) == {"hybrid only", "+ psnr,ssim,psnr_y,ssim_y", "+ those and lpips"}
+    assert set(entry["per_pair_seconds"]) == {"hybrid (VGG-19)", "psnr", "ssim", "psnr_y", "ssim_y", "lpips"}
+    assert all(v > 0 for v in entry["per_pair_seconds"].values())
+    assert "device:" in res.stdout and "of VGG-19" in res.stdout

@@ -63,7 +63,7 @@ def test_parse_rejects(text):
 def test_unknown_metric_or_unscored_layer_is_rejected():
     ok = [g.parse_gate(s) for s in ("mean.l1>1", "max.perceptual>2", "p95.hybrid>1", "mean.conv4_3>0.5")]
     g.check_metrics(ok, ["conv3_3", "conv4_3"])
-    for text in ("mean.relu3_3>0", "mean.conv5_4>0", "mean.ssim>0"):
+    for text in ("mean.relu3_3>0", "mean.conv5_4>0", "mean.sharpness>0"):
         with pytest.raises(ValueError, match="unknown metric"):
             g.check_metrics([g.parse_gate(text)], ["conv3_3", "conv4_3"])
 

@@ -73,7 +73,9 @@ def test_refusals():
     assert "lambda 0.05 (run1) vs 0.1 (run2)" in str(info.value) and info.value.exit_code == 2  # λ counts here
     t = hlcli.paper_table([synthetic.document(A), synthetic.document(B, lam=0.1)], allow_settings_mismatch=True)
     assert len(t["settings_differences"]) == 1
-    with pytest.raises(InputError, match="unknown metric ssim"):
+    with pytest.raises(InputError, match="unknown metric: sharpness"):
+        table(metrics="l1,sharpness")
+    with pytest.raises(InputError, match="not scored by every run: ssim: score every run with --metrics ssim"):
         table(metrics="l1,ssim")
     with pytest.raises(InputError, match="--group-by"):
         table(group_by="dataset")
@@ -95,7 +97,7 @@ def renders(t, fmt, **kw):
 def test_markdown_csv_and_console():
     t = table(group_by="top", metrics="l1")
     md = renders(t, "markdown")
-    assert md.splitlines()[0] == "| run | l1 (Set5) | l1 (Urban_100) | l1 (all) |"
+    assert md.splitlines()[0] == "| run | l1↓ (Set5) | l1↓ (Urban_100) | l1↓ (all) |"
     assert "| A | **2** | 3 | 2.5 |" in md and "| B | **2** | **1** | **1.5** |" in md
     rows = list(csv.reader(io.StringIO(renders(t, "csv"))))
     assert rows[0] == ["run", "path", "l1[Set5]", "l1[Urban_100]", "l1"]
@@ -105,7 +107,7 @@ def test_markdown_csv_and_console():
     assert [line.split()[1] for line in marked] == ["A", "B"]
     assert [line.count("*") for line in marked] == [1, 3]  # the Set5 tie is marked in both rows
     assert re.search(r"│ A +│ +2(\.0+)? \* │ +3(\.0+)? +│ +2\.50* +│", console), console
-    assert "lowest in its column" in console and "\x1b[" not in console
+    assert "best in its column" in console and "\x1b[" not in console
     assert "only in A (not used): solo" in console
     assert "0.3333" in renders(hlcli.paper_table([synthetic.document({"a": 1 / 3})]), "markdown", digits=4)
 
@@ -176,7 +178,7 @@ def test_cli_table_on_real_runs(runs, tmp_path):
         assert subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
                               capture_output=True, timeout=120).returncode == 0
     res = runner.invoke(cli, ["table", a, b, "-f", "markdown", "--digits", "3"])
-    assert res.exit_code == 0 and res.stdout.startswith("| run | hybrid | l1 | perceptual |")
+    assert res.exit_code == 0 and res.stdout.startswith("| run | hybrid↓ | l1↓ | perceptual↓ |")
     res = runner.invoke(cli, ["table", a, b, "-f", "csv"])
     assert res.stdout.splitlines()[0] == "run,path,hybrid,l1,perceptual"
     res = runner.invoke(cli, ["table", a, b])
@@ -194,7 +196,7 @@ def test_cli_table_refusals(runs, tmp_path):
     assert res.exit_code == 2 and "lambda 0.05" in res.stderr and "other_lambda.json" in res.stderr
     assert runner.invoke(cli, ["table", str(a), str(other), "--allow-settings-mismatch"]).exit_code == 0
     res = runner.invoke(cli, ["table", str(a), str(b), "--metrics", "psnr"])
-    assert res.exit_code == 2 and "unknown metric psnr" in res.stderr
+    assert res.exit_code == 2 and "not scored by every run: psnr: score every run with --metrics psnr" in res.stderr
     assert runner.invoke(cli, ["table", str(a), "--group-by", "dataset"]).exit_code == 2
     doc = json.loads(b.read_text())
     doc["pairs"][0]["l1"] = "high"

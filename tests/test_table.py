@@ -381,3 +381,115 @@ def test_readme_snapshot_is_an_80_column_table():
     body = block.split("```text\n", 1)[1]
     assert "hlcli score" in body and "summary of 4 pairs" in body
     check_text(body, 80)
+
+
+# -- one scale per metric in a view; tables that compare down a column (issue #18) -------------
+
+def _console(width: int, out: io.StringIO) -> Console:
+    return Console(file=out, width=width, color_system=None, legacy_windows=False)
+
+
+def _scales_by_metric(labels: list[str]) -> dict[str, set[int]]:
+    """{metric: the powers of ten its labels show}, from labels like 'Set5 conv3_3 ×10⁻³' or
+    'hybrid↓ Set5 ×10⁻³' (the metric: the word with a direction arrow, else the last word)."""
+    out: dict[str, set[int]] = {}
+    for label in labels:
+        words = base(label).split()
+        if words:
+            metric = next((w for w in words if w.endswith(("↓", "↑"))), words[-1])
+            out.setdefault(metric, set()).add(scale_of(label))
+    return out
+
+
+def test_group_summaries_share_one_scale_per_metric():
+    """Groups 1000x apart: every group's row of a metric (and the overall summary) in one scale."""
+    values = {f"jpeg/{i}": 0.0004 + i * 1e-5 for i in range(4)} | {f"noise/{i}": 0.4 + i * 0.01 for i in range(4)}
+    run = synthetic.run(values)
+    run.settings["group_by"] = "top"
+    for width in (80, 120, 200):
+        out = io.StringIO()
+        write_table(run, out, terminal=True, console=_console(width, out), rows=None, sort="hybrid")
+        text = out.getvalue()
+        labels = [row[0] for t in parse_tables(text) for row in t["rows"] if t["headers"][0] in ("metric", "group metric")]
+        labels += [k for k in parse_stacked(text)]
+        for metric, scales in _scales_by_metric(labels).items():
+            assert len(scales) == 1, (width, metric, scales, text)
+
+
+def test_summary_split_never_leaves_one_statistic_alone():
+    run = synthetic.run({f"a_very_long_pair_name_{i}": 0.01 * (i + 1) for i in range(5)})
+    for width in range(60, 100, 3):
+        out = io.StringIO()
+        write_table(run, out, terminal=True, console=_console(width, out), rows=None, sort="hybrid", summary_only=True)
+        tables = [t for t in parse_tables(out.getvalue()) if t["headers"][0] == "metric"]
+        if len(tables) > 1:
+            assert all(len(t["headers"]) >= 3 for t in tables), (width, [t["headers"] for t in tables])
+
+
+def _paper(n_runs: int):
+    import hlcli
+
+    rnd = random.Random(n_runs)
+    keys = [f"Set5/{i}" for i in range(4)] + [f"Urban100/{i}" for i in range(4)]
+    docs = [synthetic.document({k: rnd.uniform(0.0001, 0.0005) * (1 + r) for k in keys}) for r in range(n_runs)]
+    names = [f"model_{chr(97 + i)}_ckpt" for i in range(n_runs)]
+    return hlcli.paper_table(docs, names=names, group_by="top", metrics="hybrid,l1,perceptual"), names
+
+
+@pytest.mark.parametrize("n_runs", [3, 6])
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+def test_paper_table_compares_down_a_column(n_runs, width):
+    """3 runs x 2 groups x 3 metrics (and 6 runs): every table shown has every run, so a column
+    (or a row, transposed) is read across all runs; nothing is stacked per run; one scale per
+    metric; every number reads back."""
+    from hlcli.render.papertable import write_table_console
+
+    t, names = _paper(n_runs)
+    out = io.StringIO()
+    import hlcli.render.papertable as P
+
+    real = P.table_console
+    P.table_console = lambda o, terminal=False: _console(width, o)
+    try:
+        write_table_console(t, out)
+    finally:
+        P.table_console = real
+    text = out.getvalue()
+    check_text(text, width)
+    tables = parse_tables(text)
+    assert tables, text
+    for table in tables:
+        shown = set(table["headers"][1:]) | {row[0] for row in table["rows"]}
+        assert set(names) <= shown, (width, table["headers"])
+    transposed = tables[0]["headers"][0] == "column"
+    labels = [row[0] for table in tables for row in table["rows"]] if transposed else \
+        [h for table in tables for h in table["headers"][1:]]
+    scales = _scales_by_metric([label.replace("\n", " ") for label in labels])
+    assert all(len(s) == 1 for s in scales.values()), scales
+    if n_runs == 3 and width >= 80:  # the case of the issue: no per-run blocks at 80 columns
+        assert "stacked" not in text
+    # numbers read back: the first column/row of values is each run's Set5 hybrid
+    j = next(j for j, c in enumerate(t["columns"]) if c["group"] == "Set5" and c["metric"] == "hybrid")
+    for i, name in enumerate(names):
+        if transposed:
+            row = next(r for table in tables for r in table["rows"] if base(r[0]).startswith("Set5 hybrid"))
+            cell = row[1 + next(k for k, h in enumerate(tables[0]["headers"][1:]) if h == name)]
+            exponent = scale_of(row[0])
+        else:
+            table = next(tb for tb in tables if any("Set5" in h and "hybrid" in h for h in tb["headers"]))
+            col = next(k for k, h in enumerate(table["headers"]) if "Set5" in h and "hybrid" in h)
+            cell = next(r for r in table["rows"] if r[0] == name)[col]
+            exponent = scale_of(table["headers"][col].replace(" Set5", ""))
+        check_number(cell.rstrip(" *"), t["rows"][i]["values"][j], exponent)
+
+
+def test_compare_changed_most_shares_one_scale():
+    a = synthetic.document({f"k{i}": 0.03 + i * 0.001 for i in range(5)})
+    b = synthetic.document({f"k{i}": 0.015 + i * 0.0001 for i in range(5)})
+    import hlcli.compare as C
+
+    r = C.compare_runs(a, b, resamples=0)
+    out = io.StringIO()
+    compare_render.write_compare_table(r, out)  # not a terminal: wide
+    table = next(t for t in parse_tables(out.getvalue()) if t["headers"][0] == "pair")
+    assert len({scale_of(h) for h in table["headers"][1:4]}) == 1, table["headers"]

@@ -3,6 +3,7 @@ downloads are exercised through torch.hub's downloader with the transfer functio
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -21,6 +22,11 @@ from .conftest import make_vgg19_state_dict
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_official(monkeypatch, path: Path, net: str = "vgg19") -> None:
+    """Pretend ``path`` is torchvision's official checkpoint of ``net`` (its hash prefix)."""
+    monkeypatch.setitem(w.NETS, net, dataclasses.replace(w.NETS[net], sha256_prefix=sha(path)[:8]))
 
 
 def score(args, **kw):
@@ -108,7 +114,7 @@ def test_cached_official_file_is_used(weights_file, pair_dirs, monkeypatch):
     hub = w.hub_checkpoint_path()
     hub.parent.mkdir(parents=True)
     shutil.copy(weights_file, hub)
-    monkeypatch.setattr(w, "OFFICIAL_SHA256_PREFIX", sha(weights_file)[:8])
+    make_official(monkeypatch, weights_file)
     r = score([*pair_dirs, "-f", "json", "--offline"])
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
@@ -135,7 +141,7 @@ def test_compact_cache_written_then_used(weights_file, monkeypatch):
     assert first.compact_cache is not None and first.compact_cache.is_file()
     calls = []
     real = w._torch_load
-    monkeypatch.setattr(w, "_torch_load", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(w, "_torch_load", lambda p, *a: calls.append(p) or real(p, *a))
     second = w.load(w.ResolvedWeights(weights_file, "option"))
     assert calls == [first.compact_cache]  # the source is neither re-read nor re-hashed
     for k in first.state_dict:
@@ -213,7 +219,7 @@ def test_weights_import(weights_file, monkeypatch, tmp_path):
     r = CliRunner().invoke(cli, ["weights", "import", str(weights_file)])
     assert r.exit_code == 3 and "not torchvision's IMAGENET1K_V1" in r.stderr
     assert not w.hub_checkpoint_path().exists()
-    monkeypatch.setattr(w, "OFFICIAL_SHA256_PREFIX", sha(weights_file)[:8])
+    make_official(monkeypatch, weights_file)
     r = CliRunner().invoke(cli, ["weights", "import", str(weights_file)])
     assert r.exit_code == 0, r.stderr
     assert r.stdout.strip() == str(w.hub_checkpoint_path())
@@ -228,6 +234,128 @@ def test_weights_download_command(weights_file, monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, **kw: shutil.copy(weights_file, dst))
     r = CliRunner().invoke(cli, ["weights", "download", "-q"])
     assert r.exit_code == 0 and r.stdout.strip() == str(w.hub_checkpoint_path())
+
+
+# --------------------------------------------------------------------------------------------
+# The LPIPS backbones (AlexNet, VGG-16) share the resolution and verification path.
+
+LPIPS_NETS = [("alexnet", "HLCLI_LPIPS_WEIGHTS", "--lpips-weights", "alexnet-owt-7be5be79.pth"),
+              ("vgg16", "HLCLI_LPIPS_VGG_WEIGHTS", "--lpips-vgg-weights", "vgg16-397923af.pth")]
+
+
+@pytest.mark.parametrize("net,env,option,filename", LPIPS_NETS)
+def test_lpips_backbone_resolution_order(net, env, option, filename, backbone_files, tmp_path, monkeypatch):
+    src = backbone_files[net]
+    other = tmp_path / "other.pth"
+    shutil.copy(src, other)
+    hub = w.hub_checkpoint_path(net)
+    assert hub == w.torch_home() / "hub" / "checkpoints" / filename
+    hub.parent.mkdir(parents=True)
+    shutil.copy(src, hub)
+    vgg19_hub = w.hub_checkpoint_path()
+    monkeypatch.setenv(env, str(other))
+    monkeypatch.setenv("HLCLI_WEIGHTS", str(tmp_path / "unrelated.pth"))  # another net's variable
+    assert w.resolve(src, net=net) == w.ResolvedWeights(src, "option", net)
+    assert w.resolve(None, net=net) == w.ResolvedWeights(other, "env", net)
+    monkeypatch.delenv(env)
+    assert w.resolve(None, net=net) == w.ResolvedWeights(hub, "torch-cache", net)
+    assert not vgg19_hub.exists()
+    with pytest.raises(HlcliEnvironmentError, match="does not match torchvision"):
+        w.load(w.resolve(None, net=net))  # a random file under torchvision's name
+    make_official(monkeypatch, src, net)
+    loaded = w.load(w.resolve(None, net=net))
+    assert loaded.official and loaded.net == net and loaded.source == "torch-cache"
+    assert set(loaded.state_dict) == {f"{k}.{s}" for k in w.NETS[net].expected_shapes for s in ("weight", "bias")}
+    assert loaded.compact_cache.name.startswith(f"{net}-features-")
+
+
+@pytest.mark.parametrize("net,env,option,filename", LPIPS_NETS)
+def test_lpips_backbone_named_missing_and_offline(net, env, option, filename, tmp_path, monkeypatch):
+    with pytest.raises(HlcliEnvironmentError, match=f"given by {option} does not exist"):
+        w.resolve(tmp_path / "nope.pth", net=net)
+    monkeypatch.setenv(env, str(tmp_path / "nope.pth"))
+    with pytest.raises(HlcliEnvironmentError, match=f"\\${env}"):
+        w.resolve(None, net=net)
+    monkeypatch.delenv(env)
+    with pytest.raises(HlcliEnvironmentError) as err:
+        w.load_weights(net=net, offline=True)
+    assert err.value.exit_code == 3 and str(w.hub_checkpoint_path(net)) in str(err.value)
+    assert (f"run `hlcli weights download --net {net}` on a machine with internet access, or copy {filename} "
+            f"there and run `hlcli weights import --net {net} FILE`, or pass {option} FILE") in str(err.value)
+
+
+@pytest.mark.parametrize("net,env,option,filename", LPIPS_NETS)
+def test_lpips_backbone_download(net, env, option, filename, backbone_files, monkeypatch):
+    seen = {}
+
+    def fake(url, dst, hash_prefix=None, progress=True):
+        seen.update(url=url, hash_prefix=hash_prefix)
+        shutil.copy(backbone_files[net], dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake)
+    r = CliRunner().invoke(cli, ["weights", "download", "--net", net, "-q"])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.strip() == str(w.hub_checkpoint_path(net))
+    assert seen == {"url": f"https://download.pytorch.org/models/{filename}", "hash_prefix": filename[-12:-4]}
+    assert not w.hub_checkpoint_path().exists()  # not VGG-19's
+
+
+def test_lpips_backbone_download_failure_names_the_net_fix(monkeypatch):
+    import urllib.error
+
+    def fail(url, dst, hash_prefix=None, progress=True):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fail)
+    with pytest.raises(HlcliEnvironmentError, match="could not download the VGG-16 weights") as err:
+        w.load_weights(net="vgg16")
+    assert "hlcli weights download --net vgg16" in str(err.value)
+
+
+def test_lpips_backbone_import(backbone_files, weights_file, monkeypatch):
+    src = backbone_files["alexnet"]
+    r = CliRunner().invoke(cli, ["weights", "import", "--net", "alexnet", str(src)])
+    assert r.exit_code == 3 and "valid AlexNet state dict but not torchvision's" in r.stderr
+    assert "--lpips-weights FILE or $HLCLI_LPIPS_WEIGHTS" in r.stderr
+    r = CliRunner().invoke(cli, ["weights", "import", "--net", "alexnet", str(weights_file)])
+    assert r.exit_code == 3 and "not an AlexNet state dict" in r.stderr and str(weights_file) in r.stderr
+    make_official(monkeypatch, src, "alexnet")
+    r = CliRunner().invoke(cli, ["weights", "import", "--net", "alexnet", str(src)])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.strip() == str(w.hub_checkpoint_path("alexnet")) and sha(w.hub_checkpoint_path("alexnet")) == sha(src)
+
+
+def test_weights_show_lists_the_three_networks(backbone_files, monkeypatch):
+    monkeypatch.setenv("HLCLI_LPIPS_VGG_WEIGHTS", str(backbone_files["vgg16"]))
+    r = CliRunner().invoke(cli, ["weights", "show", "--lpips-weights", str(backbone_files["alexnet"])])
+    assert r.exit_code == 0, r.stderr
+    out = r.stdout
+    for title, filename in (("VGG-19 (vgg19", "vgg19-dcbb9e9d.pth"), ("AlexNet (alexnet", "alexnet-owt-7be5be79.pth"),
+                            ("VGG-16 (vgg16", "vgg16-397923af.pth")):
+        assert title in out and filename in out and f"https://download.pytorch.org/models/{filename}" in out
+    assert out.index("VGG-19") < out.index("AlexNet") < out.index("VGG-16")
+    assert f"1. option       {backbone_files['alexnet']}  [found]" in out
+    assert f"1. env          {backbone_files['vgg16']}  [found]" in out
+    assert f"would use: {backbone_files['vgg16']} (sha256 {sha(backbone_files['vgg16'])}, NOT the official" in out
+    r = CliRunner().invoke(cli, ["weights", "show", "--net", "alexnet"])
+    assert "AlexNet" in r.stdout and "VGG-19" not in r.stdout and "VGG-16" not in r.stdout
+
+
+def test_specs_match_torchvision_architectures():
+    import torchvision
+
+    from hlcli import netspecs
+    from hlcli.layers import VGG19_CFG
+
+    for net, ctor in (("alexnet", torchvision.models.alexnet), ("vgg16", torchvision.models.vgg16)):
+        features = ctor(weights=None).features
+        assert len(features) == len(netspecs.LAYOUTS[net])
+        shapes = {k.rsplit(".", 1)[0]: None for k in features.state_dict()}
+        assert set(f"features.{k}" for k in shapes) == set(w.NETS[net].expected_shapes)
+        for key, (ws, bs) in w.NETS[net].expected_shapes.items():
+            conv = features[int(key.split(".")[1])]
+            assert tuple(conv.weight.shape) == ws and tuple(conv.bias.shape) == bs
+    assert netspecs.conv_shapes(netspecs._vgg_layout(VGG19_CFG)) == w.EXPECTED_SHAPES
 
 
 class _Hostile:

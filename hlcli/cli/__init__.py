@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from .calibrate import calibrate_cmd
 from .compare import compare_cmd
 from .info import info_cmd
@@ -34,10 +34,10 @@ def cli(ctx: click.Context) -> None:
     L1 is the mean absolute error of RGB values in [0, 1]; perceptual_l is the mean squared
     difference of VGG-19 (ImageNet) feature maps at layer l.
     """
-    from ..weights import WEIGHTS_ARGUMENT
+    from ..weights import CLI_OPTIONS
 
-    token = WEIGHTS_ARGUMENT.set("--weights FILE")  # a weights error's fix names the flag
-    ctx.call_on_close(lambda: WEIGHTS_ARGUMENT.reset(token))
+    token = CLI_OPTIONS.set(True)  # a weights error's fix names the option, not the Python argument
+    ctx.call_on_close(lambda: CLI_OPTIONS.reset(token))
 
 
 for _command in (score_cmd, merge_cmd, compare_cmd, tradeoff_cmd, calibrate_cmd, table_cmd, report_cmd,

@@ -113,6 +113,16 @@ def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tupl
         raise click.BadParameter(str(exc)) from exc
 
 
+def parse_metrics(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """``--metrics``: known extra metric names (exit 2 with the nearest name otherwise)."""
+    from ..metricdefs import check_extra
+
+    try:
+        return check_extra(value.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def parse_floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
     if value is None:
         return None

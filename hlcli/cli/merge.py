@@ -101,8 +101,8 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
     docs = [(str(p), load_document(p, role="part")) for p in parts]
     run = merge_documents(docs, worst=worst)
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet, allow_skips=allow_skips,
-                   summary_only=summary_only, gates=_gate_spec(options, run.layer_names),
-                   table=_table_options(options, run.layer_names))
+                   summary_only=summary_only, gates=_gate_spec(options, run.layer_names, run.extra_metrics),
+                   table=_table_options(options, run.layer_names, tuple(run.extra_metrics)))
     sys.exit(emit_run(view, run, output, started))
 
 
@@ -112,7 +112,7 @@ def _rows(value: str) -> int | None:
     return parse_rows(value)
 
 
-def _gate_spec(options: dict[str, Any], layer_names: list[str]) -> Any:
+def _gate_spec(options: dict[str, Any], layer_names: list[str], extra: list[str]) -> Any:
     """--fail-if/--baseline/--max-regression, checked against the merged run's layers."""
     from ..gate import GateSpec, check_metrics, scoped
     from ..documents import load_document
@@ -120,7 +120,7 @@ def _gate_spec(options: dict[str, Any], layer_names: list[str]) -> Any:
     gates, limits, pair_limits = options["gates"], options["limits"], options["pair_limits"]
     for items, flag in ((gates, "--fail-if"), (limits, "--max-regression"), (pair_limits, "--max-pair-regression")):
         try:
-            check_metrics(items, layer_names)
+            check_metrics(items, layer_names, extra)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
     if (limits or pair_limits) and options["baseline"] is None:

@@ -31,6 +31,7 @@ from .common import (
     parse_lambda,
     parse_layers,
     parse_limits,
+    parse_metrics,
     parse_workers,
     stderr_is_terminal,
 )
@@ -81,6 +82,15 @@ from .scaleout import scale_out
 @click.option("--crop-border", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Shave N pixels from every side of both images before every metric, after any size "
                    "policy (BasicSR's crop_border, e.g. 4 for x4 super-resolution).")
+@click.option("--metrics", "metrics", default="", metavar="LIST", callback=parse_metrics,
+              help="Extra metrics computed in the same pass, comma-separated: psnr, psnr_y, ssim, ssim_y "
+                   "(BasicSR's definitions, with --crop-border), lpips, lpips_vgg (LPIPS v0.1; needs "
+                   "hlcli[lpips]). See docs/metrics.md.")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_WEIGHTS",
+              metavar="FILE", help="AlexNet ImageNet checkpoint (torchvision format) for lpips [env: HLCLI_LPIPS_WEIGHTS].")
+@click.option("--lpips-vgg-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_VGG_WEIGHTS",
+              metavar="FILE", help="VGG-16 ImageNet checkpoint (torchvision format) for lpips_vgg "
+                                   "[env: HLCLI_LPIPS_VGG_WEIGHTS].")
 @click.option("--alpha", type=click.Choice(["error", "composite", "ignore"]), default="error", show_default=True,
               help="Images with real transparency: refuse, composite over black, or drop alpha.")
 @click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
@@ -167,7 +177,7 @@ def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fm
     _check_gate_groups(gates, pairing, opts)  # an unknown group is exit 2 before scoring
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet,
                    allow_skips=allow_skips, summary_only=summary_only, gates=gates,
-                   table=_table_options(options, opts.layers))
+                   table=_table_options(options, opts.layers, opts.metrics))
     code = scale_out(view, output, pairing, opts, inputs, options)  # --shard, --resume, torchrun
     if code is not None:
         sys.exit(code)
@@ -193,7 +203,9 @@ def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
         on_error=options["on_error"], worst=options["worst"],
         save_maps=str(options["save_maps"]) if options["save_maps"] else None,
         maps_format=options["maps_format"], maps_scale=options["maps_scale"],
-        crop_border=options["crop_border"], group_by=options["group_by"],
+        crop_border=options["crop_border"], group_by=options["group_by"], metrics=options["metrics"],
+        lpips_weights=str(options["lpips_weights"]) if options["lpips_weights"] else None,
+        lpips_vgg_weights=str(options["lpips_vgg_weights"]) if options["lpips_vgg_weights"] else None,
     )
     validate_options(opts)
     return opts
@@ -230,7 +242,7 @@ def _gate_spec(options: dict[str, Any], opts: Any) -> Any:
     gates, limits, pair_limits = options["gates"], options["limits"], options["pair_limits"]
     for items, flag in ((gates, "--fail-if"), (limits, "--max-regression"), (pair_limits, "--max-pair-regression")):
         try:
-            check_metrics(items, opts.layers)
+            check_metrics(items, opts.layers, opts.metrics)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
     baseline = options["baseline"]
@@ -257,11 +269,11 @@ def parse_rows(value: str) -> int | None:
     return rows
 
 
-def _table_options(options: dict[str, Any], layers: tuple[str, ...]) -> dict[str, Any]:
+def _table_options(options: dict[str, Any], layers: tuple[str, ...], extra: tuple[str, ...]) -> dict[str, Any]:
     """``rows`` and ``sort`` for the table, ``--sort`` checked against the run's metrics."""
     from ..results import metric_names
 
-    allowed = [*metric_names(list(layers)), "key"]
+    allowed = [*metric_names(list(layers), extra), "key"]
     if options["sort"] not in allowed:
         raise click.BadParameter(f"unknown metric {options['sort']!r}; expected one of {', '.join(allowed)}",
                                  param_hint="'--sort'")

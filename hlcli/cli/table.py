@@ -15,10 +15,14 @@ from .common import debug_option, default_output_format, handle_errors, is_termi
 @click.option("--name", "names", multiple=True, metavar="NAME",
               help="A name for each run, in order (repeat it). Default: the file stems.")
 @click.option("--metrics", default="hybrid,l1,perceptual", show_default=True, metavar="M1,M2,...",
-              help="Columns: l1, perceptual, hybrid and the runs' layer names, comma-separated.")
+              help="Columns: l1, perceptual, hybrid, the runs' layer names and the extra metrics they scored "
+                   "(psnr, ssim_y, lpips...), comma-separated.")
 @click.option("--group-by", type=click.Choice(["none", "top", "dir"]), default="none", show_default=True,
               help="Columns per group of pairs: top = the top-level folder of the key (the dataset), "
                    "dir = its whole parent folder; plus the mean over all pairs.")
+@click.option("--average", type=click.Choice(["pairs", "groups"]), default="pairs", show_default=True,
+              help="The overall columns: the mean over all pairs, or (with --group-by) the mean of the "
+                   "per-group means (BasicSR's convention for video clips: REDS4, Vid4).")
 @click.option("--digits", type=click.IntRange(1, 17), default=4, show_default=True,
               help="Significant digits in markdown and latex (table: at least 4; csv and json are exact).")
 @click.option("--allow-settings-mismatch", is_flag=True,
@@ -28,11 +32,11 @@ from .common import debug_option, default_output_format, handle_errors, is_termi
 @click.option("-o", "--output", metavar="FILE", help="Write the table to FILE (atomically) instead of stdout.")
 @debug_option
 @handle_errors
-def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, group_by: str, digits: int,
+def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, group_by: str, average: str, digits: int,
               allow_settings_mismatch: bool, fmt: str | None, output: str | None, debug: bool) -> None:
     """Build the results table of a paper: one row per run, one column per (group, metric) and
-    per metric over all pairs, the lowest value of each column in bold (markdown, latex) or
-    marked with * (table).
+    per metric over all pairs, the best value of each column (by the metric's direction: the
+    highest PSNR, the lowest L1) in bold (markdown, latex) or marked with * (table).
 
     Each RUN is a document written by `hlcli score --format json` with the same settings (λ
     included); means are over the pairs every run has. LaTeX output is a booktabs tabular:
@@ -42,6 +46,8 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
     Examples:
       hlcli table ours.json baseline.json --group-by top -f markdown
       hlcli table ours.json baseline.json --group-by top --metrics hybrid,l1 -o results.tex
+      hlcli table a.json b.json --metrics psnr_y,ssim_y,lpips,hybrid -f latex
+      hlcli table a.json b.json --group-by dir --average groups --metrics psnr_y   # REDS4 clips
     """
     from ..papertable import paper_table
     from ..render.papertable import FORMATS, write_paper_table
@@ -50,6 +56,6 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
         fmt = "latex"
     fmt = fmt or default_output_format(output, FORMATS)
     result = paper_table([str(r) for r in runs], names=list(names), metrics=metrics, group_by=group_by,
-                         allow_settings_mismatch=allow_settings_mismatch)
+                         allow_settings_mismatch=allow_settings_mismatch, average=average)
     with output_stream(output) as out:
         write_paper_table(result, fmt, out, terminal=is_terminal(out), digits=digits)

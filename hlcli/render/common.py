@@ -30,7 +30,10 @@ def write_in(fmt: str, writers: dict[str, Callable[[], None]]) -> None:
 
 
 def exact(x: float) -> str:
-    """A finite number as its shortest round-trip text (CSV cells); non-finite is an error."""
+    """A finite number as its shortest round-trip text (CSV cells); +inf (PSNR of identical
+    images) is ``inf``; NaN or -inf is an error."""
+    if x == math.inf:
+        return "inf"
     if not math.isfinite(x):
         raise ValueError(f"non-finite value {x!r} cannot be written")
     return repr(float(x))

@@ -19,7 +19,7 @@ def _headline(r: dict[str, Any]) -> list[str]:
     p = r["pairs"]
     lines = [f"A = {r['a']['path']} ({r['a']['pairs']} pairs), B = {r['b']['path']} ({r['b']['pairs']} pairs): "
              f"{p['common']} pairs in both, {len(p['only_a'])} only in A, {len(p['only_b'])} only in B",
-             "difference = B − A; lower is better, so a negative difference means B is better"]
+             "difference = " + r["difference"].replace("B - A", "B − A")]
     if r["bootstrap"]["resamples"]:
         lines.append(f"{r['bootstrap']['confidence']:.0%} bootstrap interval of the mean difference "
                      f"({r['bootstrap']['resamples']} resamples, seed {r['bootstrap']['seed']})")
@@ -42,14 +42,14 @@ def _changed_row(c: dict[str, Any]) -> list[str]:
 def _metric_columns(r: dict[str, Any]) -> tuple[Any, list[Any]]:
     """The metrics table: one row per metric, its numbers in one format per row (the power of
     ten after the metric's name); counts and the interval may move to a second table."""
-    from .table import Column, number_format, percent_sig
+    from .table import Column, metric_format, metric_header, percent_sig
 
     keys, rows = [], []
     for name, e in r["metrics"].items():
-        fmt = number_format([e["mean_a"], e["mean_b"], e["mean_diff"], e["ci_low"], e["ci_high"]])
+        fmt = metric_format(name, [e["mean_a"], e["mean_b"], e["mean_diff"], e["ci_low"], e["ci_high"]])
         sfmt = replace(fmt, signed=True)  # the differences: same scale and decimals, with a sign
         ci = "" if e["ci_low"] is None else f"[{sfmt(e['ci_low'])}, {sfmt(e['ci_high'])}]"
-        keys.append(f"{name} {fmt.label}".strip())
+        keys.append(f"{metric_header(name)} {fmt.label}".strip())
         rows.append([fmt(e["mean_a"]), fmt(e["mean_b"]), sfmt(e["mean_diff"]), percent_sig(e["relative_diff"]), ci,
                      str(e["b_wins"]), str(e["b_losses"]), str(e["ties"])])
     columns = [Column(h, [row[i] for row in rows], group=int(i >= 4)) for i, h in enumerate(_METRIC_COLS[1:])]
@@ -61,7 +61,7 @@ def write_compare_table(r: dict[str, Any], out: TextIO, *, terminal: bool = Fals
     (every number whole, the tables reshaped to fit the terminal: :mod:`hlcli.render.table`)."""
     from rich.text import Text
 
-    from .table import Column, fit_table, number_column, percent_sig
+    from .table import Column, fit_table, metric_format, percent_sig
 
     console = table_console(out, terminal=terminal)
     for line in _headline(r):
@@ -70,8 +70,13 @@ def write_compare_table(r: dict[str, Any], out: TextIO, *, terminal: bool = Fals
     fit_table(console, "hlcli compare", key, columns, moved="intervals and counts", full="-f json")
     changed = r["changed_most"]["pairs"]
     if changed:
-        columns = [number_column("A", [c["a"] for c in changed]), number_column("B", [c["b"] for c in changed]),
-                   number_column("B − A", [c["diff"] for c in changed], signed=True),
+        # A, B and B − A in one format (one scale): the columns are compared with each other.
+        by = r["changed_most"]["by"]
+        fmt = metric_format(by, [c[k] for c in changed for k in ("a", "b", "diff")])
+        sfmt = replace(fmt, signed=True)
+        unit = f"\n{fmt.label}" if fmt.label else ""
+        columns = [Column("A" + unit, [fmt(c["a"]) for c in changed]), Column("B" + unit, [fmt(c["b"]) for c in changed]),
+                   Column("B − A" + unit, [sfmt(c["diff"]) for c in changed]),
                    Column("relative", [percent_sig(c["relative_diff"]) for c in changed])]
         fit_table(console, f"pairs that changed most ({r['changed_most']['by']})",
                   Column("pair", [c["key"] for c in changed], justify="left"), columns, moved="some columns",

@@ -25,6 +25,22 @@ def _shown(check: dict[str, Any]) -> str:
     return repr(x)
 
 
+def _g(x: float | None) -> str:
+    """A value of a regression record: None there is +inf (PSNR of identical images)."""
+    return "∞" if x is None else f"{x:.6g}"
+
+
+def _allowed(entry: dict[str, Any], *, short: bool = False) -> str:
+    """The allowance in the metric's direction: ``+0.001`` (a rise of L1) or ``-0.05`` (a drop of
+    PSNR, in dB)."""
+    from ..metricdefs import get
+
+    m = get(entry["metric"])
+    sign = "-" if m.higher_is_better else "+"
+    unit = f" {m.unit}" if m.unit else ""
+    return f"{sign}{entry['allowed']:.6g}{unit}" if short else f"allowed {sign}{entry['allowed']:.6g}{unit}"
+
+
 def failure_lines(gate: dict[str, Any] | None) -> list[str]:
     """One line per failed gate, regressed mean and (up to MAX_PAIR_LINES) regressed pair."""
     if not gate:
@@ -40,11 +56,11 @@ def failure_lines(gate: dict[str, Any] | None) -> list[str]:
                 lines.append(f"Regression check failed: {e['metric']}: no pair is in both this run and the baseline")
             else:
                 lines.append(f"Regression: mean {e['metric']} over {reg['pairs_compared']} common pairs "
-                             f"{e['observed']:.6g} vs baseline {e['baseline']:.6g} "
-                             f"({change(e['delta'], e['relative_change'])}, allowed +{e['allowed']:.6g})")
+                             f"{_g(e['observed'])} vs baseline {_g(e['baseline'])} "
+                             f"({change(e['delta'], e['relative_change'])}, {_allowed(e)})")
         for r in reg["regressed"][:MAX_PAIR_LINES]:
-            lines.append(f"Regression: pair {r['key']} {r['metric']} {r['observed']:.6g} vs baseline "
-                         f"{r['baseline']:.6g} ({change(r['delta'], r['relative_change'])}, allowed +{r['allowed']:.6g})")
+            lines.append(f"Regression: pair {r['key']} {r['metric']} {_g(r['observed'])} vs baseline "
+                         f"{_g(r['baseline'])} ({change(r['delta'], r['relative_change'])}, {_allowed(r)})")
         if len(reg["regressed"]) > MAX_PAIR_LINES:
             lines.append(f"Regression: … and {len(reg['regressed']) - MAX_PAIR_LINES} more pair regressions "
                          "(all are listed in the gate section of the JSON report)")
@@ -84,15 +100,15 @@ def markdown_lines(gate: dict[str, Any]) -> list[str]:
         lines += ["", "| metric | baseline mean | this run | change | allowed | result |", "|---|---:|---:|---:|---:|---|"]
         for e in reg["summary"]:
             result = "—" if e["allowed"] is None and e["passed"] else ("✅ pass" if e["passed"] else "❌ regressed")
-            allowed = "" if e["allowed"] is None else "+" + num(e["allowed"])
-            lines.append(f"| {e['metric']} | {num(e['baseline'])} | {num(e['observed'])} | "
+            allowed = "" if e["allowed"] is None else _allowed(e, short=True)
+            lines.append(f"| {e['metric']} | {_g(e['baseline'])} | {_g(e['observed'])} | "
                          f"{change(e['delta'], e['relative_change'])} | {allowed} | {result} |")
         if reg["regressed"]:
             shown = reg["regressed"][:20]
             lines += ["", f"Regressed pairs ({len(shown)} of {len(reg['regressed'])} shown):", "",
                       "| pair | metric | baseline | this run | change | allowed |", "|---|---|---:|---:|---:|---:|"]
-            lines += [f"| {md_code(r['key'])} | {r['metric']} | {num(r['baseline'])} | {num(r['observed'])} | "
-                      f"{change(r['delta'], r['relative_change'])} | +{num(r['allowed'])} |" for r in shown]
+            lines += [f"| {md_code(r['key'])} | {r['metric']} | {_g(r['baseline'])} | {_g(r['observed'])} | "
+                      f"{change(r['delta'], r['relative_change'])} | {_allowed(r, short=True)} |" for r in shown]
         for label, keys in (("New pairs (not in the baseline)", reg["new"]),
                             ("Missing pairs (in the baseline, not scored now)", reg["missing"])):
             if keys:

@@ -10,14 +10,18 @@ local files), and allows exactly one script, by its sha256, so an injected handl
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..documents import document_metrics, pair_value
+from ..metricdefs import get
 from . import html_media as media
 from .common import num
+from .table import metric_header
 from .html_assets import CSS, JS, script_hash
 
 IMAGE_MODES = ("embed", "link")
@@ -52,7 +56,7 @@ def render_report(doc: dict[str, Any], opts: ReportOptions) -> str:
     pairs = sorted(doc["pairs"], key=lambda p: p["key"])
     layer_names = [layer["name"] for layer in doc["settings"]["layers"]]
     body = [_header(doc), _summary(doc, layer_names), _gate(doc.get("gate")), _plots(doc, pairs),
-            _pairs_table(pairs, layer_names), _worst(doc, pairs, opts)]
+            _pairs_table(pairs, document_metrics(doc)), _worst(doc, pairs, opts)]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{e(_csp(opts.images))}\">\n"
@@ -117,11 +121,12 @@ def _summary(doc: dict[str, Any], layer_names: list[str]) -> str:
     stats = ("count", "mean", "median", "std", "min", "max", "p95", "p99")
     head = "".join(f"<th>{s}</th>" for s in stats)
     rows = []
-    for name in ["l1", *layer_names, "perceptual", "hybrid"]:
+    for name in document_metrics(doc):
         m = metrics.get(name)
         if m:
             cells = "".join(f"<td>{e(m[s] if s == 'count' else num(m.get(s)))}</td>" for s in stats)
-            rows.append(f"<tr><td>{e(name)}</td>{cells}</tr>")
+            note = f" ({m['infinite']} identical: +∞, left out)" if m.get("infinite") else ""
+            rows.append(f"<tr><td>{e(metric_header(name))}{e(note)}</td>{cells}</tr>")
     return (f"<section><h2>Summary</h2><table id=\"summary\"><thead><tr><th>metric</th>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></section>")
 
@@ -158,22 +163,26 @@ def _plots(doc: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
     if not pairs:
         return ""
     hist = media.histogram_svg([p["hybrid"] for p in pairs], doc["settings"]["lambda"])
+    extra = "".join(  # one histogram per extra metric (PSNR's +inf values left out, as in the summary)
+        f"<figure id=\"histogram-{e(m)}\">"
+        f"{media.metric_histogram_svg([v for p in pairs if (v := pair_value(p, m)) != math.inf], get(m))}</figure>"
+        for m in doc["settings"].get("metrics", []))
     scatter = media.scatter_svg([p["l1"] for p in pairs], [p["perceptual"] for p in pairs])
     keys = json.dumps([p["key"] for p in pairs], ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
     keys = keys.replace("&", "\\u0026")
     return (f"<section><h2>Plots</h2><div class=\"plots\"><figure id=\"histogram\">{hist}</figure>"
-            f"<figure id=\"scatter\">{scatter}</figure></div>"
+            f"<figure id=\"scatter\">{scatter}</figure>{extra}</div>"
             f"<script type=\"application/json\" id=\"scatter-keys\">{keys}</script></section>")
 
 
-def _pairs_table(pairs: list[dict[str, Any]], layer_names: list[str]) -> str:
-    cols = ["l1", *layer_names, "perceptual", "hybrid"]
+def _pairs_table(pairs: list[dict[str, Any]], cols: list[str]) -> str:
     head = ('<th data-type="text" tabindex="0">key</th><th data-type="num" tabindex="0">size</th>'
-            + "".join(f'<th data-type="num" data-metric="{e(c)}" tabindex="0">{e(c)}</th>' for c in cols))
+            + "".join(f'<th data-type="num" data-metric="{e(c)}" tabindex="0">{e(metric_header(c))}</th>' for c in cols))
     rows = []
     for p in pairs:
-        values = [p["l1"], *(p["layers"][n] for n in layer_names), p["perceptual"], p["hybrid"]]
-        cells = "".join(f'<td data-v="{v!r}">{e(num(v))}</td>' for v in values)
+        values = [pair_value(p, c) for c in cols]
+        cells = "".join(f'<td data-v="{v!r}">{e(num(v))}</td>' if v != math.inf
+                        else '<td data-v="Infinity">∞</td>' for v in values)
         rows.append(f'<tr><td data-v="{e(p["key"])}">{e(p["key"])}</td>'
                     f'<td data-v="{p["width"] * p["height"]}">{p["width"]}×{p["height"]}</td>{cells}</tr>')
     return (f"<section><h2>Pairs</h2><p><input id=\"filter\" type=\"search\" placeholder=\"filter by key\" "

@@ -47,6 +47,24 @@ def histogram_svg(values: list[float], lam: float) -> str:
         return _svg(fig)
 
 
+def metric_histogram_svg(values: list[float], metric: Any) -> str:
+    """The distribution of an extra metric (``metric``: its :class:`hlcli.metricdefs.Metric`)
+    over the pairs, its direction and unit on the axis."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(5.2, 3.2))
+        ax = fig.add_subplot()
+        bins = max(1, min(40, int(np.ceil(np.sqrt(max(1, len(values)))))))
+        ax.hist(values, bins=bins, color="#3b528b", edgecolor="white", linewidth=0.5)
+        unit = f"{metric.unit}, " if metric.unit else ""
+        ax.set_xlabel(f"{metric.label} ({unit}{metric.direction} is better)")
+        ax.set_ylabel("pairs (count)")
+        ax.set_title(f"Distribution of {metric.label} over pairs")
+        return _svg(fig)
+
+
 def scatter_svg(l1: list[float], perceptual: list[float]) -> str:
     """Per-pair L1 against per-pair perceptual: the two experts. The markers are ``<use>``
     elements in pair order inside ``#hl-scatter`` (the page's script adds each key as a title)."""

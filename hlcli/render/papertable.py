@@ -1,6 +1,8 @@
 """The results table of a paper (``hlcli table``) as a Rich table, Markdown, LaTeX (booktabs),
-CSV or JSON. The best (lowest) value of each column is bold in Markdown and LaTeX and marked
-with ``*`` in the terminal table; CSV and JSON carry exact values (JSON names the best runs)."""
+CSV or JSON. The best value of each column (by the metric's direction: the highest PSNR, the
+lowest L1) is bold in Markdown and LaTeX and marked with ``*`` in the terminal table; headers
+carry the direction and unit (``PSNR↑ dB``); CSV and JSON carry exact values (JSON names the
+best runs). A value that is undefined (every pair +inf: PSNR of identical images) is empty."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import re
 from typing import Any, TextIO
 
 from ..documents import OVERRIDE_FLAG
+from ..metricdefs import EXTRA, get
 from .common import exact, md_escape, md_row, table_console, write_in, write_json
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
@@ -27,12 +30,32 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
-def _num(x: float, digits: int) -> str:
-    return format(x, f".{digits}g")
+def _num(x: float | None, digits: int, metric: str | None = None) -> str:
+    """A value for markdown and LaTeX: ``digits`` significant digits, or the metric's own fixed
+    decimals where it has them (PSNR ``32.451``); None is empty."""
+    if x is None:
+        return ""
+    decimals = get(metric).decimals if metric else None
+    return format(x, f".{decimals}f") if decimals is not None else format(x, f".{digits}g")
 
 
-def _latex_num(x: float, digits: int) -> str:
-    text = _num(x, digits)
+def _header(metric: str) -> str:
+    """``PSNR↑ dB``, ``hybrid↓``: the metric's label, direction and unit."""
+    m = get(metric)
+    return m.header() if metric in EXTRA else f"{metric}{m.arrow}"
+
+
+def _latex_header_cell(metric: str) -> str:
+    m = get(metric)
+    name = latex_escape(m.label if metric in EXTRA else metric)
+    arrow = r"$\uparrow$" if m.higher_is_better else r"$\downarrow$"
+    return f"{name}{arrow}" + (f" ({latex_escape(m.unit)})" if m.unit else "")
+
+
+def _latex_num(x: float | None, digits: int, metric: str | None = None) -> str:
+    if x is None:
+        return ""
+    text = _num(x, digits, metric)
     m = re.fullmatch(r"(-?[\d.]+)e([+-])0*(\d+)", text)
     if m:
         return f"${m.group(1)}\\times10^{{{'-' if m.group(2) == '-' else ''}{m.group(3)}}}$"
@@ -44,37 +67,103 @@ def _best(t: dict[str, Any], i: int, j: int) -> bool:
 
 
 def _label(c: dict[str, Any], grouped: bool) -> str:
-    return c["metric"] if not grouped else f"{c['metric']} ({ALL if c['group'] is None else c['group']})"
+    return _header(c["metric"]) if not grouped else f"{_header(c['metric'])} ({_group(c, True)})"
+
+
+def _group(c: dict[str, Any], grouped: bool) -> str:
+    if c["group"] is not None:
+        return c["group"]
+    return "mean of groups" if c.get("average") == "groups" else ALL
 
 
 def notes(t: dict[str, Any]) -> list[str]:
     p = t["pairs"]
-    lines = [f"means over the {p['common']} pairs in every run; lower is better; λ = {t['settings']['lambda']:g}"]
+    how = ("the overall columns are the mean of the per-group means" if t.get("average") == "groups"
+           else f"means over the {p['common']} pairs in every run")
+    lines = [f"{how}; ↑ higher is better, ↓ lower is better; λ\u00a0=\u00a0{t['settings']['lambda']:g}"]
     lines += [f"settings differ (tabulated anyway with {OVERRIDE_FLAG}): {d}" for d in t["settings_differences"]]
     lines += [f"only in {name} (not used): {', '.join(keys)}" for name, keys in p["only_in"].items()]
     return lines
 
 
 def write_table_console(t: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
-    """The table for people: every number whole (:mod:`hlcli.render.table` picks the format of
-    each column), the best marked ``*``; datasets move to further tables on a narrow terminal."""
+    """The table for people, read down a column: every number whole, one format per metric for
+    the whole table (every group and run alike), the best marked ``*``. Layouts, in order, the
+    first that fits: runs as rows; runs as columns ((group, metric) as rows); runs as rows split
+    into one table per group (each with every run); last, each (group, metric) with every run's
+    value under it (stacked, still comparable)."""
     from rich.text import Text
 
-    from .table import Column, fit_table, number_column
+    from .table import _chunks, _print_stacked, _print_table, fit_table, table_width
 
     console = table_console(out, terminal=terminal)
+    width = console.width
+    formats = _formats(t)
+    key, columns = _runs_as_rows(t, formats)
+    note = "* best in its column"
+    if table_width([key, *columns]) <= width:
+        fit_table(console, "hlcli table", key, columns, notes=[note])
+    else:
+        tkey, tcolumns = _runs_as_columns(t, formats)
+        groups = len(t["columns"]) // max(1, len(t["metrics"]))
+        split = _chunks(key, columns, width, max_tables=max(groups, 1))
+        console.print(Text("hlcli table", style="italic"))
+        if table_width([tkey, *tcolumns]) <= width:
+            _print_table(console, tkey, tcolumns)
+            said = [f"runs as columns to fit {width} columns; * best in its row"]
+        elif split is not None:
+            for cols in split:
+                _print_table(console, key, cols)
+            said = [note, "one table per group to fit; -f csv has one table"]
+        else:
+            _print_stacked(console, tkey, tcolumns)
+            said = [f"each column with every run, stacked to fit {width} columns; * best; -f csv has a table"]
+        for line in said:
+            console.print(Text(line, style="dim"))
+    for line in notes(t):
+        console.print(Text(line))
+
+
+def _formats(t: dict[str, Any]) -> dict[str, Any]:
+    """One number format per metric, from its values in every group and run."""
+    from .table import shared_formats
+
+    pools: dict[str, list[Any]] = {m: [] for m in t["metrics"]}
+    for j, c in enumerate(t["columns"]):
+        pools[c["metric"]] += [row["values"][j] for row in t["rows"]]
+    return shared_formats(pools)
+
+
+def _runs_as_rows(t: dict[str, Any], formats: dict[str, Any]) -> tuple[Any, list[Any]]:
+    from .table import Column, number_column
+
     rows, metrics = t["rows"], len(t["metrics"])
     columns = []
     for j, c in enumerate(t["columns"]):
-        label = c["metric"] if c["group"] is None and t["group_by"] == "none" else \
-            f"{c['metric']}\n{ALL if c['group'] is None else c['group']}"
-        col = number_column(label, [row["values"][j] for row in rows], group=j // metrics)
+        label = _header(c["metric"]) if c["group"] is None and t["group_by"] == "none" else \
+            f"{_header(c['metric'])}\n{_group(c, True)}"
+        col = number_column(label, [row["values"][j] for row in rows], group=j // metrics, fmt=formats[c["metric"]])
         col.cells = [cell + (" *" if _best(t, i, j) else "  ") for i, cell in enumerate(col.cells)]
         columns.append(col)
-    fit_table(console, "hlcli table", Column("run", [row["name"] for row in rows], justify="left"), columns,
-              moved="later groups", full="-f csv", notes=["* lowest in its column"])
-    for line in notes(t):
-        console.print(Text(line))
+    return Column("run", [row["name"] for row in rows], justify="left"), columns
+
+
+def _runs_as_columns(t: dict[str, Any], formats: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """Transposed: one row per (group, metric), its format's power of ten after its label; one
+    column per run."""
+    from .table import Column
+
+    grouped = t["group_by"] != "none"
+    labels = []
+    for c in t["columns"]:
+        unit = formats[c["metric"]].label
+        labels.append(" ".join(x for x in ((_group(c, True) if grouped else ""), _header(c["metric"]), unit) if x))
+    columns = []
+    for i, row in enumerate(t["rows"]):
+        cells = [formats[c["metric"]](v) + (" *" if _best(t, i, j) else "  ")
+                 for j, (v, c) in enumerate(zip(row["values"], t["columns"]))]
+        columns.append(Column(row["name"], cells))
+    return Column("column", labels, justify="left"), columns
 
 
 def write_table_markdown(t: dict[str, Any], out: TextIO, *, digits: int = DEFAULT_DIGITS) -> None:
@@ -82,32 +171,33 @@ def write_table_markdown(t: dict[str, Any], out: TextIO, *, digits: int = DEFAUL
     lines = [md_row(["run", *(md_escape(_label(c, grouped)) for c in t["columns"])]),
              "|---|" + "---:|" * len(t["columns"])]
     for i, row in enumerate(t["rows"]):
-        cells = [f"**{_num(v, digits)}**" if _best(t, i, j) else _num(v, digits) for j, v in enumerate(row["values"])]
+        cells = [f"**{_num(v, digits, c['metric'])}**" if _best(t, i, j) else _num(v, digits, c["metric"])
+                 for j, (v, c) in enumerate(zip(row["values"], t["columns"]))]
         lines.append(md_row([md_escape(row["name"]), *cells]))
-    lines += ["", *(md_escape(line) for line in notes(t)[:1]), "**Bold**: the lowest (best) value of its column."]
+    lines += ["", *(md_escape(line) for line in notes(t)[:1]), "**Bold**: the best value of its column."]
     out.write("\n".join(lines) + "\n")
 
 
 def _latex_header(t: dict[str, Any]) -> list[str]:
     cols, metrics = t["columns"], t["metrics"]
     if t["group_by"] == "none":
-        return ["Run & " + " & ".join(latex_escape(c["metric"]) for c in cols) + r" \\"]
+        return ["Run & " + " & ".join(_latex_header_cell(c["metric"]) for c in cols) + r" \\"]
     groups = [cols[k]["group"] for k in range(0, len(cols), len(metrics))]
-    spans = " & ".join(rf"\multicolumn{{{len(metrics)}}}{{c}}{{{latex_escape(ALL if g is None else g)}}}"
-                       for g in groups)
+    spans = " & ".join(rf"\multicolumn{{{len(metrics)}}}{{c}}{{{latex_escape(_group(cols[k * len(metrics)], True))}}}"
+                       for k, g in enumerate(groups))
     rules = " ".join(rf"\cmidrule(lr){{{2 + k * len(metrics)}-{1 + (k + 1) * len(metrics)}}}"
                      for k in range(len(groups)))
-    return [f" & {spans} \\\\", rules, "Run & " + " & ".join(latex_escape(c["metric"]) for c in cols) + r" \\"]
+    return [f" & {spans} \\\\", rules, "Run & " + " & ".join(_latex_header_cell(c["metric"]) for c in cols) + r" \\"]
 
 
 def write_table_latex(t: dict[str, Any], out: TextIO, *, digits: int = DEFAULT_DIGITS) -> None:
     """A ``tabular`` with booktabs rules, to ``\\input`` into a document that loads booktabs."""
-    lines = [f"% hlcli table: {latex_escape(notes(t)[0])}; bold: the lowest (best) value of its column",
+    lines = [f"% hlcli table: {latex_escape(notes(t)[0])}; bold: the best value of its column",
              r"% needs \usepackage{booktabs}",
              r"\begin{tabular}{l" + "r" * len(t["columns"]) + "}", r"\toprule", *_latex_header(t), r"\midrule"]
     for i, row in enumerate(t["rows"]):
-        cells = [rf"\textbf{{{_latex_num(v, digits)}}}" if _best(t, i, j) else _latex_num(v, digits)
-                 for j, v in enumerate(row["values"])]
+        cells = [rf"\textbf{{{_latex_num(v, digits, c['metric'])}}}" if _best(t, i, j)
+                 else _latex_num(v, digits, c["metric"]) for j, (v, c) in enumerate(zip(row["values"], t["columns"]))]
         lines.append(" & ".join([latex_escape(row["name"]), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     out.write("\n".join(lines) + "\n")
@@ -123,7 +213,7 @@ def write_table_csv(t: dict[str, Any], out: TextIO) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(csv_header(t))
     for row in t["rows"]:
-        w.writerow([row["name"], row["path"] or "", *map(exact, row["values"])])
+        w.writerow([row["name"], row["path"] or "", *("" if v is None else exact(v) for v in row["values"])])
 
 
 def write_paper_table(t: dict[str, Any], fmt: str, out: TextIO, *, terminal: bool = False,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 from typing import Any, TextIO
 
-from ..results import PairResult, Run, Skipped, metric_names
+from ..metricdefs import badness
+from ..results import PairResult, Run, Skipped
 from . import gate as gate_render
 from .common import dumps_strict, exact, md_code, num, md_escape, table_console, write_in, write_json
 
@@ -16,14 +17,14 @@ GROUP_TITLES = {"top": "top-level folder", "dir": "parent folder"}
 
 # -- CSV --------------------------------------------------------------------------------------
 
-def csv_header(layer_names: list[str]) -> list[str]:
-    """Fixed column order (documented in the README)."""
-    return ["key", "status", "width", "height", *metric_names(layer_names), "restored", "gt",
-            "size_policy", "reason"]
+def csv_header(metrics: list[str]) -> list[str]:
+    """Fixed column order (documented in docs/formats.md); ``metrics``: the run's metric
+    columns (:attr:`hlcli.results.Run.metric_names`)."""
+    return ["key", "status", "width", "height", *metrics, "restored", "gt", "size_policy", "reason"]
 
 
-def csv_pair_row(p: PairResult, layer_names: list[str]) -> list[str]:
-    vals = [exact(p.metric(m)) for m in metric_names(layer_names)]
+def csv_pair_row(p: PairResult, metrics: list[str]) -> list[str]:
+    vals = [exact(p.metric(m)) for m in metrics]
     return [p.key, "ok", str(p.width), str(p.height), *vals, p.restored, p.gt, p.size_policy or "", ""]
 
 
@@ -57,8 +58,8 @@ def write_csv(run: Run, out: TextIO) -> None:
     """One row per pair; a grouped run appends a ``group`` column (every other column keeps its
     place, so ``hybrid`` stays column 9 with the default layers)."""
     w = csv.writer(out, lineterminator="\n")
-    names = run.layer_names
-    blanks = [""] * len(metric_names(names))
+    names = run.metric_names
+    blanks = [""] * len(names)
     w.writerow(csv_header(names) + (["group"] if run.group_by != "none" else []))
     for p in run.sorted_pairs():
         w.writerow(csv_pair_row(p, names) + _group_cell(run, p.key))
@@ -190,20 +191,33 @@ def table_pairs(run: Run, rows: int | None, sort: str) -> list[PairResult]:
     import heapq
 
     def order(p: PairResult) -> Any:
-        return p.key if sort == "key" else (-p.metric(sort), p.key)
+        return p.key if sort == "key" else (-badness(sort, p.metric(sort)), p.key)
 
     if rows is None or rows >= len(run.pairs):
         return sorted(run.pairs, key=order)
     return heapq.nsmallest(rows, run.pairs, key=order)
 
 
-def _pairs_table(console: Any, run: Run, rows: int | None, sort: str) -> None:
-    from .table import Column, fit_table, number_column
+def run_formats(run: Run, summ: dict[str, Any]) -> dict[str, Any]:
+    """One number format per metric for everything the table view of ``run`` shows (the pairs,
+    the summary, every group's summary), chosen from all of those values at once."""
+    from .table import shared_formats
+
+    pools: dict[str, list[float | None]] = {m: [p.metric(m) for p in run.pairs] for m in run.metric_names}
+    for metrics in [summ["metrics"], *(g["metrics"] for g in summ.get("groups", {}).values())]:
+        for m, st in metrics.items():
+            pools[m].extend(st[k] for k in (*TABLE_STATS, *GROUP_STATS))
+    return shared_formats(pools)
+
+
+def _pairs_table(console: Any, run: Run, rows: int | None, sort: str, formats: dict[str, Any]) -> None:
+    from .table import Column, fit_table, metric_header, number_column
 
     shown = table_pairs(run, rows, sort)
     columns = [Column("size", [f"{p.width}x{p.height}" for p in shown])]
-    columns += [number_column(m, [p.metric(m) for p in shown], group=int(m in run.layer_names))
-                for m in metric_names(run.layer_names)]
+    columns += [number_column(metric_header(m), [p.metric(m) for p in shown], group=int(m in run.layer_names),
+                              fmt=formats[m])
+                for m in run.metric_names]
     notes = []
     if len(shown) < len(run.pairs):
         order = "first by key" if sort == "key" else f"worst by {sort}"
@@ -212,19 +226,23 @@ def _pairs_table(console: Any, run: Run, rows: int | None, sort: str) -> None:
               moved="per-layer columns", notes=notes)
 
 
-def _summary_table(console: Any, run: Run, summ: dict[str, Any]) -> None:
-    """One row per metric, each row in its own number format (its power of ten after the
-    metric's name: ``conv3_3 ×10⁻³``)."""
-    from .table import Column, fit_table, number_format
+def _summary_table(console: Any, run: Run, summ: dict[str, Any], formats: dict[str, Any]) -> None:
+    """One row per metric, each row in its metric's number format for the run (its power of ten
+    after the metric's name: ``conv3_3 ×10⁻³``); a note says how many +inf values (PSNR of
+    identical pairs) were left out."""
+    from .table import Column, fit_table, metric_header
 
-    keys, cells = [], []
+    keys, cells, notes = [], [], []
     for name, vals in summ["metrics"].items():
-        fmt = number_format(vals[k] for k in TABLE_STATS)
-        keys.append(f"{name} {fmt.label}".strip())
+        fmt = formats[name]
+        if vals.get("infinite"):
+            n = vals["infinite"]
+            notes.append(f"{metric_header(name)}: {n} identical {'pair' if n == 1 else 'pairs'} (+∞) left out of the statistics")
+        keys.append(f"{metric_header(name)} {fmt.label}".strip())
         cells.append([fmt(vals[k]) for k in TABLE_STATS])
     columns = [Column(stat, [row[i] for row in cells]) for i, stat in enumerate(TABLE_STATS)]
     fit_table(console, f"summary of {summ['count']:,} pairs (λ = {run.settings.get('lambda')})",
-              Column("metric", keys, justify="left"), columns, moved="some statistics")
+              Column("metric", keys, justify="left"), columns, moved="some statistics", notes=notes)
 
 
 def _print_worst(console: Any, worst: list[dict[str, Any]]) -> None:
@@ -263,11 +281,12 @@ def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = F
     from rich.markup import escape
 
     console = console or table_console(out, terminal=terminal)
-    if not summary_only:
-        _pairs_table(console, run, rows, sort)
     summ = run.summary()
-    _summary_table(console, run, summ)
-    print_group_summary(console, run)
+    formats = run_formats(run, summ)
+    if not summary_only:
+        _pairs_table(console, run, rows, sort, formats)
+    _summary_table(console, run, summ, formats)
+    print_group_summary(console, run, formats)
     if summ["worst"] and not summary_only:
         _print_worst(console, summ["worst"])
     if run.gate:
@@ -282,20 +301,23 @@ def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = F
         console.print(f"[bold yellow]incomplete:[/] {len(run.skipped)} skipped, {len(run.missing)} unmatched")
 
 
-def print_group_summary(console: Any, run: Run) -> None:
+def print_group_summary(console: Any, run: Run, formats: dict[str, Any] | None = None) -> None:
     """The per-group summary of a grouped run under the summary table (nothing otherwise): one
-    row per group and metric, each row in its own number format as in the summary table."""
-    from .table import Column, fit_table, number_format
+    row per group and metric, each metric in one number format for every group (``formats``,
+    from :func:`run_formats`), so that groups compare by eye."""
+    from .table import Column, fit_table, metric_header
 
-    groups = run.summary().get("groups")
+    summ = run.summary()
+    groups = summ.get("groups")
     if groups is None:
         return
+    formats = formats or run_formats(run, summ)
     keys, counts, cells = [], [], []
     for group, gs in groups.items():
         label = group + (f" ({gs['skipped']} skipped)" if gs["skipped"] else "")
         for name, vals in gs["metrics"].items():
-            fmt = number_format(vals[k] for k in GROUP_STATS)
-            keys.append(f"{label} {name} {fmt.label}".strip())
+            fmt = formats[name]
+            keys.append(f"{label} {metric_header(name)} {fmt.label}".strip())
             counts.append(str(vals["count"]))
             cells.append([fmt(vals[k]) for k in GROUP_STATS])
     columns = [Column("count", counts)] + [Column(stat, [row[i] for row in cells]) for i, stat in enumerate(GROUP_STATS)]

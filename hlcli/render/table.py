@@ -59,6 +59,8 @@ class NumberFormat:
         """``x`` as text; None is empty, an exact zero is ``0``, non-finite is an error."""
         if x is None:
             return ""
+        if x == math.inf:  # PSNR of identical images (hlcli.metricdefs: Metric.infinite)
+            return "∞"
         if not math.isfinite(x):
             raise ValueError(f"non-finite value {x!r} cannot be shown")
         sign = "+" if self.signed else ""
@@ -101,7 +103,7 @@ def number_format(values: Iterable[float | None], *, signed: bool = False) -> Nu
     >>> number_format([1e-9, 1e4])(1e-9)
     '1.000e-09'
     """
-    vals = [float(v) for v in values if v is not None]
+    vals = [float(v) for v in values if v is not None and v != math.inf]
     if not any(vals):
         return NumberFormat(signed=signed)
     plain, plain_width = _fixed(vals, 0, signed)
@@ -148,10 +150,40 @@ class Column:
         return " ".join(self.header.split("\n"))
 
 
-def number_column(name: str, values: Sequence[float | None], *, signed: bool = False, group: int = 0) -> Column:
-    """A right-justified column of numbers in one :func:`number_format`, its power of ten (if
-    any) on a second header line."""
-    fmt = number_format(values, signed=signed)
+def metric_format(metric: str, values: Iterable[float | None], *, signed: bool = False) -> NumberFormat:
+    """The format of a metric's numbers: the metric's own fixed decimals where its definition
+    has them (PSNR in dB: ``32.451``, never ×10⁻³), else :func:`number_format` of ``values``."""
+    from ..metricdefs import get
+
+    decimals = get(metric).decimals
+    if decimals is not None:
+        return NumberFormat(decimals=decimals, signed=signed)
+    return number_format(values, signed=signed)
+
+
+def metric_header(metric: str) -> str:
+    """A metric's column header: its name, or for an extra metric its label, direction and
+    unit (``PSNR↑ dB``)."""
+    from ..metricdefs import EXTRA, get
+
+    return get(metric).header() if metric in EXTRA else metric
+
+
+def shared_formats(pools: dict[str, Iterable[float | None]]) -> dict[str, NumberFormat]:
+    """One format per metric for a whole view, chosen from every value of that metric the view
+    shows (each pair's and every statistic, over the whole run and each group): in any one view a
+    metric has one scale, so columns and rows that are compared (groups, runs, A and B) read
+    alike."""
+    return {metric: metric_format(metric, list(values)) for metric, values in pools.items()}
+
+
+def number_column(name: str, values: Sequence[float | None], *, signed: bool = False, group: int = 0,
+                  metric: str | None = None, fmt: NumberFormat | None = None) -> Column:
+    """A right-justified column of numbers in one format (``fmt``; else ``metric``'s, see
+    :func:`metric_format`, or :func:`number_format`), its power of ten (if any) on a second
+    header line."""
+    if fmt is None:
+        fmt = metric_format(metric, values, signed=signed) if metric else number_format(values, signed=signed)
     return Column(name + ("\n" + fmt.label if fmt.label else ""), [fmt(v) for v in values], group=group)
 
 
@@ -170,19 +202,37 @@ def table_width(columns: Sequence[Column]) -> int:
     return sum(c.width() for c in columns) + 3 * len(columns) + 1
 
 
-def _chunks(key: Column, columns: list[Column], width: int) -> list[list[Column]] | None:
+def _chunks(key: Column, columns: list[Column], width: int, max_tables: int = MAX_TABLES) -> list[list[Column]] | None:
     """Columns in tables that each fit ``width`` with the key first, a new table at each change
-    of group; None when one column alone does not fit or more than MAX_TABLES are needed."""
-    tables: list[list[Column]] = []
+    of group, the columns of a group spread evenly over its tables (never one statistic alone in
+    a table of its own); None when one column alone does not fit or more than ``max_tables`` are
+    needed."""
+    segments: list[list[Column]] = []
     for col in sorted(columns, key=lambda c: c.group):
-        current = tables[-1] if tables else None
-        if current and current[-1].group == col.group and table_width([key, *current, col]) <= width:
-            current.append(col)
-        elif table_width([key, col]) <= width:
-            tables.append([col])
+        if segments and segments[-1][-1].group == col.group:
+            segments[-1].append(col)
         else:
+            segments.append([col])
+    tables: list[list[Column]] = []
+    for segment in segments:
+        if any(table_width([key, col]) > width for col in segment):
             return None
-    return tables if len(tables) <= MAX_TABLES else None
+        tables += _balanced(key, segment, width)
+    return tables if len(tables) <= max_tables else None
+
+
+def _balanced(key: Column, segment: list[Column], width: int) -> list[list[Column]]:
+    """``segment`` in the fewest tables that fit, with as even a number of columns each as fits."""
+    for count in range(1, len(segment) + 1):
+        size, extra = divmod(len(segment), count)
+        parts, start = [], 0
+        for i in range(count):
+            stop = start + size + (1 if i < extra else 0)
+            parts.append(segment[start:stop])
+            start = stop
+        if all(table_width([key, *part]) <= width for part in parts):
+            return parts
+    return [[col] for col in segment]
 
 
 def _stack_width(key: Column, columns: list[Column]) -> int:

@@ -1,0 +1,151 @@
+"""What each metric is: one definition that every consumer iterates (no torch import).
+
+A :class:`Metric` carries the metric's name, whether higher is better, its unit, how it is
+shown, what it needs from a batch and where its per-pair computation lives. Summaries, gates,
+baselines, ``compare``, ``hlcli table``, the terminal table, the report and the renderers ask
+the definition (:func:`get`, :func:`better`, :func:`worse_first`); none of them spells a
+metric's name. This module is the only place that does.
+
+Always computed: ``l1``, one metric per scored VGG-19 layer (``conv3_3``…), ``perceptual`` and
+``hybrid`` (all lower-is-better, unitless). Opt-in with ``--metrics`` (:data:`EXTRA`): the
+numbers restoration papers print, computed as their reference implementations do (see
+``docs/metrics.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["BASE", "EXTRA", "Metric", "better", "check_extra", "get", "is_better", "run_metrics",
+           "sort_key", "worse_first"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric. ``needs``: what it is computed from (``"vgg19"``: the hybrid's features;
+    ``"pixels"``: the decoded integers; ``"lpips-alex"``/``"lpips-vgg"``: an LPIPS network).
+    ``compute``: ``"module:function"`` of the per-batch computation (extras only).
+    ``infinite``: whether a pair's value can be +inf (PSNR of identical images)."""
+
+    name: str
+    label: str
+    higher_is_better: bool = False
+    unit: str | None = None
+    needs: str = "vgg19"
+    compute: str | None = None
+    map: str | None = None  # "module:function" of the per-pair map for --save-maps (extras)
+    infinite: bool = False
+    decimals: int | None = None  # fixed decimals for display (PSNR in dB: 3); None: by magnitude
+    min_side: int = 1  # the smallest image side it can score (SSIM's window; LPIPS' deepest layer)
+    definition: str = ""
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    def header(self, *, ascii_only: bool = False) -> str:
+        """``PSNR↑ dB``-style column header: label, direction, unit."""
+        arrow = ("(higher better)" if self.higher_is_better else "(lower better)") if ascii_only else self.arrow
+        return f"{self.label}{arrow}" + (f" {self.unit}" if self.unit else "")
+
+    @property
+    def direction(self) -> str:
+        return "higher" if self.higher_is_better else "lower"
+
+
+_BASE = (
+    Metric("l1", "L1", definition="mean absolute error over all H*W*C values in [0, 1]"),
+    Metric("perceptual", "perceptual", definition="sum over layers of w_l * perceptual_l"),
+    Metric("hybrid", "hybrid", definition="l1 + lambda * perceptual"),
+)
+BASE = tuple(m.name for m in _BASE)
+
+_EXTRA = (
+    Metric("psnr", "PSNR", True, "dB", "pixels", "hlcli.pixelmetrics:psnr_rgb", infinite=True, decimals=3,
+           definition="BasicSR calculate_psnr, RGB, 8-bit scale, float64: 10*log10(255^2/MSE)"),
+    Metric("psnr_y", "PSNR-Y", True, "dB", "pixels", "hlcli.pixelmetrics:psnr_y", infinite=True, decimals=3,
+           definition="BasicSR calculate_psnr(test_y_channel=True): BT.601 Y with BasicSR's float32 roundings"),
+    Metric("ssim", "SSIM", True, None, "pixels", "hlcli.pixelmetrics:ssim_rgb",
+           "hlcli.pixelmetrics:ssim_rgb_map", decimals=4, min_side=11,
+           definition="BasicSR calculate_ssim: 11x11 Gaussian (sigma 1.5), valid region, mean over channels"),
+    Metric("ssim_y", "SSIM-Y", True, None, "pixels", "hlcli.pixelmetrics:ssim_y",
+           "hlcli.pixelmetrics:ssim_y_map", decimals=4, min_side=11,
+           definition="BasicSR calculate_ssim(test_y_channel=True)"),
+    Metric("lpips", "LPIPS", False, None, "lpips-alex", "hlcli.lpipsmetric:lpips_alex",
+           "hlcli.lpipsmetric:lpips_alex_map", min_side=31,
+           definition="LPIPS v0.1, AlexNet backbone (lpips.LPIPS(net='alex', version='0.1'))"),
+    Metric("lpips_vgg", "LPIPS-VGG", False, None, "lpips-vgg", "hlcli.lpipsmetric:lpips_vgg",
+           "hlcli.lpipsmetric:lpips_vgg_map", min_side=16,
+           definition="LPIPS v0.1, VGG-16 backbone (lpips.LPIPS(net='vgg', version='0.1'))"),
+)
+EXTRA = tuple(m.name for m in _EXTRA)
+_BY_NAME = {m.name: m for m in (*_BASE, *_EXTRA)}
+
+
+def get(name: str) -> Metric:
+    """The definition of ``name``; any other name is a VGG-19 layer (lower is better)."""
+    known = _BY_NAME.get(name)
+    if known is not None:
+        return known
+    return Metric(name, name, definition=f"mean squared difference of VGG-19 {name} features")
+
+
+def run_metrics(layer_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """A run's metric columns in their fixed order: l1, each layer, perceptual, hybrid, then the
+    extra metrics in :data:`EXTRA` order."""
+    extras = [m for m in EXTRA if m in set(extra)]
+    return ["l1", *layer_names, "perceptual", "hybrid", *extras]
+
+
+def check_extra(names: Iterable[str]) -> tuple[str, ...]:
+    """The extra metrics named (deduplicated, in :data:`EXTRA` order); ``ValueError`` naming
+    an unknown one and the nearest known names."""
+    import difflib
+
+    wanted = [n.strip().lower() for n in names if n.strip()]
+    for n in wanted:
+        if n not in EXTRA:
+            if n in _BY_NAME:
+                raise ValueError(f"{n} is always computed: --metrics adds {', '.join(EXTRA)}")
+            near = difflib.get_close_matches(n, EXTRA, n=2)
+            hint = f"did you mean {' or '.join(near)}? " if near else ""
+            raise ValueError(f"unknown metric {n!r}: {hint}use a comma-separated list of {', '.join(EXTRA)}")
+    return tuple(m for m in EXTRA if m in wanted)
+
+
+def is_better(name: str, a: float, b: float) -> bool:
+    """Whether value ``a`` of metric ``name`` is strictly better than ``b``."""
+    return a > b if get(name).higher_is_better else a < b
+
+
+def better(name: str, values: Iterable[float]) -> float:
+    """The best of ``values`` for metric ``name`` (the max when higher is better)."""
+    return max(values) if get(name).higher_is_better else min(values)
+
+
+def badness(name: str, value: float | None) -> float:
+    """A number that grows as ``value`` gets worse (for sorting worst first); a missing or
+    non-finite value counts as the best possible."""
+    if value is None or math.isnan(value):
+        return -math.inf
+    return -value if get(name).higher_is_better else value
+
+
+def sort_key(name: str):
+    """Key function for sorting values of ``name`` worst first (use with ``sorted``)."""
+    return lambda value: -badness(name, value)
+
+
+def worse_first(name: str, items: Iterable, value) -> list:
+    """``items`` sorted worst first by ``value(item)`` for metric ``name`` (stable)."""
+    return sorted(items, key=lambda it: -badness(name, value(it)))
+
+
+def regression(name: str, old: float, new: float) -> float:
+    """How much worse ``new`` is than ``old`` (positive: worse), in the metric's unit: a rise for
+    lower-is-better metrics, a drop for higher-is-better ones (PSNR: dB lost)."""
+    if old == new:  # also inf == inf
+        return 0.0
+    return old - new if get(name).higher_is_better else new - old
