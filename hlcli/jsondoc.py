@@ -114,7 +114,7 @@ def parse_json(data: bytes, path: str | Path | None, fix: str) -> Any:
     try:
         doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_pairs_hook)
     except json.JSONDecodeError as exc:
-        ended = exc.pos >= len(text.rstrip())
+        ended = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
         what = ("ends before its JSON is complete (truncated?)" if ended
                 else f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
         raise DocumentError(path, None, what, fix) from None

@@ -1,5 +1,6 @@
 """Real documents for the document readers' tests and fuzzer: one small ``hlcli score -f json``
-run (groups, a skipped file, a missing file, gates with a baseline, a crop border), its two
+run (groups, a skipped file, a missing file, gates with a baseline, a crop border, opt-in PSNR
+and SSIM with an identical pair whose PSNR is null, i.e. +inf), its two
 shard parts and its maps index, scored once with seeded random weights. Shared by
 ``tests/test_documents.py``, ``tests/test_docfuzz.py`` and ``benchmarks/docfuzz.py``."""
 
@@ -26,16 +27,16 @@ def make_documents(root: Path) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     weights = root / "vgg19-random.pth"
     torch.save(make_vgg19_state_dict(), weights)
-    for i, key in enumerate(["set5/a", "set5/b", "set14/c", "set14/d"]):
+    for i, key in enumerate(["set5/a", "set5/b", "set14/c", "set14/d", "set14/same"]):
         gt = textured(24, 32, seed=i)
         save(root / "gt" / f"{key}.png", gt)
-        save(root / "restored" / f"{key}.png", degrade(gt, seed=i))
+        save(root / "restored" / f"{key}.png", gt if key.endswith("same") else degrade(gt, seed=i))
     (root / "restored" / "set14" / "e.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # skipped
     save(root / "gt" / "set14" / "e.png", textured(24, 32, seed=9))
     save(root / "gt" / "set5" / "f.png", textured(24, 32, seed=10))  # missing its restored file
     common = [str(root / "restored"), str(root / "gt"), "-r", "--layers", LAYERS, "--weights", str(weights),
               "--workers", "0", "--group-by", "top", "--on-error", "skip", "--allow-skips", "--allow-missing",
-              "--crop-border", "2", "-f", "json"]
+              "--crop-border", "2", "--metrics", "psnr,ssim_y", "-f", "json"]
     runner = CliRunner(env={"TORCH_HOME": str(root / "torch"), "HLCLI_CACHE": str(root / "cache"),
                             "HLCLI_WEIGHTS": None, "HLCLI_OFFLINE": "1"})
 

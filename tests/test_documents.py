@@ -188,26 +188,17 @@ def test_a_summary_only_run_is_refused_where_pairs_are_needed(scored_documents, 
 
 
 def test_unknown_settings_and_opt_in_metrics_are_accepted(scored_documents, tmp_path, schema_library):
-    """Forward compatible within schema version 1: settings may gain keys; settings.metrics names
-    numbers every pair must carry (issue 16), read through readers.metric_names."""
-    def with_metrics(d):
-        d["settings"]["a_future_setting"] = {"x": 1}
-        d["settings"]["metrics"] = ["psnr"]
-        for p in d["pairs"]:
-            p["psnr"] = 30.5
-
-    doc = json.loads(_edited(scored_documents, "score", with_metrics))
-    assert readers.metric_names(doc["settings"])[-1] == "psnr"
-    # The per-pair key is the schema's to allow (issue 16 adds it there); the cross-field check
-    # that every pair carries each opt-in metric is the reader's:
-    readers._check_pairs(doc["pairs"], doc["settings"], "x.json", "fix")
-    del doc["pairs"][3]["psnr"]
-    with pytest.raises(DocumentError, match=r"pairs\[3\]\.psnr: is missing"):
-        readers._check_pairs(doc["pairs"], doc["settings"], "x.json", "fix")
-    for p in doc["pairs"]:
-        p.pop("psnr", None)
-    del doc["settings"]["metrics"]
-    assert readers.check_score(doc, "x.json") is doc  # an unknown settings key (and metrics) is kept
+    """Forward compatible within schema version 1: settings may gain keys. The opt-in metrics of
+    settings.metrics (issue 16) are numbers every pair carries (null: PSNR's +inf), listed by
+    readers.metric_names, the one place the reader asks."""
+    doc = json.loads(_edited(scored_documents, "score", lambda d: d["settings"].update(a_future_setting={"x": 1})))
+    assert readers.check_score(doc, "x.json") is doc
+    assert readers.metric_names(doc["settings"]) == ["l1", "conv1_2", "conv2_1", "perceptual", "hybrid", "psnr",
+                                                     "ssim_y"]
+    assert any(p["psnr"] is None for p in doc["pairs"])  # the identical pair
+    del doc["pairs"][3]["ssim_y"]
+    with pytest.raises(DocumentError, match=r"x\.json: pairs\[3\]\.ssim_y: is missing: settings\.metrics names"):
+        readers.check_score(doc, "x.json")
 
 
 # -- through the commands ---------------------------------------------------------------------------
@@ -252,7 +243,7 @@ def _hostile(docs) -> dict:
     doc = json.loads(docs["run"])
     for i, p in enumerate(doc["pairs"]):
         old = p["key"]
-        p["key"] = f"{p['key'].split('/')[0]}/{[MARKUP, ESCAPE, SCRIPT, 'ok'][i]}"
+        p["key"] = f"{p['key'].split('/')[0]}/{[MARKUP, ESCAPE, SCRIPT, 'ok', 'ok2'][i]}"
         p["restored"] = f"/x/{SCRIPT}{ESCAPE}.png"
         for w in doc["summary"]["worst"]:
             if w["key"] == old:

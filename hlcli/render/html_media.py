@@ -26,6 +26,19 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg"):]
 
 
+def _hist(ax: Any, values: list[float]) -> None:
+    """A histogram of ``values`` on ``ax``: √n bins (at most 40), one bin around a single value
+    (numpy's own ±0.5 around it vanishes in float64 at 1e100 and fails)."""
+    bins = max(1, min(40, int(np.ceil(np.sqrt(max(1, len(values)))))))
+    span = None
+    if values:
+        lo, hi = min(values), max(values)
+        if not hi - lo > 1e-9 * max(abs(lo), abs(hi)):
+            pad = 0.05 * abs(hi) or 0.5
+            bins, span = 1, (lo - pad, hi + pad)
+    ax.hist(values, bins=bins, range=span, color="#3b528b", edgecolor="white", linewidth=0.5)
+
+
 def histogram_svg(values: list[float], lam: float) -> str:
     """The distribution of hybrid over the pairs."""
     import matplotlib
@@ -34,13 +47,7 @@ def histogram_svg(values: list[float], lam: float) -> str:
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(5.2, 3.2))
         ax = fig.add_subplot()
-        bins = max(1, min(40, int(np.ceil(np.sqrt(len(values))))))
-        lo, hi = min(values), max(values)
-        span = None
-        if not hi - lo > 1e-9 * max(abs(lo), abs(hi)):  # one value (numpy's ±0.5 vanishes at 1e100)
-            pad = 0.05 * abs(hi) or 0.5
-            bins, span = 1, (lo - pad, hi + pad)
-        ax.hist(values, bins=bins, range=span, color="#3b528b", edgecolor="white", linewidth=0.5)
+        _hist(ax, values)
         ax.set_xlabel(f"hybrid = L1 + {lam:g} · perceptual (unitless, lower is better)")
         ax.set_ylabel("pairs (count)")
         ax.set_title("Distribution of hybrid over pairs")
@@ -56,8 +63,7 @@ def metric_histogram_svg(values: list[float], metric: Any) -> str:
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(5.2, 3.2))
         ax = fig.add_subplot()
-        bins = max(1, min(40, int(np.ceil(np.sqrt(max(1, len(values)))))))
-        ax.hist(values, bins=bins, color="#3b528b", edgecolor="white", linewidth=0.5)
+        _hist(ax, values)
         unit = f"{metric.unit}, " if metric.unit else ""
         ax.set_xlabel(f"{metric.label} ({unit}{metric.direction} is better)")
         ax.set_ylabel("pairs (count)")
