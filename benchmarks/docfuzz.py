@@ -112,21 +112,28 @@ def main() -> int:
                                                                  for a, b in ranges])), 1):
                 total.add(tally)
                 print(f"\r{done}/{len(ranges)} chunks", end="", file=sys.stderr, flush=True)
+                if args.json:  # so far (chunks come back in order): a long run can be read while it runs
+                    args.json.write_text(json.dumps(_result(args, total, time.perf_counter() - started), indent=2))
         elapsed = time.perf_counter() - started
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(file=sys.stderr)
-    result = {
-        "mutants": args.mutants, "seed": args.seed, "jobs": args.jobs, "cpu": _cpu(), "seconds": round(elapsed, 1),
-        "mutants_per_s": round(args.mutants / elapsed, 1),
-        "per_reader": dict(total.mutants), "accepted_by_reader": dict(total.accepted),
-        "exits": {f"{c} exit {x}": n for (c, x), n in sorted(total.exits.items())},
-        "findings": len(total.findings), "first_findings": total.findings[:20],
-    }
+    result = _result(args, total, elapsed)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 1 if total.findings else 0
+
+
+def _result(args: argparse.Namespace, total, elapsed: float) -> dict:
+    done = sum(total.mutants.values())
+    return {
+        "mutants": done, "of": args.mutants, "seed": args.seed, "jobs": args.jobs, "cpu": _cpu(),
+        "seconds": round(elapsed, 1), "mutants_per_s": round(done / elapsed, 1),
+        "per_reader": dict(total.mutants), "accepted_by_reader": dict(total.accepted),
+        "exits": {f"{c} exit {x}": n for (c, x), n in sorted(total.exits.items())},
+        "findings": len(total.findings), "first_findings": total.findings[:20],
+    }
 
 
 if __name__ == "__main__":
