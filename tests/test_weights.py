@@ -387,3 +387,17 @@ def test_unloadable_weights_say_what_the_file_is_not_without_torchs_advice(case,
         w.load_weights(path)
     text = str(info.value)
     assert "weights=PATH" in text and "--weights" not in text and "weights_only" not in text
+
+
+@pytest.mark.parametrize("net, option, argument", [("vgg19", "--weights FILE", "weights=PATH"),
+                                                   ("alexnet", "--lpips-weights FILE", "lpips_weights=PATH"),
+                                                   ("vgg16", "--lpips-vgg-weights FILE", "lpips_vgg_weights=PATH")])
+def test_a_load_errors_fix_names_the_option_in_the_cli_and_the_argument_in_python(net, option, argument):
+    from hlcli.netspecs import get_spec
+
+    assert w.how_to_pass(get_spec(net)) == argument
+    token = w.CLI_OPTIONS.set(True)
+    try:
+        assert w.how_to_pass(get_spec(net)) == option
+    finally:
+        w.CLI_OPTIONS.reset(token)
