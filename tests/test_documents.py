@@ -347,3 +347,16 @@ def test_a_document_naming_a_fifo_or_a_directory_as_an_image_does_not_hang_the_r
     path = _write(tmp_path, "score", _edited(scored_documents, "score", hostile_paths))
     r = CliRunner().invoke(cli, ["report", str(path), "-o", str(tmp_path / "r.html")])
     assert r.exit_code == 0, r.stderr
+
+
+@pytest.mark.parametrize("images", ["embed", "link"])
+def test_a_path_too_long_for_the_system_is_no_internal_error(scored_documents, tmp_path, images):
+    """Found by benchmarks/docfuzz.py (seed 1, mutant 124089): Path.is_file() raises
+    ENAMETOOLONG for a 5,000-character path instead of returning False."""
+    def long_names(d):
+        d["pairs"][0]["restored"] = "x" * 5000
+        d["pairs"][1]["gt"] = "/tmp/" + "y" * 300 + "/z.png"
+
+    path = _write(tmp_path, "score", _edited(scored_documents, "score", long_names))
+    r = CliRunner().invoke(cli, ["report", str(path), "-o", str(tmp_path / "r.html"), "--images", images])
+    assert r.exit_code == 0, r.stderr

@@ -107,6 +107,15 @@ def _to_rgb8(arr: np.ndarray) -> np.ndarray:
     return (arr >> 8).astype(np.uint8) if arr.dtype == np.uint16 else arr.astype(np.uint8)
 
 
+def is_regular_file(path: str | Path) -> bool:
+    """Whether ``path`` (from a document: any string) names a regular file; False for a device, a
+    FIFO, a directory, or a name the system refuses (too long, a NUL), never an exception."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | None:
     """A decoded image (hlcli's decoder: orientation, 16-bit, alpha policy) resized to ``size``;
     None if it cannot be read any more."""
@@ -115,7 +124,7 @@ def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | No
     from .. import images
     from ..errors import HlcliError
 
-    if not Path(path).is_file():  # a path from a document: never a device or a FIFO (/dev/stdin)
+    if not is_regular_file(path):  # a path from a document: never a device or a FIFO (/dev/stdin)
         return None
     try:
         arr = _to_rgb8(images.decode(path, alpha=alpha if alpha in images.ALPHA_POLICIES else "ignore"))
@@ -132,7 +141,7 @@ def map_thumb(maps_dir: Path, key: str, kind: str, index: dict[str, Any], size: 
     from .. import maps
 
     png = maps.map_path(maps_dir, key, kind, "png")
-    if png.is_file():
+    if is_regular_file(png):
         with Image.open(png) as img:
             return np.asarray(img.convert("RGB").resize(size, Image.Resampling.BOX))
     pair = index["pairs"].get(key) or {}
