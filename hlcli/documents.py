@@ -10,7 +10,6 @@ runs without ``--crop-border``, means 0). A difference is refused unless the use
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -43,62 +42,28 @@ def document_metrics(doc: dict[str, Any]) -> list[str]:
     return run_metrics([layer["name"] for layer in settings["layers"]], settings.get("metrics", []))
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed in hlcli JSON")
-
-
 def validate_document(doc: Any, kind: str = "score") -> str | None:
-    """The first way ``doc`` breaks hlcli's ``<kind>.schema.json``, or None if it conforms.
-    Without the optional ``jsonschema`` package only the keys hlcli reads are checked."""
+    """The first way ``doc`` breaks hlcli's ``<kind>.schema.json`` or the reader's cross-field
+    checks (:mod:`hlcli.readers`), as ``<JSON path>: <what>``, or None if it is usable."""
+    from .jsondoc import json_path, schema_problem
+    from .readers import check_maps_index, check_score
+
+    if kind not in ("score", "maps"):  # an output hlcli does not read back: its schema only
+        problem = schema_problem(doc, kind)
+        return None if problem is None else f"{json_path(problem[0])}: {problem[1]}"
     try:
-        import jsonschema
-    except ImportError:  # an optional dependency (in the test extra)
-        return None if kind != "score" or _readable(doc) else "missing or malformed keys"
-    from importlib import resources
-
-    schema = json.loads(resources.files("hlcli").joinpath(f"schema/{kind}.schema.json").read_text("utf-8"))
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
-    if error is None:
-        return None
-    where = "/" + "/".join(str(p) for p in error.absolute_path)
-    return f"at {where}: {error.message[:200]}"
-
-
-def _readable(doc: Any) -> bool:
-    """Without jsonschema: are the keys that --baseline and compare read there and well typed?"""
-    def number(x: Any) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-    try:
-        s = doc["settings"]
-        layers = [layer["name"] for layer in s["layers"] if number(layer["weight"])]
-        ok = (doc["tool"] == "hlcli" and number(s["lambda"]) and isinstance(s["weights"]["sha256"], str)
-              and isinstance(s["precision"], str) and len(layers) == len(s["layers"]))
-        pairs = doc.get("pairs", [])
-        return ok and isinstance(pairs, list) and all(
-            isinstance(p["key"], str) and all(number(p[m]) for m in BASE_METRICS)
-            and all(number(p["layers"][n]) for n in layers) for p in pairs)
-    except (KeyError, TypeError, AttributeError):
-        return False
+        check_maps_index(doc, None) if kind == "maps" else check_score(doc, None, pairs_needed=False)
+    except InputError as err:
+        return err.render()
+    return None
 
 
 def load_document(path: str | Path, role: str = "baseline") -> dict[str, Any]:
-    """Read and check a document written by ``hlcli score -f json`` (``InputError`` if unusable)."""
-    fix = "give a file written by `hlcli score --format json` (with its pairs, not --summary-only)"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the {role} run ({getattr(exc, 'strerror', None) or exc})", path, fix) from exc
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise InputError(f"the {role} run is not valid JSON ({exc})", path, fix) from exc
-    problem = validate_document(doc, "score")
-    if problem is not None:
-        raise InputError(f"the {role} run is not an hlcli score document ({problem})", path, fix)
-    if doc.get("summary_only"):
-        raise InputError(f"the {role} run was written with --summary-only and has no pairs", path, fix)
-    return doc
+    """Read and check a document written by ``hlcli score -f json`` (``InputError`` if unusable;
+    ``role`` "part" or "existing part" reads a shard part). See :mod:`hlcli.readers`."""
+    from .readers import read_part, read_score
+
+    return read_part(path) if role in ("part", "existing part") else read_score(path)
 
 
 def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -156,12 +121,12 @@ def as_document(run: Any, role: str = "input") -> tuple[dict[str, Any], str | No
         return load_document(run, role), str(run)
     if hasattr(run, "document") and callable(run.document):
         return run.document(), None
-    fix = "pass a Run, a document of `hlcli score --format json` (with its pairs) or its path"
-    problem = validate_document(run, "score") if isinstance(run, dict) else f"a {type(run).__name__}"
-    if problem is not None:
-        raise InputError(f"the {role} run is not an hlcli score document ({problem})", None, fix)
-    if run.get("summary_only"):
-        raise InputError(f"the {role} run was written with --summary-only and has no pairs", None, fix)
+    from .readers import check_score
+
+    if not isinstance(run, dict):
+        raise InputError(f"the {role} run is a {type(run).__name__}", None,
+                         "pass a Run, a document of `hlcli score --format json` (with its pairs) or its path")
+    check_score(run, None)
     return run, None
 
 

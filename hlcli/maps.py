@@ -219,19 +219,10 @@ class MapWriter:
 
 
 def load_maps_index(directory: str | Path) -> dict[str, Any]:
-    """Read ``DIR/maps.json`` (``InputError`` naming the file if it is missing or unreadable)."""
-    path = Path(directory) / MAPS_FILE
-    fix = "give --maps the folder written by `hlcli score --save-maps DIR` for this run"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError("no maps.json in the maps folder", str(path), fix) from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"cannot read the maps index ({exc})", str(path), fix) from exc
-    if not (isinstance(doc, dict) and doc.get("kind") == "maps" and isinstance(doc.get("keys"), list)
-            and isinstance(doc.get("pairs"), dict) and isinstance(doc.get("settings"), dict)):
-        raise InputError("not an hlcli maps index", str(path), fix)
-    return doc
+    """Read and check ``DIR/maps.json`` (:func:`hlcli.readers.read_maps_index`)."""
+    from .readers import read_maps_index
+
+    return read_maps_index(directory)
 
 
 def check_matches(index: dict[str, Any], run_doc: dict[str, Any], directory: str | Path) -> None:

@@ -143,8 +143,21 @@ def environment_info(device: Any, backends: dict[str, Any]) -> dict[str, Any]:
         "platform": platform.platform(),
         "device": {"type": device.type, "index": device.index, **backends},
         "threads": torch.get_num_threads(),
-        "command": sys.argv[:],
+        "command": command_line(),
     }
+
+
+def command_line(argv: list[str] | None = None) -> list[str]:
+    """The command as a user would retype it: ``hlcli`` and the arguments, not the interpreter's
+    path to ``hlcli/__main__.py`` or a virtual environment's ``bin/hlcli`` (the report shows it
+    shell-quoted). A library caller outside the CLI gets its own script's name."""
+    argv = sys.argv[:] if argv is None else list(argv)
+    if not argv:
+        return []
+    program = os.path.basename(argv[0])
+    if program in ("hlcli", "hlcli.exe") or (program == "__main__.py" and Path(argv[0]).parent.name == "hlcli"):
+        program = "hlcli"
+    return [program, *argv[1:]]
 
 
 def option_settings(opts: ScoreOptions) -> dict[str, Any]:

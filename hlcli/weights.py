@@ -28,6 +28,7 @@ sha256 is itself cached by (path, size, mtime), so a warm run neither re-hashes 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -194,22 +195,53 @@ def file_sha256(path: Path, *, use_index: bool = True) -> str:
 # Loading and verification.
 
 
+# Whether a load error's fix names the command-line option (``--weights FILE``) or the Python
+# argument (``weights=PATH``): hlcli.cli sets it for the duration of a command.
+CLI_OPTIONS: contextvars.ContextVar[bool] = contextvars.ContextVar("hlcli_cli_options", default=False)
+
+
+def how_to_pass(spec: Any) -> str:
+    """How the user names ``spec``'s file where they are: ``--weights FILE`` or ``weights=PATH``."""
+    if CLI_OPTIONS.get():
+        return f"{spec.option} FILE"
+    return f"{spec.option.lstrip('-').replace('-', '_')}=PATH"
+
+
+def _not_loadable(path: Path, exc: Exception) -> str:
+    """What ``path`` is not, in hlcli's words (never torch's text, which advises turning
+    ``weights_only`` off: that would run code from the file)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError as err:
+        return f"cannot read the weights file ({err.strerror or type(err).__name__})"
+    if zipfile.is_zipfile(path) or head[:1] == b"\x80" or head == b"PK":
+        if "weights only" in str(exc).lower() or type(exc).__name__ == "UnpicklingError":
+            return ("the weights file holds Python objects, not only tensors (a pickled model or code); "
+                    "hlcli reads weights as data and never runs code from them")
+        return "the weights file is a damaged or truncated PyTorch checkpoint"
+    return "the weights file is not a PyTorch checkpoint (neither a zip archive nor a pickle of tensors)"
+
+
 def _torch_load(path: Path, net: str = DEFAULT_NET) -> Any:
+    import warnings
+
     import torch
 
     kwargs: dict[str, Any] = {"map_location": "cpu", "weights_only": True}
     if zipfile.is_zipfile(path):
         kwargs["mmap"] = True  # only the new zip format can be memory-mapped
     try:
-        return torch.load(str(path), **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's "Detected pickle protocol 4" on a hostile file
+            return torch.load(str(path), **kwargs)
     except Exception as exc:  # pickle errors, "Weights only load failed", truncated zip, ...
         spec = get_spec(net)
         raise HlcliEnvironmentError(
-            f"cannot read weights file: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-            path,
-            "it is not a PyTorch state dict of plain tensors; use torchvision's "
-            f"{spec.filename} (`{spec.download_command}`)",
-        ) from exc
+            _not_loadable(path, exc), path,
+            f"use torchvision's {spec.filename} (`{spec.download_command}`), or a state_dict() of "
+            f"{spec.title} saved with torch.save, passed as {how_to_pass(spec)}",
+        ) from None
 
 
 def extract_features(obj: Any, path: Path | None, net: str = DEFAULT_NET) -> dict[str, Any]:

@@ -82,6 +82,15 @@ def weights_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def scored_documents(tmp_path_factory) -> dict:
+    """One small real run, its two shard parts and its maps index (``tests/docfixtures.py``),
+    scored once per session for the document readers' tests and fuzzer."""
+    from .docfixtures import make_documents
+
+    return make_documents(tmp_path_factory.mktemp("documents"))
+
+
+@pytest.fixture(scope="session")
 def state_dict(weights_file):
     import torch
 

@@ -412,7 +412,7 @@ def test_cli_bad_baseline_file_is_exit_2(runner, cli_env, pair_dirs, tmp_path, n
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema_version": 1}')
     res = score(runner, pair_dirs, "--baseline", str(bad))
-    assert res.exit_code == 2 and "bad.json" in res.stderr and "not an hlcli score document" in res.stderr
+    assert res.exit_code == 2 and "bad.json: " in res.stderr and "is missing (a required key)" in res.stderr
     res = score(runner, pair_dirs, "--baseline", str(tmp_path / "absent.json"))
     assert res.exit_code == 2 and "absent.json" in res.stderr
 

@@ -105,7 +105,7 @@ def test_merge_refuses_missing_duplicate_and_foreign_parts(scored, tmp_path):
     r = _run("merge", p0, other, p2, "-o", tmp_path / "m.json")
     assert r.exit_code == 2 and f"foreign part {other}" in r.stderr and "missing shard 1" in r.stderr
     r = _run("merge", root / "single.json", "-o", tmp_path / "m.json")
-    assert r.exit_code == 2 and "no shard record" in r.stderr
+    assert r.exit_code == 2 and "single.json: shard: is missing" in r.stderr
     assert not (tmp_path / "m.json").exists()
     assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("Error: ")
 

@@ -63,7 +63,7 @@ def test_refuses_what_is_not_a_score_document(tmp_path):
 def test_refuses_maps_of_another_run(stored, tmp_path):
     doc = json.loads((stored / "run.json").read_text())
     fewer = tmp_path / "fewer.json"
-    fewer.write_text(json.dumps({**doc, "pairs": doc["pairs"][:2]}))
+    fewer.write_text(json.dumps({**doc, "pairs": doc["pairs"][:2], "summary": {**doc["summary"], "count": 2}}))
     result = report(str(fewer), "--maps", str(stored / "maps"), "-o", str(tmp_path / "r.html"))
     assert result.exit_code == 2 and "maps.json" in result.stderr and "other pairs" in result.stderr
     other = tmp_path / "lambda.json"
@@ -71,7 +71,7 @@ def test_refuses_maps_of_another_run(stored, tmp_path):
     result = report(str(other), "--maps", str(stored / "maps"), "-o", str(tmp_path / "r.html"))
     assert result.exit_code == 2 and "other settings" in result.stderr
     result = report(str(stored / "run.json"), "--maps", str(tmp_path), "-o", str(tmp_path / "r.html"))
-    assert result.exit_code == 2 and "no maps.json" in result.stderr
+    assert result.exit_code == 2 and "maps.json: does not exist" in result.stderr
 
 
 def test_missing_matplotlib_names_the_extra(stored, tmp_path, monkeypatch):
@@ -85,7 +85,8 @@ def test_every_text_is_escaped(stored, tmp_path):
     evil = "<img src=x onerror=alert(1)>"
     p = {**doc["pairs"][0], "key": evil, "restored": f"r/{evil}.png", "gt": f"g/</script>{evil}.png"}
     doc = {**doc, "pairs": [p, *doc["pairs"][1:]], "command": ["hlcli", "score", evil],
-           "skipped": [{"key": "s" + evil, "path": evil, "reason": evil, "exit_code": 2}]}
+           "skipped": [{"key": "s" + evil, "path": evil, "reason": evil, "exit_code": 2}],
+           "summary": {**doc["summary"], "skipped": 1}}
     run = tmp_path / "evil.json"
     run.write_text(json.dumps(doc))
     out = tmp_path / "r.html"
@@ -102,7 +103,7 @@ def test_thousand_pair_report_stays_small(stored, tmp_path):
     pairs = [{**doc["pairs"][i % 4], "key": f"set/{i:04d}", "hybrid": doc["pairs"][i % 4]["hybrid"] + i * 1e-6}
              for i in range(1000)]
     run = tmp_path / "big.json"
-    run.write_text(json.dumps({**doc, "pairs": pairs}))
+    run.write_text(json.dumps({**doc, "pairs": pairs, "summary": {**doc["summary"], "count": 1000}}))
     out = tmp_path / "big.html"
     result = report(str(run), "-o", str(out))
     assert result.exit_code == 0, result.stderr

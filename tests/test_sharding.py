@@ -99,3 +99,29 @@ def test_shards_of_the_real_scoring_path_add_up_to_the_single_run(mixed_pairs, w
     for r in parts:
         lo, hi = r.environment["shard"]["range"]
         assert len(r.pairs) + len(r.skipped) == hi - lo
+
+
+def test_save_maps_with_shard_is_refused_with_the_way_to_do_it(cli_env, pair_dirs, tmp_path):
+    from click.testing import CliRunner
+
+    from hlcli.cli import cli
+
+    r = CliRunner().invoke(cli, ["score", *map(str, pair_dirs), "--shard", "0/2", "-f", "json",
+                                 "--save-maps", str(tmp_path / "maps")])
+    assert r.exit_code == 2
+    assert "--save-maps cannot be combined with --shard" in r.stderr and "without --shard" in r.stderr
+    assert not (tmp_path / "maps").exists()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["/venv/bin/hlcli", "score", "out dir", "gt"], ["hlcli", "score", "out dir", "gt"]),
+    (["/usr/lib/python3/site-packages/hlcli/__main__.py", "score", "a"], ["hlcli", "score", "a"]),
+    (["hlcli", "merge", "p.json"], ["hlcli", "merge", "p.json"]),
+])
+def test_stored_command_is_what_a_user_would_retype(argv, expected):
+    import shlex
+
+    from hlcli.scoring import command_line
+
+    assert command_line(argv) == expected
+    assert shlex.split(shlex.join(command_line(argv))) == expected

@@ -364,3 +364,48 @@ def test_specs_match_torchvision_architectures():
             conv = features[int(key.split(".")[1])]
             assert tuple(conv.weight.shape) == ws and tuple(conv.bias.shape) == bs
     assert netspecs.conv_shapes(netspecs._vgg_layout(VGG19_CFG)) == w.EXPECTED_SHAPES
+
+
+class _Hostile:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize("case", ["readme", "hostile-pickle", "pickled-module", "truncated-zip"])
+def test_unloadable_weights_say_what_the_file_is_not_without_torchs_advice(case, tmp_path, pair_dirs, state_dict):
+    import pickle
+
+    path = tmp_path / ("README.md" if case == "readme" else "bad.pth")
+    if case == "readme":
+        path.write_text("# hlcli\n\nA README, not weights.\n")
+    elif case == "hostile-pickle":
+        path.write_bytes(pickle.dumps({"features.0.weight": _Hostile()}, protocol=4))
+    elif case == "pickled-module":
+        torch.save({"model": torch.nn.Linear(2, 2)}, path)
+    else:
+        torch.save(state_dict, tmp_path / "good.pth")
+        path.write_bytes((tmp_path / "good.pth").read_bytes()[:4096])
+    r = score([*pair_dirs, "--weights", path])
+    assert r.exit_code == 3, r.stderr
+    assert r.stderr.count("\n") == 1 and "weights_only" not in r.stderr and "arbitrary code" not in r.stderr
+    assert ("not" in r.stderr or "damaged" in r.stderr) and "--weights FILE" in r.stderr and "weights=PATH" not in r.stderr
+    with pytest.raises(HlcliEnvironmentError) as info:  # the Python API names its argument
+        w.load_weights(path)
+    text = str(info.value)
+    assert "weights=PATH" in text and "--weights" not in text and "weights_only" not in text
+
+
+@pytest.mark.parametrize("net, option, argument", [("vgg19", "--weights FILE", "weights=PATH"),
+                                                   ("alexnet", "--lpips-weights FILE", "lpips_weights=PATH"),
+                                                   ("vgg16", "--lpips-vgg-weights FILE", "lpips_vgg_weights=PATH")])
+def test_a_load_errors_fix_names_the_option_in_the_cli_and_the_argument_in_python(net, option, argument):
+    from hlcli.netspecs import get_spec
+
+    assert w.how_to_pass(get_spec(net)) == argument
+    token = w.CLI_OPTIONS.set(True)
+    try:
+        assert w.how_to_pass(get_spec(net)) == option
+    finally:
+        w.CLI_OPTIONS.reset(token)

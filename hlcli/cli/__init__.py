@@ -40,7 +40,8 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="hlcli")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Score restored images against their ground truth with the hybrid loss
 
         hybrid = L1 + λ · Σ_l w_l · perceptual_l
@@ -48,6 +49,10 @@ def cli() -> None:
     L1 is the mean absolute error of RGB values in [0, 1]; perceptual_l is the mean squared
     difference of VGG-19 (ImageNet) feature maps at layer l.
     """
+    from ..weights import CLI_OPTIONS
+
+    token = CLI_OPTIONS.set(True)  # a weights error's fix names the option, not the Python argument
+    ctx.call_on_close(lambda: CLI_OPTIONS.reset(token))
 
 
 for _command in (score_cmd, merge_cmd, compare_cmd, tradeoff_cmd, calibrate_cmd, table_cmd, report_cmd,

@@ -24,8 +24,23 @@ EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson
                      ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 
 
+_CONTROL = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]})
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters (ANSI escapes, NUL, CR, C1) shown as ``\\xNN``, never
+    raw: file names and keys come from documents and directories that anyone may have written."""
+    return text.translate(_CONTROL)
+
+
+def echo_err(text: str) -> None:
+    """One line on stderr (a warning or note naming files), control characters escaped."""
+    click.echo(terminal_safe(text), err=True)
+
+
 def _err(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
+    """``Error: <message>`` on stderr, one line, control characters (ANSI escapes) shown escaped."""
+    click.echo(f"Error: {message}".translate(_CONTROL), err=True)
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -16,6 +16,7 @@ from .common import (
     EXTENSION_FORMATS,
     debug_option,
     default_format,
+    echo_err,
     handle_errors,
     is_terminal,
     output_stream,
@@ -34,7 +35,7 @@ def emit_run(view: Any, run: Any, output: str | None, started: float, done: str 
         run.gate = view.gates.evaluate(run)
     if not view.quiet:
         for s in run.skipped:
-            click.echo(f"Warning: skipped {s.key}: {s.reason}", err=True)
+            echo_err(f"Warning: skipped {s.key}: {s.reason}")
     with output_stream(output, quiet=view.quiet) as out:
         _write(view, run, out)
     view.report(run, time.perf_counter() - started, done)

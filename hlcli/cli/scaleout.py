@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .common import EXIT_INTERRUPT
+from .common import EXIT_INTERRUPT, echo_err
 from .merge import emit_run
 
 
@@ -33,6 +33,12 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
         raise click.UsageError("--resume needs --shard I/N and -o FILE in json format")
     if not shard_text:
         return None
+    if options.get("save_maps"):
+        # Each shard would write its own DIR/maps.json over the others' (one index, one shard's
+        # pairs): refused rather than merged, since maps need the network anyway (docs/scaling.md).
+        raise click.UsageError("--save-maps cannot be combined with --shard: each shard would overwrite "
+                               "DIR/maps.json with an index of its own pairs only; save maps from a run "
+                               "without --shard (for a subset of pairs, give it with --pairs FILE)")
     from ..errors import InputError
     from ..sharding import ShardSelection, parse_shard
 
@@ -75,10 +81,10 @@ def resume_done(view: Any, output: str, pairing: Any, opts: Any, selection: Any)
             why = "other weights"
     if why is not None:
         if not view.quiet:
-            click.echo(f"note: rescoring shard {shard}: {output} is not this shard's complete part ({why})", err=True)
+            echo_err(f"note: rescoring shard {shard}: {output} is not this shard's complete part ({why})")
         return None
     if not view.quiet:
-        click.echo(f"note: shard {shard} is already complete in {output} (same plan): not rescored", err=True)
+        echo_err(f"note: shard {shard} is already complete in {output} (same plan): not rescored")
     run = run_from_document(doc, worst=opts.worst)
     if view.gates:
         view.gates.check_settings(run.settings)
@@ -110,9 +116,9 @@ def score_torchrun(view: Any, output: str | None, pairing: Any, opts: Any, input
                                 on_progress=lambda done: _progress(view, done))
     except MissingFilesError as err:  # listed as a single process lists them
         for path in err.missing.restored_only:
-            click.echo(f"missing: no ground truth for {path}", err=True)
+            echo_err(f"missing: no ground truth for {path}")
         for path in err.missing.gt_only:
-            click.echo(f"missing: no restored file for {path}", err=True)
+            echo_err(f"missing: no restored file for {path}")
         raise
     finally:
         if view._progress is not None:

@@ -21,6 +21,7 @@ from .common import (
     EXTENSION_FORMATS,
     debug_option,
     default_format,
+    echo_err,
     file_warnings_shown,
     handle_errors,
     is_terminal,
@@ -310,9 +311,9 @@ class RunView:
                                 on_skip=self.on_skip, shard=self.shard)
         except MissingFilesError as err:
             for path in err.missing.restored_only:
-                click.echo(f"missing: no ground truth for {path}", err=True)
+                echo_err(f"missing: no ground truth for {path}")
             for path in err.missing.gt_only:
-                click.echo(f"missing: no restored file for {path}", err=True)
+                echo_err(f"missing: no restored file for {path}")
             raise
         except HlcliError as err:
             if self._jsonl:
@@ -342,7 +343,7 @@ class RunView:
 
             note = precision_warning(run.environment["device"], run.settings["precision"])
             if note:
-                click.echo(f"Warning: {note}", err=True)
+                echo_err(f"Warning: {note}")
         if self._jsonl:
             self._jsonl.header(run)
             self._jsonl.missing(run)
@@ -367,7 +368,7 @@ class RunView:
         if self._jsonl:
             self._jsonl.skipped(skipped)
         if not self.quiet:
-            click.echo(f"Warning: skipped {skipped.key}: {skipped.reason}", err=True)
+            echo_err(f"Warning: skipped {skipped.key}: {skipped.reason}")
         if self._progress is not None:
             self._advance()
 
@@ -385,15 +386,15 @@ class RunView:
 
         if not self.quiet:
             for path in run.missing.restored_only:
-                click.echo(f"Warning: no ground truth for {path} (not scored)", err=True)
+                echo_err(f"Warning: no ground truth for {path} (not scored)")
             for path in run.missing.gt_only:
-                click.echo(f"Warning: no restored file for {path} (not scored)", err=True)
+                echo_err(f"Warning: no restored file for {path} (not scored)")
             if stderr_is_terminal():
                 click.echo(done or f"scored {plural(len(run.pairs), 'pair')} in {elapsed:.1f} s", err=True)
             for line in note_lines(run.gate):
-                click.echo(line, err=True)
+                echo_err(line)
         for line in failure_lines(run.gate):
-            click.echo(line, err=True)
+            echo_err(line)
 
     def exit_code(self, run: Any) -> int:
         """An incomplete run is exit 2 (or 3) even if a gate failed, and says why even with

@@ -76,14 +76,26 @@ def md_row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+CONTROL_ESCAPES = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]})
+
+
 def table_console(out: TextIO, *, terminal: bool) -> Any:
     """A Rich console on ``out``. A closed pipe raises ``BrokenPipeError`` (the CLI's exit 141)
     instead of Rich's default ``SystemExit(1)``, which would read as "a gate failed"."""
     from rich.console import Console
 
+    from rich.segment import Segment
+
     class _Console(Console):
         def on_broken_pipe(self) -> None:
             raise BrokenPipeError
+
+        def _render_buffer(self, buffer: Any) -> str:
+            # Keys, paths and names come from documents anyone may have written: their control
+            # characters (ANSI escapes, NUL, CR) are shown escaped, never sent to the terminal.
+            # Rich's own codes (styles, cursor control) are made after this, from styles.
+            return super()._render_buffer(
+                s if s.control else Segment(s.text.translate(CONTROL_ESCAPES), s.style) for s in buffer)
 
     return _Console(file=out, force_terminal=terminal, width=None if terminal else 160,
                     highlight=False, soft_wrap=False)

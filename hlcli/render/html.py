@@ -38,8 +38,12 @@ class ReportOptions:
     images: str = "embed"
 
 
+_CONTROL = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]})
+
+
 def e(value: Any) -> str:
-    return escape(str(value), quote=True)
+    """Text for the page: HTML-escaped, control characters (never valid HTML) shown as ``\\xNN``."""
+    return escape(str(value).translate(_CONTROL), quote=True)
 
 
 def _csp(images: str) -> str:
@@ -348,7 +352,7 @@ def _worst_item(rank: int, p: dict[str, Any], alpha: str, opts: ReportOptions) -
     link = opts.images == "link"
     panels = []
     for kind, caption, path in (("restored", "restored", p["restored"]), ("gt", "ground truth", p["gt"])):
-        src = media.link(path, opts.output) if link and Path(path).is_file() else None
+        src = media.link(path, opts.output) if link and media.is_regular_file(path) else None
         rgb = None if src else media.photo_thumb(path, size, alpha)
         panels.append(_panel(kind, caption, _img(rgb, src, caption, size), path))
     index = opts.maps_index
@@ -358,7 +362,7 @@ def _worst_item(rank: int, p: dict[str, Any], alpha: str, opts: ReportOptions) -
         pair_range = (index["pairs"].get(p["key"]) or {}).get("range") or {}
         for kind, caption in (("l1", "L1 map"), ("perceptual", "perceptual map")):
             png = map_path(opts.maps_dir, p["key"], kind, "png")
-            src = media.link(png, opts.output) if link and png.is_file() else None
+            src = media.link(png, opts.output) if link and media.is_regular_file(png) else None
             rgb = None if src else media.map_thumb(opts.maps_dir, p["key"], kind, index, size)
             top = (pair_range.get(kind) or [0, 0])[1]
             panels.append(_panel(kind, f"{caption}, 0 to {num(top, '.4g')}", _img(rgb, src, caption, size)))

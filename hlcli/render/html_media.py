@@ -26,6 +26,19 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg"):]
 
 
+def _hist(ax: Any, values: list[float]) -> None:
+    """A histogram of ``values`` on ``ax``: √n bins (at most 40), one bin around a single value
+    (numpy's own ±0.5 around it vanishes in float64 at 1e100 and fails)."""
+    bins = max(1, min(40, int(np.ceil(np.sqrt(max(1, len(values)))))))
+    span = None
+    if values:
+        lo, hi = min(values), max(values)
+        if not hi - lo > 1e-9 * max(abs(lo), abs(hi)):
+            pad = 0.05 * abs(hi) or 0.5
+            bins, span = 1, (lo - pad, hi + pad)
+    ax.hist(values, bins=bins, range=span, color="#3b528b", edgecolor="white", linewidth=0.5)
+
+
 def histogram_svg(values: list[float], lam: float) -> str:
     """The distribution of hybrid over the pairs."""
     import matplotlib
@@ -35,19 +48,24 @@ def histogram_svg(values: list[float], lam: float) -> str:
 
 
 def histogram_figure(values: list[float], lam: float) -> Any:
-    """The histogram's matplotlib figure (call inside ``rc_context(_RC)`` for the page's
-    style); its y axis shows whole counts only."""
+    """The hybrid histogram's matplotlib figure (call inside ``rc_context(_RC)`` for the page's
+    style)."""
+    return _histogram(values, f"hybrid = L1 + {lam:g} · perceptual (unitless, lower is better)",
+                      "Distribution of hybrid over pairs")
+
+
+def _histogram(values: list[float], xlabel: str, title: str) -> Any:
+    """A histogram figure of ``values`` (:func:`_hist`); its y axis shows whole counts only."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(5.2, 3.2))
     ax = fig.add_subplot()
-    bins = max(1, min(40, int(np.ceil(np.sqrt(len(values))))))
-    ax.hist(values, bins=bins, color="#3b528b", edgecolor="white", linewidth=0.5)
-    ax.set_xlabel(f"hybrid = L1 + {lam:g} · perceptual (unitless, lower is better)")
+    _hist(ax, values)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("pairs (count)")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count of 1.5 pairs means nothing
-    ax.set_title("Distribution of hybrid over pairs")
+    ax.set_title(title)
     return fig
 
 
@@ -55,18 +73,11 @@ def metric_histogram_svg(values: list[float], metric: Any) -> str:
     """The distribution of an extra metric (``metric``: its :class:`hlcli.metricdefs.Metric`)
     over the pairs, its direction and unit on the axis."""
     import matplotlib
-    from matplotlib.figure import Figure
 
+    unit = f"{metric.unit}, " if metric.unit else ""
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(5.2, 3.2))
-        ax = fig.add_subplot()
-        bins = max(1, min(40, int(np.ceil(np.sqrt(max(1, len(values)))))))
-        ax.hist(values, bins=bins, color="#3b528b", edgecolor="white", linewidth=0.5)
-        unit = f"{metric.unit}, " if metric.unit else ""
-        ax.set_xlabel(f"{metric.label} ({unit}{metric.direction} is better)")
-        ax.set_ylabel("pairs (count)")
-        ax.set_title(f"Distribution of {metric.label} over pairs")
-        return _svg(fig)
+        return _svg(_histogram(values, f"{metric.label} ({unit}{metric.direction} is better)",
+                               f"Distribution of {metric.label} over pairs"))
 
 
 def scatter_svg(l1: list[float], perceptual: list[float]) -> str:
@@ -105,6 +116,15 @@ def _to_rgb8(arr: np.ndarray) -> np.ndarray:
     return (arr >> 8).astype(np.uint8) if arr.dtype == np.uint16 else arr.astype(np.uint8)
 
 
+def is_regular_file(path: str | Path) -> bool:
+    """Whether ``path`` (from a document: any string) names a regular file; False for a device, a
+    FIFO, a directory, or a name the system refuses (too long, a NUL), never an exception."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | None:
     """A decoded image (hlcli's decoder: orientation, 16-bit, alpha policy) resized to ``size``;
     None if it cannot be read any more."""
@@ -113,6 +133,8 @@ def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | No
     from .. import images
     from ..errors import HlcliError
 
+    if not is_regular_file(path):  # a path from a document: never a device or a FIFO (/dev/stdin)
+        return None
     try:
         arr = _to_rgb8(images.decode(path, alpha=alpha if alpha in images.ALPHA_POLICIES else "ignore"))
     except (HlcliError, OSError):
@@ -128,7 +150,7 @@ def map_thumb(maps_dir: Path, key: str, kind: str, index: dict[str, Any], size: 
     from .. import maps
 
     png = maps.map_path(maps_dir, key, kind, "png")
-    if png.is_file():
+    if is_regular_file(png):
         with Image.open(png) as img:
             return np.asarray(img.convert("RGB").resize(size, Image.Resampling.BOX))
     pair = index["pairs"].get(key) or {}
