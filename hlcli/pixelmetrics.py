@@ -34,8 +34,10 @@ SSIM_BAND_VALUES = 1 << 24
 
 
 def on_255(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Integer images as float64 on BasicSR's 0–255 scale (16-bit: ``x / 65535 * 255``)."""
-    x = x.to(torch.float64)
+    """Integer images as float64 on BasicSR's 0–255 scale (16-bit: ``x / 65535 * 255``), in the
+    plain (N, C, H, W) layout whatever the decoded batch's (the loader's is channels-last: the
+    filters' matrix products would copy every slice of it)."""
+    x = x.to(torch.float64, memory_format=torch.contiguous_format)
     return x if scale == 255 else x / scale * 255.0
 
 
@@ -43,7 +45,7 @@ def y_channel(x: torch.Tensor, scale: int) -> torch.Tensor:
     """BasicSR's ``to_y_channel`` of RGB integer images: (N, 1, H, W) float64 on 0–255 with its
     float32 roundings (see the module doc). BasicSR reads BGR; the weights below are applied to
     the same colours, in its order (B first)."""
-    f = x.to(torch.float32) / scale  # img.astype(np.float32) / 255.
+    f = x.to(torch.float32, memory_format=torch.contiguous_format) / scale  # img.astype(np.float32) / 255.
     f = f.to(torch.float64)
     y = f[:, 2] * 24.966 + f[:, 1] * 128.553 + f[:, 0] * 65.481 + 16.0  # np.dot(img, [...]) + 16.0
     y = (y / 255.0).to(torch.float32) * 255.0  # /= 255., .astype(np.float32), then * 255. in float32
