@@ -3,7 +3,7 @@
 A :class:`Metric` carries the metric's name, whether higher is better, its unit, how it is
 shown, what it needs from a batch and where its per-pair computation lives. Summaries, gates,
 baselines, ``compare``, ``hlcli table``, the terminal table, the report and the renderers ask
-the definition (:func:`get`, :func:`better`, :func:`worse_first`); none of them spells a
+the definition (:func:`get`, :func:`better`, :func:`badness`, :func:`regression`); none of them spells a
 metric's name. This module is the only place that does.
 
 Always computed: ``l1``, one metric per scored VGG-19 layer (``conv3_3``…), ``perceptual`` and
@@ -18,8 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["BASE", "EXTRA", "Metric", "better", "check_extra", "get", "is_better", "run_metrics",
-           "sort_key", "worse_first"]
+__all__ = ["BASE", "EXTRA", "Metric", "badness", "better", "check_extra", "get", "regression", "run_metrics"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +44,9 @@ class Metric:
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
 
-    def header(self, *, ascii_only: bool = False) -> str:
+    def header(self) -> str:
         """``PSNR↑ dB``-style column header: label, direction, unit."""
-        arrow = ("(higher better)" if self.higher_is_better else "(lower better)") if ascii_only else self.arrow
-        return f"{self.label}{arrow}" + (f" {self.unit}" if self.unit else "")
+        return f"{self.label}{self.arrow}" + (f" {self.unit}" if self.unit else "")
 
     @property
     def direction(self) -> str:
@@ -115,32 +113,17 @@ def check_extra(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(m for m in EXTRA if m in wanted)
 
 
-def is_better(name: str, a: float, b: float) -> bool:
-    """Whether value ``a`` of metric ``name`` is strictly better than ``b``."""
-    return a > b if get(name).higher_is_better else a < b
-
-
 def better(name: str, values: Iterable[float]) -> float:
     """The best of ``values`` for metric ``name`` (the max when higher is better)."""
     return max(values) if get(name).higher_is_better else min(values)
 
 
 def badness(name: str, value: float | None) -> float:
-    """A number that grows as ``value`` gets worse (for sorting worst first); a missing or
-    non-finite value counts as the best possible."""
+    """A number that grows as ``value`` gets worse (for sorting worst first); a missing or NaN
+    value counts as the best possible (+inf is the best PSNR, the worst of a lower-is-better one)."""
     if value is None or math.isnan(value):
         return -math.inf
     return -value if get(name).higher_is_better else value
-
-
-def sort_key(name: str):
-    """Key function for sorting values of ``name`` worst first (use with ``sorted``)."""
-    return lambda value: -badness(name, value)
-
-
-def worse_first(name: str, items: Iterable, value) -> list:
-    """``items`` sorted worst first by ``value(item)`` for metric ``name`` (stable)."""
-    return sorted(items, key=lambda it: -badness(name, value(it)))
 
 
 def regression(name: str, old: float, new: float) -> float:
