@@ -262,8 +262,6 @@ def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
                  extra: Any = None) -> list[PairResult]:
     """Score one decoded batch: one :class:`PairResult` per pair, all values finite (an extra
     metric may be +inf where its definition allows it: PSNR of identical images)."""
-    from . import metrics
-
     if maps is None:
         l1, per_layer = scorer.measure(batch.restored, batch.gt, batch.scale)
     else:  # --save-maps: the same numbers and each pair's maps, from the same features
@@ -272,9 +270,19 @@ def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
         for plan, m, em in zip(batch.plans, pair_maps, extra_maps):
             maps.add(plan.pair.key, m, em)
     extras = extra.measure(batch.restored, batch.gt, batch.scale) if extra else {}
+    return build_results(batch.plans, scorer, specs, layer_weights, lam, l1, per_layer, extras)
+
+
+def build_results(plans: list[Planned], scorer: Any, specs: tuple[LayerSpec, ...],
+                  layer_weights: tuple[float, ...], lam: float, l1: Any, per_layer: Any,
+                  extras: dict[str, list[float]]) -> list[PairResult]:
+    """The :class:`PairResult` of each of ``plans`` from its measured L1, per-layer values and
+    extra metrics, checked finite (:class:`NonFiniteError` otherwise)."""
+    from . import metrics
+
     perceptual, hybrid = metrics.combine(l1, per_layer, layer_weights, lam)
     results = []
-    for j, plan in enumerate(batch.plans):
+    for j, plan in enumerate(plans):
         result = PairResult(
             key=plan.pair.key, restored=str(plan.pair.restored), gt=str(plan.pair.gt),
             width=plan.width, height=plan.height,
@@ -302,6 +310,46 @@ def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
     return results
 
 
+@dataclass
+class Engine:
+    """What a run loads once: the device, the verified weights, the VGG scorer, the decode
+    workers and the extra metrics' scorer (None without ``--metrics``)."""
+
+    device: Any
+    backends: dict[str, Any]
+    loaded: Any
+    scorer: Any
+    workers: int
+    extra: Any
+
+    def new_run(self, opts: ScoreOptions, specs: tuple[LayerSpec, ...], inputs: dict[str, Any] | None,
+                missing: Missing, pairing: Pairing, skipped: list[Skipped]) -> Run:
+        """An empty :class:`Run` of ``pairing`` with this engine's settings and environment."""
+        return Run(
+            settings=run_settings(opts, self.scorer, self.loaded, self.workers, inputs,
+                                  self.extra.nets if self.extra else None),
+            environment=environment_info(self.device, self.backends),
+            layer_names=[s.name for s in specs],
+            missing=missing,
+            ignored=[str(p) for p in pairing.ignored],
+            worst=opts.worst,
+            skipped=list(skipped),
+        )
+
+
+def load_engine(opts: ScoreOptions, specs: tuple[LayerSpec, ...]) -> Engine:
+    """Select the device, load and verify the weights, build the scorers (once per run)."""
+    from . import engine, weights
+
+    device = engine.select_device(opts.device)
+    backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
+    loaded = weights.load(weights.resolve(opts.weights, offline=opts.offline, progress=opts.download_progress))
+    scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
+                                pixel_budget=opts.pixel_budget)
+    workers = auto_workers(device.type) if opts.workers is None else opts.workers
+    return Engine(device, backends, loaded, scorer, workers, make_extra_scorer(opts, device))
+
+
 def score_pairing(
     pairing: Pairing,
     opts: ScoreOptions,
@@ -316,8 +364,6 @@ def score_pairing(
     settings. ``on_start(run, total)`` is called once the model is loaded, ``on_pair`` and
     ``on_skip`` as each pair is scored or skipped (in scoring order).
     ``shard`` (a :class:`hlcli.sharding.ShardSelection`) keeps one shard of the plan only."""
-    from . import engine, weights
-
     specs, layer_weights = validate_options(opts)
     plans, skipped, missing = plan_pairs(pairing, opts, specs)
     if shard is not None:  # one shard of the plan (hlcli.sharding.ShardSelection): its pairs only
@@ -329,22 +375,9 @@ def score_pairing(
         maps = MapWriter(opts.save_maps, specs, layer_weights, fmt=opts.maps_format, scale=opts.maps_scale,
                          extra=extra_metrics(opts))
 
-    device = engine.select_device(opts.device)
-    backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
-    loaded = weights.load(weights.resolve(opts.weights, offline=opts.offline, progress=opts.download_progress))
-    scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
-                                pixel_budget=opts.pixel_budget)
-    workers = auto_workers(device.type) if opts.workers is None else opts.workers
-    extra = make_extra_scorer(opts, device)
-    run = Run(
-        settings=run_settings(opts, scorer, loaded, workers, inputs, extra.nets if extra else None),
-        environment=environment_info(device, backends),
-        layer_names=[s.name for s in specs],
-        missing=missing,
-        ignored=[str(p) for p in pairing.ignored],
-        worst=opts.worst,
-        skipped=list(skipped),
-    )
+    eng = load_engine(opts, specs)
+    scorer, workers, extra = eng.scorer, eng.workers, eng.extra
+    run = eng.new_run(opts, specs, inputs, missing, pairing, skipped)
     if shard is not None and shard.info is not None:  # --shard: the document's top-level `shard`
         run.environment["shard"] = shard.info
     if on_start:
