@@ -249,3 +249,39 @@ def score_models(models: dict[str, str | os.PathLike[str]], gt: str | os.PathLik
     entries = [Model(name, find_pairs(path, gt, recursive=recursive),
                      {"restored": str(path), "gt": str(gt), "recursive": recursive}) for name, path in models.items()]
     return score_sweep(entries, opts)
+
+
+def stored_run(path: Path, model: Model, opts: ScoreOptions, weights_sha256: Any) -> tuple[Run | None, str | None]:
+    """``--resume``: the run stored in ``path`` when it is this model's complete document for
+    ``opts`` (same inputs, settings that change the numbers, weights, pairs, skips and missing
+    files; ``weights_sha256()`` gives the weights' hash, asked only when all else matches), else
+    ``(None, why)``."""
+    from .documents import load_document
+    from .scoring import option_settings
+    from .sharding import run_from_document
+
+    if not path.is_file():
+        return None, "absent"
+    try:
+        doc = load_document(path, role="existing document")
+    except InputError as exc:
+        return None, exc.what
+    settings = doc["settings"]
+    wanted = {**option_settings(opts), "inputs": model.inputs, "metrics": list(extra_metrics(opts)),
+              "group_by": opts.group_by, "crop_border": opts.crop_border}
+    found = {**settings, "metrics": settings.get("metrics", []), "group_by": settings.get("group_by", "none"),
+             "crop_border": settings.get("crop_border", 0)}
+    if doc.get("summary_only"):
+        return None, "written with --summary-only"
+    differ = sorted(k for k, v in wanted.items() if found.get(k) != v)
+    if differ:
+        return None, f"other {', '.join(differ)}"
+    run = run_from_document(doc, worst=opts.worst)
+    keys = sorted([p.key for p in run.pairs] + [s.key for s in run.skipped])
+    if keys != [p.key for p in model.pairing.pairs] or \
+            (run.missing.restored_only, run.missing.gt_only) != ([str(p) for p in model.pairing.restored_only],
+                                                                 [str(p) for p in model.pairing.gt_only]):
+        return None, "other pairs"
+    if weights_sha256() != settings["weights"]["sha256"]:
+        return None, "other weights"
+    return run, None

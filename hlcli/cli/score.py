@@ -39,8 +39,7 @@ from .scaleout import scale_out
 
 
 @click.command("score")
-@click.argument("restored", required=False, type=click.Path(exists=True, path_type=Path))
-@click.argument("gt", required=False, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, metavar="RESTORED... GT", type=click.Path(exists=True, path_type=Path))
 @click.option("--pairs", "pairs_file", metavar="FILE",
               help="CSV manifest of 'restored,gt' paths, one pair per line ('-' reads stdin), "
                    "instead of RESTORED and GT.")
@@ -56,7 +55,10 @@ from .scaleout import scale_out
               help="One weight per layer, same order as --layers (default: all 1).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
               help="Output format. Default: from -o's extension, else table on a terminal, csv when piped.")
-@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout. "
+              "A sweep: a folder (created if missing) that receives <name>.<ext> per model (json unless -f).")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="A sweep: the models' names, repeated in order (default: each folder's base name).")
 @click.option("--device", default="auto", show_default=True, callback=parse_device,
               help="auto, cpu, cuda, cuda:N or mps. A requested device that is absent is exit 3.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
@@ -136,17 +138,20 @@ from .scaleout import scale_out
                    "See docs/scaling.md.")
 @click.option("--resume", is_flag=True,
               help="With --shard and -o FILE (json): do not rescore a shard whose FILE is already complete "
-                   "for the same plan.")
+                   "for the same plan. A sweep with -o DIR/: score only the models whose DIR/<name>.json is "
+                   "missing or incomplete.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notes on stderr (errors still shown).")
 @debug_option
 @handle_errors
 @file_warnings_shown
-def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fmt: str | None,
+def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
               output: str | None, quiet: bool, allow_skips: bool, summary_only: bool, **options: Any) -> None:
     """Score every restored image against its ground truth.
 
     RESTORED and GT are two directories (files are paired by relative path without extension:
-    restored/a/x.png pairs with gt/a/x.jpg) or two image files.
+    restored/a/x.png pairs with gt/a/x.jpg) or two image files. More than one RESTORED folder
+    is a sweep: every model against the same GT, each GT image decoded and run through VGG-19
+    once (docs/sweeps.md).
 
     \b
     Examples:
@@ -155,6 +160,7 @@ def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fm
       hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 --format csv | sort -t, -k9 -g
       hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03' -f markdown
       hlcli score out/ gt/ -f json -o new.json --baseline old.json --max-regression 2%
+      hlcli score ckpts/*/ gt/ -o sweep/          # a sweep: sweep/<checkpoint>.json each
     """
     import warnings
 
@@ -165,13 +171,24 @@ def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fm
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
     if pairs_file is not None:
-        if restored is not None or gt is not None:
+        if paths:
             raise click.UsageError("give either RESTORED GT or --pairs FILE, not both")
-    elif restored is None or gt is None:
+    elif len(paths) < 2:
         raise click.UsageError("missing RESTORED and GT (two directories or two files), or --pairs FILE")
+    names = options.pop("names")
+    if names and len(paths) <= 2:
+        raise click.UsageError("--name names the models of a sweep (more than one RESTORED folder)")
+    restored, gt = (paths[0], paths[1]) if len(paths) == 2 else (None, None)
 
     opts = _score_options(options, quiet=quiet)
     gates = _gate_spec(options, opts)  # bad options and baselines are exit 2 before any file is read
+    if len(paths) > 2:
+        from .sweep import run_sweep, sweep_format
+
+        view = RunView(sweep_format(fmt, output), quiet=quiet, allow_skips=allow_skips, summary_only=summary_only,
+                       gates=gates, table=_table_options(options, opts.layers, opts.metrics))
+        sys.exit(run_sweep(list(paths), view, opts, {**options, "names": names, "pairs_file": pairs_file},
+                           output=output))
     pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"])
     _check_gate_groups(gates, pairing, opts)  # an unknown group is exit 2 before scoring
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet,
