@@ -53,7 +53,7 @@ def run_sweep(paths: list[Path], view: Any, opts: Any, options: dict[str, Any], 
     return the exit code (the worst over the models)."""
     from ..distributed import world_size
     from ..sweep import Model, check_models
-    from .score import _check_gate_groups
+    from .scoreopts import _check_gate_groups
 
     for flag, given in (("--shard", options.get("shard")), ("--pairs", options.get("pairs_file"))):
         if given:
