@@ -147,8 +147,8 @@ def _gates(view: Any, runs: dict[str, Any]) -> dict[str, str]:
 def _write(view: Any, runs: dict[str, Any], out_dir: Path | None, fresh: list[str], failed: dict[str, str]) -> None:
     """Each fresh model's document into ``out_dir`` (atomically, once every model is scored),
     or the one summary on stdout."""
-    from ..render.score import write_score
     from ..render.sweep import write_sweep_csv, write_sweep_table
+    from .merge import _write as write_run  # every format, jsonl included, as `hlcli merge` writes a run
 
     if out_dir is None:
         with output_stream(None) as out:
@@ -160,7 +160,7 @@ def _write(view: Any, runs: dict[str, Any], out_dir: Path | None, fresh: list[st
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in fresh:
         with output_stream(str(out_dir / f"{name}.{EXTENSIONS[view.fmt]}")) as out:
-            write_score(runs[name], view.fmt, out, terminal=False, summary_only=view.summary_only, **view.table)
+            write_run(view, runs[name], out)
 
 
 def _report(view: Any, runs: dict[str, Any], elapsed: float) -> int:

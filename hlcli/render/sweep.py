@@ -9,8 +9,8 @@ import csv
 import io
 from typing import Any, TextIO
 
-from ..metricdefs import better, get
-from .common import num, table_console
+from ..metricdefs import EXTRA, better, get
+from .common import table_console
 from .score import write_csv, write_summary_csv
 
 
@@ -22,29 +22,29 @@ def _means(runs: dict[str, Any]) -> tuple[list[str], dict[str, dict[str, float |
 
 
 def write_sweep_table(runs: dict[str, Any], out: TextIO, *, terminal: bool, failed: dict[str, str]) -> None:
-    """One row per model: pairs scored, skipped, the mean of each metric (best marked ``*``),
-    and the model's status (``ok`` or what failed: a gate, skips)."""
-    from rich.table import Table
+    """One row per model: pairs scored (and skipped), the mean of each metric in one format per
+    column (:mod:`hlcli.render.table`; per-layer columns move first when it is too wide), the
+    best of each column marked ``*`` by the metric's direction, and the model's status (``ok``
+    or what failed: a gate, skips)."""
+    from .table import Column, fit_table, metric_header, number_column
 
     metrics, means = _means(runs)
-    best = {}
+    names = list(runs)
+    layers = set(next(iter(runs.values())).layer_names)
+    columns = [Column("pairs", [f"{len(r.pairs)}" + (f" ({len(r.skipped)} skipped)" if r.skipped else "")
+                                for r in runs.values()])]
     for m in metrics:
-        values = [v[m] for v in means.values() if v[m] is not None]
-        best[m] = better(m, values) if values else None
-    table = Table(title=f"sweep: {len(runs)} models (* best of the column)", title_justify="left")
-    table.add_column("model")
-    table.add_column("pairs", justify="right")
-    for m in metrics:
-        table.add_column(f"{m}{get(m).arrow}", justify="right")
-    table.add_column("status")
-    for name, run in runs.items():
-        cells = []
-        for m in metrics:
-            v = means[name][m]
-            cells.append("" if v is None else num(v) + ("*" if v == best[m] else ""))
-        skipped = f" ({len(run.skipped)} skipped)" if run.skipped else ""
-        table.add_row(name, f"{len(run.pairs)}{skipped}", *cells, failed.get(name, "ok"))
-    table_console(out, terminal=terminal).print(table)
+        values = [means[n][m] for n in names]
+        finite = [v for v in values if v is not None]
+        best = better(m, finite) if finite else None
+        header = metric_header(m) if m in EXTRA else f"{m}{get(m).arrow}"
+        col = number_column(header, values, metric=m, group=1 if m in layers else 0)
+        col.cells = [c + (" *" if v is not None and v == best else "  ") for c, v in zip(col.cells, values)]
+        columns.append(col)
+    columns.append(Column("status", [failed.get(n, "ok") for n in names], justify="left"))
+    fit_table(table_console(out, terminal=terminal), f"sweep: {len(runs)} models, means over each model's pairs",
+              Column("model", names, justify="left"), columns, moved="per-layer columns", full="-o DIR/",
+              notes=["* best of its column (lowest, or highest where higher is better)"])
 
 
 def write_sweep_csv(runs: dict[str, Any], out: TextIO, *, summary_only: bool = False) -> None:
