@@ -153,7 +153,12 @@ def test_resume_scores_only_new_or_incomplete_models(weights_file, tmp_path, mon
 
     scored = []
     real = sweep.score_sweep
-    monkeypatch.setattr(sweep, "score_sweep", lambda ms, *a, **k: (scored.extend(m.name for m in ms), real(ms, *a, **k))[1])
+
+    def counted(ms, *a, **k):
+        scored.extend(m.name for m in ms)
+        return real(ms, *a, **k)
+
+    monkeypatch.setattr(sweep, "score_sweep", counted)
     (out / "step1.json").write_text((out / "step1.json").read_text()[:500])  # an interrupted copy
     res = CliRunner().invoke(cli, ["score", *map(str, models), str(gt), "--weights", str(weights_file), *COMMON[:-1],
                                    "-o", str(out), "--resume", "--fail-if", "mean.hybrid>1"])
