@@ -22,6 +22,7 @@ from ._version import __version__
 _EXPORTS = {
     "score_dirs": "scoring",
     "score_pairs": "scoring",
+    "score_models": "sweep",
     "ScoreOptions": "scoring",
     "Run": "results",
     "PairResult": "results",
@@ -68,4 +69,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .metrics import HybridLoss, feature_mse, hybrid, l1, perceptual
     from .results import Missing, PairResult, Run, Skipped
     from .scoring import ScoreOptions, score_dirs, score_pairs
+    from .sweep import score_models
     from .weights import LoadedWeights, load_weights

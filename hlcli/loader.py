@@ -130,24 +130,42 @@ def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def decode_pair(plan: Planned, *, alpha: str, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Decode both images of ``plan`` to HxWx3 integer arrays of the planned size and depth."""
-    r = images.decode(plan.pair.restored, alpha=alpha, max_pixels=max_pixels)
-    g = images.decode(plan.pair.gt, alpha=alpha, max_pixels=max_pixels)
-    for arr, path, size in ((r, plan.pair.restored, plan.restored_size), (g, plan.pair.gt, plan.gt_size)):
-        if (arr.shape[1], arr.shape[0]) != size:
-            raise InputError(
-                f"decoded size {arr.shape[1]}x{arr.shape[0]} differs from the header's {size[0]}x{size[1]}",
-                path, "the file is damaged; re-save it",
-            )
+    r = decode_side(plan, "restored", alpha=alpha, max_pixels=max_pixels)
+    return r, decode_side(plan, "gt", alpha=alpha, max_pixels=max_pixels)
+
+
+def decode_side(plan: Planned, side: str, *, alpha: str, max_pixels: int | None) -> np.ndarray:
+    """Decode one image of ``plan`` (``side``: "restored" or "gt") to an HxWx3 integer array of
+    the planned size and depth: the size policy, the crop border and the depth applied. A sweep
+    (:mod:`hlcli.sweep`) decodes a ground truth once for every model whose plan shares it."""
+    path, size = (plan.pair.restored, plan.restored_size) if side == "restored" else (plan.pair.gt, plan.gt_size)
+    arr = images.decode(path, alpha=alpha, max_pixels=max_pixels)
+    if (arr.shape[1], arr.shape[0]) != size:
+        raise InputError(
+            f"decoded size {arr.shape[1]}x{arr.shape[0]} differs from the header's {size[0]}x{size[1]}",
+            path, "the file is damaged; re-save it",
+        )
     w, h = plan.policy_size
     if plan.policy == "crop":
-        r = r[:h, :w]
-        g = g[:h, :w]
-    elif plan.policy == "resize-restored":
-        r = _resize(r, w, h)
+        arr = arr[:h, :w]
+    elif plan.policy == "resize-restored" and side == "restored":
+        arr = _resize(arr, w, h)
     c = plan.crop_border
     if c:
-        r, g = r[c : h - c, c : w - c], g[c : h - c, c : w - c]
-    return _to_depth(r, plan.depth), _to_depth(g, plan.depth)
+        arr = arr[c : h - c, c : w - c]
+    return _to_depth(arr, plan.depth)
+
+
+def stack_images(arrs: list[np.ndarray]) -> Any:
+    """HxWx3 integer arrays of one size -> an (N, 3, H, W) tensor (NCHW view of NHWC memory:
+    channels_last, which the engine wants anyway). torch's uint16 tensors support few ops, so
+    16-bit data travels as int32 (exact)."""
+    import torch
+
+    a = np.stack(arrs)
+    if a.dtype == np.uint16:
+        a = a.astype(np.int32)
+    return torch.from_numpy(a).permute(0, 3, 1, 2)
 
 
 class DecodedBatch(NamedTuple):
@@ -180,8 +198,6 @@ class BatchDataset:
         return len(self.groups)
 
     def __getitem__(self, i: int) -> DecodedBatch:
-        import torch
-
         ok: list[Planned] = []
         rs, gs, failures = [], [], []
         for plan in self.groups[i]:
@@ -195,15 +211,7 @@ class BatchDataset:
             gs.append(g)
         if not ok:
             return DecodedBatch(ok, None, None, failures)
-        # NHWC arrays -> NCHW views (channels_last memory, which the engine wants anyway).
-        # torch's uint16 tensors support few ops, so 16-bit data travels as int32 (exact).
-        def stack(arrs: list[np.ndarray]) -> torch.Tensor:
-            a = np.stack(arrs)
-            if a.dtype == np.uint16:
-                a = a.astype(np.int32)
-            return torch.from_numpy(a).permute(0, 3, 1, 2)
-
-        return DecodedBatch(ok, stack(rs), stack(gs), failures)
+        return DecodedBatch(ok, stack_images(rs), stack_images(gs), failures)
 
 
 def decoded_batches(
@@ -213,13 +221,23 @@ def decoded_batches(
     processes. With ``workers=0``, or a single batch (there is nothing to overlap its decoding
     with), batches are decoded in this process: no worker start-up, no inter-process copy.
     ``pin_memory`` (CUDA) puts batches in page-locked memory for asynchronous copies."""
-    dataset = BatchDataset(groups, alpha=alpha, max_pixels=max_pixels)
-    if workers == 0 or len(groups) <= 1:
+    def pin(batch: DecodedBatch) -> DecodedBatch:
+        if batch.restored is None:
+            return batch
+        return batch._replace(restored=batch.restored.pin_memory(), gt=batch.gt.pin_memory())
+
+    yield from iterate_dataset(BatchDataset(groups, alpha=alpha, max_pixels=max_pixels), workers=workers,
+                               pin_memory=pin_memory, pin=pin)
+
+
+def iterate_dataset(dataset: Any, *, workers: int, pin_memory: bool, pin: Any) -> Iterator[Any]:
+    """Yield the items of a map-style ``dataset`` of whole batches in order, decoded up to
+    ``workers`` items ahead in worker processes (in this process with ``workers=0`` or a single
+    item). ``pin(item)`` pins an item decoded in this process (``pin_memory``)."""
+    if workers == 0 or len(dataset) <= 1:
         for i in range(len(dataset)):
-            batch = dataset[i]
-            if pin_memory and batch.restored is not None:
-                batch = batch._replace(restored=batch.restored.pin_memory(), gt=batch.gt.pin_memory())
-            yield batch
+            item = dataset[i]
+            yield pin(item) if pin_memory else item
         return
 
     from torch.utils.data import DataLoader

@@ -18,12 +18,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import images, metricdefs
+from . import metricdefs
 from ._version import __version__
 from .errors import InputError, MissingFilesError, NonFiniteError
-from .groups import GROUP_MODES
-from .layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size, resolve_layers
-from .loader import SIZE_POLICIES, DecodedBatch, Failure, Planned, batches, decoded_batches, plan_pair
+from .layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size
+from .loader import DecodedBatch, Failure, Planned, batches, decoded_batches, plan_pair
+from .options import ScoreOptions, extra_metrics, option_settings, validate_options
 from .pairing import Pairing, find_pairs, pairs_from_paths
 from .results import Missing, PairResult, Run, Skipped
 
@@ -31,89 +31,15 @@ __all__ = ["ScoreOptions", "option_settings", "run_settings", "score_dirs", "sco
            "validate_options"]
 
 
-@dataclass
-class ScoreOptions:
-    """Every setting of a scoring run, with the CLI's defaults (``hlcli score --help`` names
-    each one: ``lam`` is ``--lambda``, ``size_mismatch`` is ``--size-mismatch`` and so on).
-
-    >>> ScoreOptions(lam=0.1, layers=("relu2_2", "conv4_3"), layer_weights=(0.5, 1.0)).lam
-    0.1
-    """
-
-    lam: float = 0.05
-    layers: tuple[str, ...] = DEFAULT_LAYERS
-    layer_weights: tuple[float, ...] | None = None
-    device: str = "auto"
-    precision: str = "fp32"
-    batch_size: int = 16
-    pixel_budget: int | None = None  # None: engine default for the device
-    workers: int | None = None  # None: auto
-    weights: str | None = None
-    offline: bool = False
-    download_progress: bool = True
-    allow_missing: bool = False
-    size_mismatch: str = "error"
-    alpha: str = "error"
-    max_pixels: int | None = images.DEFAULT_MAX_PIXELS
-    on_error: str = "fail"  # or "skip"
-    worst: int = 5
-    deterministic: bool = True
-    save_maps: str | None = None  # a folder: error maps of every pair (hlcli.maps); None: none computed
-    maps_format: str = "both"  # png, npy or both
-    maps_scale: str = "run"  # colour scale of the PNGs: run-wide or per pair
-    crop_border: int = 0  # pixels shaved from every side of both images (BasicSR's crop_border)
-    group_by: str = "none"  # summary per group of pairs: "none", "top" or "dir" (hlcli.groups)
-    metrics: tuple[str, ...] = ()  # extra metrics (hlcli.metricdefs.EXTRA): psnr, ssim_y, lpips...
-    lpips_weights: str | None = None  # AlexNet backbone checkpoint for lpips (--lpips-weights)
-    lpips_vgg_weights: str | None = None  # VGG-16 backbone checkpoint for lpips_vgg (--lpips-vgg-weights)
-
-
-def validate_options(opts: ScoreOptions) -> tuple[tuple[LayerSpec, ...], tuple[float, ...]]:
-    """Check the options that need no file (``InputError`` naming the option otherwise);
-    return the layer specs and the layer weights (all 1 when not given)."""
-    try:
-        specs = resolve_layers(list(opts.layers))
-    except ValueError as exc:
-        raise InputError(str(exc), None, "pass --layers with names from the list") from exc
-    if not (math.isfinite(opts.lam) and opts.lam >= 0):
-        raise InputError(f"lambda must be a finite number >= 0, got {opts.lam}", None, "e.g. --lambda 0.05")
-    weights = opts.layer_weights if opts.layer_weights is not None else (1.0,) * len(specs)
-    if len(weights) != len(specs):
-        raise InputError(
-            f"{len(weights)} layer weights for {len(specs)} layers", None,
-            "give one --layer-weights value per --layers entry, in the same order",
-        )
-    if not all(math.isfinite(w) and w >= 0 for w in weights):
-        raise InputError("layer weights must be finite numbers >= 0", None, "e.g. --layer-weights 1,0.5")
-    for what, value, allowed in (("size policy", opts.size_mismatch, SIZE_POLICIES),
-                                 ("alpha policy", opts.alpha, images.ALPHA_POLICIES),
-                                 ("--on-error", opts.on_error, ("fail", "skip"))):
-        if value not in allowed:
-            raise InputError(f"unknown {what} {value!r}", None, f"use one of {', '.join(allowed)}")
-    if opts.batch_size < 1:
-        raise InputError("batch size must be >= 1", None, "e.g. --batch-size 16")
-    if opts.group_by not in GROUP_MODES:
-        raise InputError(f"unknown --group-by {opts.group_by!r}", None, f"use one of {', '.join(GROUP_MODES)}")
-    if isinstance(opts.crop_border, bool) or not isinstance(opts.crop_border, int) or opts.crop_border < 0:
-        raise InputError(f"crop border must be a whole number >= 0, got {opts.crop_border!r}", None,
-                         "e.g. --crop-border 4 (the scale factor, for x4 super-resolution)")
-    extra_metrics(opts)
-    return specs, tuple(float(w) for w in weights)
-
-
-def extra_metrics(opts: ScoreOptions) -> tuple[str, ...]:
-    """The extra metrics asked for, checked (``InputError`` naming an unknown one)."""
-    try:
-        return metricdefs.check_extra(opts.metrics)
-    except ValueError as exc:
-        raise InputError(str(exc), None, "e.g. --metrics psnr,ssim_y,lpips") from exc
-
-
 def auto_workers(device_type: str) -> int:
     """Decode workers: on CUDA up to 8 (decoding decides the speed there); on the CPU none:
     the forward pass already keeps every core busy, so a worker process only competes with it
     and adds inter-process copies (measured on 2 cores, 256x256: 0 workers 4.71 pairs/s,
-    1 worker 4.50, 2 workers 4.33)."""
+    1 worker 4.50, 2 workers 4.33).
+
+    >>> auto_workers("cpu")
+    0
+    """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device_type == "cuda":
         return max(1, min(8, cpus - 1))
@@ -158,23 +84,6 @@ def command_line(argv: list[str] | None = None) -> list[str]:
     if program in ("hlcli", "hlcli.exe") or (program == "__main__.py" and Path(argv[0]).parent.name == "hlcli"):
         program = "hlcli"
     return [program, *argv[1:]]
-
-
-def option_settings(opts: ScoreOptions) -> dict[str, Any]:
-    """The settings that change the numbers and are known from the options alone (λ, layers
-    with their weights, precision): the part of :func:`run_settings` a baseline can be checked
-    against before any file is read. ``crop_border`` only when > 0 (absent means 0)."""
-    specs, layer_weights = validate_options(opts)
-    return {
-        "lambda": opts.lam,
-        "layers": [
-            {"name": s.name, "index": s.index, "activation": s.activation, "weight": w,
-             "stride": s.stride, "receptive_field": s.receptive_field}
-            for s, w in zip(specs, layer_weights)
-        ],
-        "precision": opts.precision,
-        **({"crop_border": opts.crop_border} if opts.crop_border else {}),
-    }
 
 
 def run_settings(opts: ScoreOptions, scorer: Any, loaded: Any, workers: int,
@@ -276,8 +185,6 @@ def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
                  extra: Any = None) -> list[PairResult]:
     """Score one decoded batch: one :class:`PairResult` per pair, all values finite (an extra
     metric may be +inf where its definition allows it: PSNR of identical images)."""
-    from . import metrics
-
     if maps is None:
         l1, per_layer = scorer.measure(batch.restored, batch.gt, batch.scale)
     else:  # --save-maps: the same numbers and each pair's maps, from the same features
@@ -286,9 +193,19 @@ def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
         for plan, m, em in zip(batch.plans, pair_maps, extra_maps):
             maps.add(plan.pair.key, m, em)
     extras = extra.measure(batch.restored, batch.gt, batch.scale) if extra else {}
+    return build_results(batch.plans, scorer, specs, layer_weights, lam, l1, per_layer, extras)
+
+
+def build_results(plans: list[Planned], scorer: Any, specs: tuple[LayerSpec, ...],
+                  layer_weights: tuple[float, ...], lam: float, l1: Any, per_layer: Any,
+                  extras: dict[str, list[float]]) -> list[PairResult]:
+    """The :class:`PairResult` of each of ``plans`` from its measured L1, per-layer values and
+    extra metrics, checked finite (:class:`NonFiniteError` otherwise)."""
+    from . import metrics
+
     perceptual, hybrid = metrics.combine(l1, per_layer, layer_weights, lam)
     results = []
-    for j, plan in enumerate(batch.plans):
+    for j, plan in enumerate(plans):
         result = PairResult(
             key=plan.pair.key, restored=str(plan.pair.restored), gt=str(plan.pair.gt),
             width=plan.width, height=plan.height,
@@ -316,6 +233,46 @@ def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
     return results
 
 
+@dataclass
+class Engine:
+    """What a run loads once: the device, the verified weights, the VGG scorer, the decode
+    workers and the extra metrics' scorer (None without ``--metrics``)."""
+
+    device: Any
+    backends: dict[str, Any]
+    loaded: Any
+    scorer: Any
+    workers: int
+    extra: Any
+
+    def new_run(self, opts: ScoreOptions, specs: tuple[LayerSpec, ...], inputs: dict[str, Any] | None,
+                missing: Missing, pairing: Pairing, skipped: list[Skipped]) -> Run:
+        """An empty :class:`Run` of ``pairing`` with this engine's settings and environment."""
+        return Run(
+            settings=run_settings(opts, self.scorer, self.loaded, self.workers, inputs,
+                                  self.extra.nets if self.extra else None),
+            environment=environment_info(self.device, self.backends),
+            layer_names=[s.name for s in specs],
+            missing=missing,
+            ignored=[str(p) for p in pairing.ignored],
+            worst=opts.worst,
+            skipped=list(skipped),
+        )
+
+
+def load_engine(opts: ScoreOptions, specs: tuple[LayerSpec, ...]) -> Engine:
+    """Select the device, load and verify the weights, build the scorers (once per run)."""
+    from . import engine, weights
+
+    device = engine.select_device(opts.device)
+    backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
+    loaded = weights.load(weights.resolve(opts.weights, offline=opts.offline, progress=opts.download_progress))
+    scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
+                                pixel_budget=opts.pixel_budget)
+    workers = auto_workers(device.type) if opts.workers is None else opts.workers
+    return Engine(device, backends, loaded, scorer, workers, make_extra_scorer(opts, device, scorer.pixel_budget))
+
+
 def score_pairing(
     pairing: Pairing,
     opts: ScoreOptions,
@@ -330,8 +287,6 @@ def score_pairing(
     settings. ``on_start(run, total)`` is called once the model is loaded, ``on_pair`` and
     ``on_skip`` as each pair is scored or skipped (in scoring order).
     ``shard`` (a :class:`hlcli.sharding.ShardSelection`) keeps one shard of the plan only."""
-    from . import engine, weights
-
     specs, layer_weights = validate_options(opts)
     plans, skipped, missing = plan_pairs(pairing, opts, specs)
     if shard is not None:  # one shard of the plan (hlcli.sharding.ShardSelection): its pairs only
@@ -343,22 +298,9 @@ def score_pairing(
         maps = MapWriter(opts.save_maps, specs, layer_weights, fmt=opts.maps_format, scale=opts.maps_scale,
                          extra=extra_metrics(opts))
 
-    device = engine.select_device(opts.device)
-    backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
-    loaded = weights.load(weights.resolve(opts.weights, offline=opts.offline, progress=opts.download_progress))
-    scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
-                                pixel_budget=opts.pixel_budget)
-    workers = auto_workers(device.type) if opts.workers is None else opts.workers
-    extra = make_extra_scorer(opts, device, scorer.pixel_budget)
-    run = Run(
-        settings=run_settings(opts, scorer, loaded, workers, inputs, extra.nets if extra else None),
-        environment=environment_info(device, backends),
-        layer_names=[s.name for s in specs],
-        missing=missing,
-        ignored=[str(p) for p in pairing.ignored],
-        worst=opts.worst,
-        skipped=list(skipped),
-    )
+    eng = load_engine(opts, specs)
+    scorer, workers, extra = eng.scorer, eng.workers, eng.extra
+    run = eng.new_run(opts, specs, inputs, missing, pairing, skipped)
     if shard is not None and shard.info is not None:  # --shard: the document's top-level `shard`
         run.environment["shard"] = shard.info
     if on_start:

@@ -44,10 +44,11 @@ def test_docstring_examples_run():
 
     import hlcli.errors
     import hlcli.metrics
+    import hlcli.options
     import hlcli.results
     import hlcli.scoring
 
-    for module in (hlcli.errors, hlcli.metrics, hlcli.results, hlcli.scoring):
+    for module in (hlcli.errors, hlcli.metrics, hlcli.options, hlcli.results, hlcli.scoring):
         result = doctest.testmod(module, extraglobs={"hlcli": hlcli}, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__
         assert result.attempted > 0, module.__name__

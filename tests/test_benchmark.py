@@ -49,3 +49,16 @@ def test_metrics_cost_benchmark_quick(tmp_path):
     assert set(entry["per_pair_seconds"]) == {"hybrid (VGG-19)", "psnr", "ssim", "psnr_y", "ssim_y", "lpips"}
     assert all(v > 0 for v in entry["per_pair_seconds"].values())
     assert "device:" in res.stdout and "of VGG-19" in res.stdout
+
+
+@pytest.mark.slow
+def test_sweep_benchmark_quick(tmp_path):
+    """benchmarks/sweep.py (a sweep vs separate runs, peak RSS) runs end to end and saves every figure."""
+    out = tmp_path / "sweep.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--quick", "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    fig = json.loads(out.read_text())
+    assert fig["time"]["2"]["sweep_s"] > 0 and fig["time"]["2"]["separate_s"] > 0
+    assert fig["peak_rss"]["single"] > 0 and fig["peak_rss"]["sweep"] > 0
+    assert "machine:" in res.stdout and "peak RSS" in res.stdout

@@ -38,11 +38,13 @@ from .common import (
 )
 from .report import score_report
 from .scaleout import scale_out
+from .scoreopts import _check_gate_groups, _gate_spec, _pairing, _score_options, _table_options, parse_rows
+
+__all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "score_cmd"]
 
 
 @click.command("score")
-@click.argument("restored", required=False, type=click.Path(exists=True, path_type=Path))
-@click.argument("gt", required=False, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, metavar="RESTORED... GT", type=click.Path(exists=True, path_type=Path))
 @click.option("--pairs", "pairs_file", metavar="FILE",
               help="CSV manifest of 'restored,gt' paths, one pair per line ('-' reads stdin), "
                    "instead of RESTORED and GT.")
@@ -58,7 +60,10 @@ from .scaleout import scale_out
               help="One weight per layer, same order as --layers (default: all 1).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
               help="Output format. Default: from -o's extension, else table on a terminal, csv when piped.")
-@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout. "
+              "A sweep: a folder (created if missing) that receives <name>.<ext> per model (json unless -f).")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="A sweep: the models' names, repeated in order (default: each folder's base name).")
 @click.option("--device", default="auto", show_default=True, callback=parse_device,
               help="auto, cpu, cuda, cuda:N or mps. A requested device that is absent is exit 3.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
@@ -125,30 +130,35 @@ from .scaleout import scale_out
                    "crop border.")
 @click.option("--save-maps", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write each pair's error maps to DIR/<key>.<l1|layer>.npy (mean = the score) and colour-mapped "
-                   "PNGs (l1, each layer, perceptual), with DIR/maps.json. See docs/report.md.")
+                   "PNGs (l1, each layer, perceptual), with DIR/maps.json. See docs/report.md. "
+                   "A sweep: DIR/<name>/ per model.")
 @click.option("--maps-format", type=click.Choice(["png", "npy", "both"]), default="both", show_default=True,
               help="With --save-maps: which files to keep.")
 @click.option("--maps-scale", type=click.Choice(["run", "pair"]), default="run", show_default=True,
               help="With --save-maps: PNG colours span [0, 99.5th percentile] of the whole run or of each pair.")
 @click.option("--report", metavar="FILE.html",
-              help="Also write the HTML report of `hlcli report` (maps in a temporary folder unless --save-maps).")
+              help="Also write the HTML report of `hlcli report` (maps in a temporary folder unless --save-maps). "
+                   "A sweep: FILE-<name>.html per model.")
 @click.option("--shard", metavar="I/N",
               help="Score only shard I (0-based) of N: a contiguous, pixel-balanced range of the pairs in key "
                    "order; -f json parts combine with `hlcli merge`. Under torchrun, ranks shard by themselves. "
                    "See docs/scaling.md.")
 @click.option("--resume", is_flag=True,
               help="With --shard and -o FILE (json): do not rescore a shard whose FILE is already complete "
-                   "for the same plan.")
+                   "for the same plan. A sweep with -o DIR/: score only the models whose DIR/<name>.json is "
+                   "missing or incomplete.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notes on stderr (errors still shown).")
 @debug_option
 @handle_errors
 @file_warnings_shown
-def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fmt: str | None,
+def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
               output: str | None, quiet: bool, allow_skips: bool, summary_only: bool, **options: Any) -> None:
     """Score every restored image against its ground truth.
 
     RESTORED and GT are two directories (files are paired by relative path without extension:
-    restored/a/x.png pairs with gt/a/x.jpg) or two image files.
+    restored/a/x.png pairs with gt/a/x.jpg) or two image files. More than one RESTORED folder
+    is a sweep: every model against the same GT, each GT image decoded and run through VGG-19
+    once (docs/sweeps.md).
 
     \b
     Examples:
@@ -157,6 +167,7 @@ def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fm
       hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 --format csv | sort -t, -k9 -g
       hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03' -f markdown
       hlcli score out/ gt/ -f json -o new.json --baseline old.json --max-regression 2%
+      hlcli score ckpts/*/ gt/ -o sweep/          # a sweep: sweep/<checkpoint>.json each
     """
     import warnings
 
@@ -167,13 +178,24 @@ def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fm
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
     if pairs_file is not None:
-        if restored is not None or gt is not None:
+        if paths:
             raise click.UsageError("give either RESTORED GT or --pairs FILE, not both")
-    elif restored is None or gt is None:
+    elif len(paths) < 2:
         raise click.UsageError("missing RESTORED and GT (two directories or two files), or --pairs FILE")
+    names = options.pop("names")
+    if names and len(paths) <= 2:
+        raise click.UsageError("--name names the models of a sweep (more than one RESTORED folder)")
+    restored, gt = (paths[0], paths[1]) if len(paths) == 2 else (None, None)
 
     opts = _score_options(options, quiet=quiet)
     gates = _gate_spec(options, opts)  # bad options and baselines are exit 2 before any file is read
+    if len(paths) > 2:
+        from .sweep import run_sweep, sweep_format
+
+        view = RunView(sweep_format(fmt, output), quiet=quiet, allow_skips=allow_skips, summary_only=summary_only,
+                       gates=gates, table=_table_options(options, opts.layers, opts.metrics))
+        sys.exit(run_sweep(list(paths), view, opts, {**options, "names": names, "pairs_file": pairs_file},
+                           output=output))
     pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"])
     _check_gate_groups(gates, pairing, opts)  # an unknown group is exit 2 before scoring
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet,
@@ -185,100 +207,6 @@ def score_cmd(restored: Path | None, gt: Path | None, pairs_file: str | None, fm
     with score_report(opts, options["report"], quiet=quiet) as view.on_run, output_stream(output, quiet=quiet) as out:
         code = view.score(out, pairing, opts, inputs)
     sys.exit(code)
-
-
-def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
-    """The library's options from the command line's, checked (exit 2 before any file is read)."""
-    from .. import images
-    from ..scoring import ScoreOptions, validate_options
-
-    max_pixels = options["max_pixels"]
-    opts = ScoreOptions(
-        lam=options["lam"], layers=options["layers"], layer_weights=options["layer_weights"],
-        device=options["device"], precision=options["precision"], batch_size=options["batch_size"],
-        pixel_budget=options["pixel_budget"], workers=options["workers"],
-        weights=str(options["weights_path"]) if options["weights_path"] else None, offline=options["offline"],
-        download_progress=not quiet, allow_missing=options["allow_missing"],
-        size_mismatch=options["size_mismatch"], alpha=options["alpha"],
-        max_pixels=images.DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None),
-        on_error=options["on_error"], worst=options["worst"],
-        save_maps=str(options["save_maps"]) if options["save_maps"] else None,
-        maps_format=options["maps_format"], maps_scale=options["maps_scale"],
-        crop_border=options["crop_border"], group_by=options["group_by"], metrics=options["metrics"],
-        lpips_weights=str(options["lpips_weights"]) if options["lpips_weights"] else None,
-        lpips_vgg_weights=str(options["lpips_vgg_weights"]) if options["lpips_vgg_weights"] else None,
-    )
-    validate_options(opts)
-    return opts
-
-
-def _pairing(restored: Path | None, gt: Path | None, pairs_file: str | None, recursive: bool) -> tuple[Any, dict[str, Any]]:
-    """The pairs to score and the ``inputs`` record of the settings."""
-    from ..pairing import find_pairs, read_manifest
-
-    if pairs_file is not None:
-        pairing = read_manifest(sys.stdin if pairs_file == "-" else pairs_file)
-        return pairing, {"pairs": "<stdin>" if pairs_file == "-" else str(pairs_file)}
-    return find_pairs(restored, gt, recursive=recursive), {"restored": str(restored), "gt": str(gt),
-                                                            "recursive": recursive}
-
-
-def _check_gate_groups(spec: Any, pairing: Any, opts: Any) -> None:
-    """Gates naming a group need --group-by and a group the pairing has (exit 2 otherwise)."""
-    from ..gate import check_groups
-    from ..groups import group_names
-
-    try:
-        check_groups(spec.gates, group_names([p.key for p in pairing.pairs], opts.group_by), opts.group_by)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--fail-if'") from None
-
-
-def _gate_spec(options: dict[str, Any], opts: Any) -> Any:
-    """Check --fail-if/--baseline/--max-regression against the options, before any file is
-    read: an unknown metric, a bad baseline or different settings are exit 2."""
-    from ..gate import GateSpec, check_metrics, load_document, scoped
-    from ..scoring import option_settings
-
-    gates, limits, pair_limits = options["gates"], options["limits"], options["pair_limits"]
-    for items, flag in ((gates, "--fail-if"), (limits, "--max-regression"), (pair_limits, "--max-pair-regression")):
-        try:
-            check_metrics(items, opts.layers, opts.metrics)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=f"'{flag}'") from None
-    baseline = options["baseline"]
-    if (limits or pair_limits) and baseline is None:
-        raise click.UsageError("--max-regression and --max-pair-regression need --baseline RUN.json")
-    spec = GateSpec(list(gates), scoped(list(limits), list(pair_limits)),
-                    allow_settings_mismatch=options["allow_settings_mismatch"])
-    if baseline is not None:
-        spec.baseline, spec.baseline_path = load_document(baseline), str(baseline)
-        spec.check_settings(option_settings(opts))  # the weights' sha256 once they are loaded
-    return spec
-
-
-def parse_rows(value: str) -> int | None:
-    """``--rows``: a number >= 1, or ``all`` (None)."""
-    if value.strip().lower() == "all":
-        return None
-    try:
-        rows = int(value)
-    except ValueError:
-        rows = 0
-    if rows < 1:
-        raise click.BadParameter(f"expected a number >= 1 or 'all', got {value!r}")
-    return rows
-
-
-def _table_options(options: dict[str, Any], layers: tuple[str, ...], extra: tuple[str, ...]) -> dict[str, Any]:
-    """``rows`` and ``sort`` for the table, ``--sort`` checked against the run's metrics."""
-    from ..results import metric_names
-
-    allowed = [*metric_names(list(layers), extra), "key"]
-    if options["sort"] not in allowed:
-        raise click.BadParameter(f"unknown metric {options['sort']!r}; expected one of {', '.join(allowed)}",
-                                 param_hint="'--sort'")
-    return {"rows": options["rows"], "sort": options["sort"]}
 
 
 @dataclass
