@@ -150,7 +150,7 @@ def test_same_values_whatever_the_batch_and_tiling(dirs, doc, weights_file, back
     root, _ = dirs
     # LPIPS-VGG's own tiling has its own test below (test_lpips_vgg_tiles_exactly)
     r = run("score", root / "r", root / "g", "--weights", weights_file, "--lpips-weights", backbone_files["alexnet"],
-            "--metrics", f"{PIXEL},lpips", "--layers", "conv2_2", "--batch-size", "1", "--pixel-budget", "8192",
+            "--metrics", f"{PIXEL},lpips", "--layers", "conv2_2", "--batch-size", "1", "--pixel-budget", "4096",
             "-f", "json")
     assert r.exit_code == 0, r.stderr
     tiled = {p["key"]: p for p in strict_json(r.stdout)["pairs"]}
