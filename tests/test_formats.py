@@ -177,7 +177,7 @@ def test_jsonl_stream_flushes_every_line():
 
 def test_jsonl_pairs_are_flushed_before_the_next_pair_is_scored(cli_env, pair_dirs, monkeypatch):
     from hlcli import engine
-    from hlcli.cli.score import RunView
+    from hlcli.cli.runview import RunView
     from hlcli.pairing import find_pairs
     from hlcli.scoring import ScoreOptions
 
@@ -271,7 +271,7 @@ def test_counts_and_sizes_read_as_english():
 
 def test_one_pair_is_one_pair_in_every_message(cli_env, pair_dirs, monkeypatch, tmp_path):
     """A run of one pair says "1 pair" on stderr, in the table and in Markdown, never "1 pairs"."""
-    import hlcli.cli.score as score_module
+    import hlcli.cli.runview as score_module
 
     monkeypatch.setattr(score_module, "stderr_is_terminal", lambda: True)
     restored, gt = pair_dirs

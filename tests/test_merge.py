@@ -66,7 +66,7 @@ def test_merged_parts_are_the_single_run(scored):
 def test_merge_says_what_it_merged_and_wrote(scored, monkeypatch):
     """On a terminal: "merged 3 parts, 5 pairs" (not "scored ... in 0.1 s"), then the file
     written; -q says neither."""
-    import hlcli.cli.score as score_module
+    import hlcli.cli.runview as score_module
 
     monkeypatch.setattr(score_module, "stderr_is_terminal", lambda: True)
     root, _ = scored

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
@@ -16,46 +16,10 @@ from .common import (
     EXTENSION_FORMATS,
     debug_option,
     default_format,
-    echo_err,
     handle_errors,
-    is_terminal,
-    output_stream,
     parse_gates,
     parse_limits,
 )
-
-
-def emit_run(view: Any, run: Any, output: str | None, started: float, done: str | None = None) -> int:
-    """Evaluate the gates of ``view`` (a :class:`hlcli.cli.score.RunView`), write ``run`` to
-    ``output`` (stdout when None, else atomically) in ``view.fmt``, report on stderr and return
-    the exit code: what ``hlcli score`` does after scoring, for a run built elsewhere (merged
-    parts, torchrun ranks gathered). ``done`` replaces the "scored N pairs" line."""
-    if view.gates:
-        view.gates.check_settings(run.settings)
-        run.gate = view.gates.evaluate(run)
-    if not view.quiet:
-        for s in run.skipped:
-            echo_err(f"Warning: skipped {s.key}: {s.reason}")
-    with output_stream(output, quiet=view.quiet) as out:
-        _write(view, run, out)
-    view.report(run, time.perf_counter() - started, done)
-    return view.exit_code(run)
-
-
-def _write(view: Any, run: Any, out: IO[str]) -> None:
-    from ..render.score import JsonlStream, write_score
-
-    if view.fmt != "jsonl":
-        write_score(run, view.fmt, out, terminal=is_terminal(out), summary_only=view.summary_only, **view.table)
-        return
-    stream = JsonlStream(out, summary_only=view.summary_only)
-    stream.header(run)
-    stream.missing(run)
-    for s in run.skipped:
-        stream.skipped(s)
-    for p in run.pairs:
-        stream.pair(p)
-    stream.summary(run)
 
 
 @click.command("merge")
@@ -96,7 +60,8 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
     """
     from ..documents import load_document
     from ..sharding import merge_documents
-    from .score import RunView, _table_options
+    from .runview import RunView, emit_run
+    from .scoreopts import _table_options
 
     started = time.perf_counter()
     docs = [(str(p), load_document(p, role="part")) for p in parts]
@@ -109,7 +74,7 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
 
 
 def _rows(value: str) -> int | None:
-    from .score import parse_rows  # not at the top: score imports this module
+    from .scoreopts import parse_rows
 
     return parse_rows(value)
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from .common import EXIT_INTERRUPT, echo_err
-from .merge import emit_run
+from .runview import emit_run
 
 
 def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: dict[str, Any],

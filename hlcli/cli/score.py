@@ -4,27 +4,19 @@ report on stderr and choose the exit code. No maths here."""
 from __future__ import annotations
 
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
-from ..errors import HlcliError
 from ..layers import DEFAULT_LAYERS
 from ..render.score import FORMATS
-from ..text import plural
 from .common import (
-    EXIT_GATE,
-    EXIT_OK,
     EXTENSION_FORMATS,
     debug_option,
     default_format,
-    echo_err,
     file_warnings_shown,
     handle_errors,
-    is_terminal,
     output_stream,
     parse_device,
     parse_floats,
@@ -34,9 +26,9 @@ from .common import (
     parse_limits,
     parse_metrics,
     parse_workers,
-    stderr_is_terminal,
 )
 from .report import score_report
+from .runview import RunView
 from .scaleout import scale_out
 from .scoreopts import _check_gate_groups, _gate_spec, _pairing, _score_options, _table_options, parse_rows
 
@@ -209,126 +201,3 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
     sys.exit(code)
 
 
-@dataclass
-class RunView:
-    """What a person or a pipeline sees of one scoring run: the report in ``fmt`` (JSON Lines
-    streamed as pairs are scored), a progress bar and notes on stderr, and the exit code."""
-
-    fmt: str
-    quiet: bool = False
-    allow_skips: bool = False
-    summary_only: bool = False
-    gates: Any = None
-    table: dict[str, Any] = field(default_factory=dict)  # rows and sort of the table format
-    _jsonl: Any = field(default=None, init=False)
-    _progress: Any = field(default=None, init=False)
-    _task: Any = field(default=None, init=False)
-    on_run: Any = None  # called with the finished run (score --report)
-    shard: Any = None  # --shard: a hlcli.sharding.ShardSelection
-
-    def score(self, out: IO[str], pairing: Any, opts: Any, inputs: dict[str, Any]) -> int:
-        """Score ``pairing``, write the report to ``out`` and return the exit code."""
-        from ..errors import MissingFilesError
-        from ..render.score import JsonlStream, write_score
-        from ..scoring import score_pairing
-
-        started = time.perf_counter()
-        self._jsonl = JsonlStream(out, summary_only=self.summary_only) if self.fmt == "jsonl" else None
-        try:
-            run = score_pairing(pairing, opts, inputs=inputs, on_start=self.on_start, on_pair=self.on_pair,
-                                on_skip=self.on_skip, shard=self.shard)
-        except MissingFilesError as err:
-            for path in err.missing.restored_only:
-                echo_err(f"missing: no ground truth for {path}")
-            for path in err.missing.gt_only:
-                echo_err(f"missing: no restored file for {path}")
-            raise
-        except HlcliError as err:
-            if self._jsonl:
-                self._jsonl.aborted(err.render(), err.exit_code)
-            raise
-        finally:
-            if self._progress is not None:
-                self._progress.stop()
-        if self.gates:
-            run.gate = self.gates.evaluate(run)
-        if self._jsonl:
-            self._jsonl.summary(run)
-        else:
-            write_score(run, self.fmt, out, terminal=is_terminal(out), summary_only=self.summary_only, **self.table)
-        self.report(run, time.perf_counter() - started)
-        if self.on_run is not None:
-            self.on_run(run)
-        return self.exit_code(run)
-
-    # -- callbacks of score_pairing ---------------------------------------------------------
-
-    def on_start(self, run: Any, total: int) -> None:
-        if self.gates:  # now that the weights are known: refuse a baseline made with others
-            self.gates.check_settings(run.settings)
-        if not self.quiet:  # a precision the device only emulates: say so once, before the wait
-            from ..sysinfo import precision_warning
-
-            note = precision_warning(run.environment["device"], run.settings["precision"])
-            if note:
-                echo_err(f"Warning: {note}")
-        if self._jsonl:
-            self._jsonl.header(run)
-            self._jsonl.missing(run)
-        if not self.quiet and stderr_is_terminal():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            # done/total, pairs per second and the time left (rate and estimate once a pair is done)
-            self._progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TextColumn("left"),
-                                      console=Console(stderr=True), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("score", total=total, rate="")
-
-    def on_pair(self, result: Any) -> None:
-        if self._jsonl:
-            self._jsonl.pair(result)
-        if self._progress is not None:
-            self._advance()
-
-    def on_skip(self, skipped: Any) -> None:
-        if self._jsonl:
-            self._jsonl.skipped(skipped)
-        if not self.quiet:
-            echo_err(f"Warning: skipped {skipped.key}: {skipped.reason}")
-        if self._progress is not None:
-            self._advance()
-
-    def _advance(self) -> None:
-        self._progress.advance(self._task)
-        speed = self._progress.tasks[0].speed
-        self._progress.update(self._task, rate="" if not speed else f"{speed:.3g} pairs/s")
-
-    # -- after the run ------------------------------------------------------------------------
-
-    def report(self, run: Any, elapsed: float, done: str | None = None) -> None:
-        """Notes and gate results on stderr (gate failures even with --quiet, like errors).
-        ``done`` replaces the "scored N pairs in T s" line (e.g. for ``hlcli merge``)."""
-        from ..render.gate import failure_lines, note_lines
-
-        if not self.quiet:
-            for path in run.missing.restored_only:
-                echo_err(f"Warning: no ground truth for {path} (not scored)")
-            for path in run.missing.gt_only:
-                echo_err(f"Warning: no restored file for {path} (not scored)")
-            if stderr_is_terminal():
-                click.echo(done or f"scored {plural(len(run.pairs), 'pair')} in {elapsed:.1f} s", err=True)
-            for line in note_lines(run.gate):
-                echo_err(line)
-        for line in failure_lines(run.gate):
-            echo_err(line)
-
-    def exit_code(self, run: Any) -> int:
-        """An incomplete run is exit 2 (or 3) even if a gate failed, and says why even with
-        --quiet: a non-zero exit never comes without a reason."""
-        if run.skipped and not self.allow_skips:
-            click.echo(f"Error: {plural(len(run.skipped), 'pair')} skipped: the result is incomplete "
-                       "(pass --allow-skips to accept that)", err=True)
-            return max(s.exit_code for s in run.skipped)
-        return EXIT_GATE if run.gate and not run.gate["passed"] else EXIT_OK

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from ..text import plural
+
 from .common import is_terminal, output_stream
 
 #: The file extension of each format in ``-o DIR/`` (DIR/<name>.<ext>).
@@ -148,7 +150,7 @@ def _write(view: Any, runs: dict[str, Any], out_dir: Path | None, fresh: list[st
     """Each fresh model's document into ``out_dir`` (atomically, once every model is scored),
     or the one summary on stdout."""
     from ..render.sweep import write_sweep_csv, write_sweep_table
-    from .merge import _write as write_run  # every format, jsonl included, as `hlcli merge` writes a run
+    from .runview import write_run  # every format, jsonl included, as `hlcli merge` writes a run
 
     if out_dir is None:
         with output_stream(None) as out:
@@ -180,7 +182,7 @@ def _report(view: Any, runs: dict[str, Any], elapsed: float) -> int:
         for line in failure_lines(run.gate):
             click.echo(f"{name}: {line}", err=True)
         if run.skipped and not view.allow_skips:
-            click.echo(f"Error: {name}: {len(run.skipped)} pair(s) skipped: the result is incomplete "
+            click.echo(f"Error: {name}: {plural(len(run.skipped), 'pair')} skipped: the result is incomplete "
                        "(pass --allow-skips to accept that)", err=True)
             codes.append(max(s.exit_code for s in run.skipped))
         else:
