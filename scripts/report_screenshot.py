@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Make docs/report-screenshot.png: `hlcli score samples/restored samples/gt --report`, opened
+"""Make docs/report-screenshot.png: `hlcli score samples/restored samples/gt --metrics psnr,ssim_y
+--report`, opened
 in headless Chromium (Debian's chromium + chromium-driver, driven by selenium), screenshotted
 and shrunk to a small PNG.
 
@@ -71,7 +72,8 @@ def main() -> None:
         weights, real = weights_file(Path(tmp))
         html = Path(tmp) / "report.html"
         subprocess.run([sys.executable, "-m", "hlcli", "score", "samples/restored", "samples/gt", "--weights",
-                        weights, "-q", "-f", "json", "-o", str(Path(tmp) / "run.json"), "--report", str(html)],
+                        weights, "--metrics", "psnr,ssim_y", "-q", "-f", "json", "-o", str(Path(tmp) / "run.json"),
+                        "--report", str(html)],
                        cwd=ROOT, check=True)
         screenshot(html, Path(args.out))
     size = Path(args.out).stat().st_size
