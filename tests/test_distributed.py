@@ -77,13 +77,17 @@ def env(weights_file):
 def test_five_pairs_on_two_ranks_is_the_single_process_run(tmp_path, env, monkeypatch):
     restored, gt = _photos(tmp_path, 5)
     monkeypatch.setenv("HLCLI_WEIGHTS", env["HLCLI_WEIGHTS"])
-    args = ["score", restored, gt, *FAST, "-f", "json", "--fail-if", "mean.hybrid>1"]
+    args = ["score", restored, gt, *FAST, "-f", "json", "--fail-if", "mean.hybrid>1",
+            "--metrics", "psnr,ssim_y", "--fail-if", "mean.psnr<1"]  # the extra metrics travel too
     code, out, err, _ = _torchrun([*args, "-o", tmp_path / "dist.json"], env)
     assert code == 0, err
     assert "Error" not in err
     single_code, single_out, _ = _single(args)
     assert single_code == 0
-    _same_run(json.loads(single_out), json.loads((tmp_path / "dist.json").read_text()))
+    dist = json.loads((tmp_path / "dist.json").read_text())
+    _same_run(json.loads(single_out), dist)
+    assert all("psnr" in p and 0 < p["ssim_y"] <= 1 for p in dist["pairs"]), dist["pairs"]
+    assert dist["settings"]["metrics"] == ["psnr", "ssim_y"]
     assert out == ""  # one output, in the file, from rank 0 only
 
 
