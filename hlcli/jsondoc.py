@@ -278,6 +278,16 @@ def _fallback_errors(value: Any, sub: Any, where: list[Any], root: dict[str, Any
     if "type" in sub and not _is_type(value, sub["type"]):
         yield _describe(where, "type", sub["type"], value, sub)
         return
+    yield from _scalar_errors(value, sub, where)
+    if isinstance(value, list):
+        yield from _list_errors(value, sub, where, root)
+    if isinstance(value, dict):
+        yield from _object_errors(value, sub, where, root)
+    yield from _combinator_errors(value, sub, where, root)
+
+
+def _scalar_errors(value: Any, sub: dict[str, Any], where: list[Any]) -> Iterator[tuple[list[Any], str]]:
+    """const, enum, minimum/maximum (numbers), minLength and pattern (strings)."""
     if "const" in sub and not _same(value, sub["const"]):
         yield _describe(where, "const", sub["const"], value, sub)
     if "enum" in sub and not any(_same(value, o) for o in sub["enum"]):
@@ -292,31 +302,45 @@ def _fallback_errors(value: Any, sub: Any, where: list[Any], root: dict[str, Any
             yield _describe(where, "minLength", sub["minLength"], value, sub)
         if "pattern" in sub and not re.search(sub["pattern"], value):
             yield _describe(where, "pattern", sub["pattern"], value, sub)
-    if isinstance(value, list):
-        if sub.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) < len(value):
-            yield _describe(where, "uniqueItems", True, value, sub)
-        for keyword in ("minItems", "maxItems"):
-            if keyword in sub and (len(value) < sub[keyword] if keyword == "minItems" else len(value) > sub[keyword]):
-                yield _describe(where, keyword, sub[keyword], value, sub)
-        if "items" in sub:
-            for i, item in enumerate(value):
-                yield from _fallback_errors(item, sub["items"], [*where, i], root)
-    if isinstance(value, dict):
-        for key in sub.get("required", []):
-            if key not in value:
-                yield [*where, key], "is missing (a required key)"
-        if len(value) < sub.get("minProperties", 0):
-            yield _describe(where, "minProperties", sub["minProperties"], value, sub)
-        props = sub.get("properties", {})
-        for key, item in value.items():
-            if "propertyNames" in sub and next(_fallback_errors(key, sub["propertyNames"], where, root), None):
-                yield _describe(where, "propertyNames", None, value, sub)
-            if key in props:
-                yield from _fallback_errors(item, props[key], [*where, key], root)
-            elif sub.get("additionalProperties") is False:
-                yield [*where, key], "is not a key of this document kind (a misspelt or foreign key?)"
-            elif isinstance(sub.get("additionalProperties"), dict):
-                yield from _fallback_errors(item, sub["additionalProperties"], [*where, key], root)
+
+
+def _list_errors(value: list[Any], sub: dict[str, Any], where: list[Any],
+                 root: dict[str, Any]) -> Iterator[tuple[list[Any], str]]:
+    """uniqueItems, minItems/maxItems, then each item against ``items``."""
+    if sub.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) < len(value):
+        yield _describe(where, "uniqueItems", True, value, sub)
+    for keyword in ("minItems", "maxItems"):
+        if keyword in sub and (len(value) < sub[keyword] if keyword == "minItems" else len(value) > sub[keyword]):
+            yield _describe(where, keyword, sub[keyword], value, sub)
+    if "items" in sub:
+        for i, item in enumerate(value):
+            yield from _fallback_errors(item, sub["items"], [*where, i], root)
+
+
+def _object_errors(value: dict[str, Any], sub: dict[str, Any], where: list[Any],
+                   root: dict[str, Any]) -> Iterator[tuple[list[Any], str]]:
+    """required, minProperties, propertyNames, then each key against ``properties`` or
+    ``additionalProperties``."""
+    for key in sub.get("required", []):
+        if key not in value:
+            yield [*where, key], "is missing (a required key)"
+    if len(value) < sub.get("minProperties", 0):
+        yield _describe(where, "minProperties", sub["minProperties"], value, sub)
+    props = sub.get("properties", {})
+    for key, item in value.items():
+        if "propertyNames" in sub and next(_fallback_errors(key, sub["propertyNames"], where, root), None):
+            yield _describe(where, "propertyNames", None, value, sub)
+        if key in props:
+            yield from _fallback_errors(item, props[key], [*where, key], root)
+        elif sub.get("additionalProperties") is False:
+            yield [*where, key], "is not a key of this document kind (a misspelt or foreign key?)"
+        elif isinstance(sub.get("additionalProperties"), dict):
+            yield from _fallback_errors(item, sub["additionalProperties"], [*where, key], root)
+
+
+def _combinator_errors(value: Any, sub: dict[str, Any], where: list[Any],
+                       root: dict[str, Any]) -> Iterator[tuple[list[Any], str]]:
+    """allOf, oneOf, not and if/then/else."""
     for part in sub.get("allOf", []):
         yield from _fallback_errors(value, part, where, root)
     if "oneOf" in sub:
