@@ -15,7 +15,8 @@ from typing import Any
 
 from ._version import __version__
 from .errors import InputError
-from .documents import comparable_settings, document_metrics, mismatch_error, pair_value, settings_differences
+from .documents import comparable_settings, mismatch_error, pair_value, settings_differences
+from .readers import metric_names as run_metric_names
 from .metricdefs import get
 
 SCHEMA_VERSION = 1
@@ -95,8 +96,8 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_n
     if not common:
         raise InputError(f"{a_name} and {b_name} have no pair in common", None,
                          "compare two runs over the same ground truth (pairs are matched by key)")
-    in_b = set(document_metrics(b))
-    metrics = [m for m in document_metrics(a) if m in in_b]
+    in_b = set(run_metric_names(b["settings"]))
+    metrics = [m for m in run_metric_names(a["settings"]) if m in in_b]
     if by not in metrics:
         raise InputError(f"--by {by}: not a metric of both runs", None, f"use one of {', '.join(metrics)}")
     va = np.array([[pair_value(pa[k], m) for m in metrics] for k in common], dtype=np.float64)

@@ -33,15 +33,6 @@ def pair_value(pair: dict[str, Any], metric: str) -> float:
     return pair["layers"][metric]
 
 
-def document_metrics(doc: dict[str, Any]) -> list[str]:
-    """Every metric a stored run scored, in column order (layers from the settings, extra
-    metrics from ``settings.metrics``)."""
-    from .metricdefs import run_metrics
-
-    settings = doc["settings"]
-    return run_metrics([layer["name"] for layer in settings["layers"]], settings.get("metrics", []))
-
-
 def validate_document(doc: Any, kind: str = "score") -> str | None:
     """The first way ``doc`` breaks hlcli's ``<kind>.schema.json`` or the reader's cross-field
     checks (:mod:`hlcli.readers`), as ``<JSON path>: <what>``, or None if it is usable."""

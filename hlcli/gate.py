@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .documents import (OVERRIDE_FLAG, document_metrics, load_document, mismatch_error, pair_value,
-                        settings_differences)
+from .documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
+from .readers import metric_names as run_metric_names
 from .metricdefs import regression
 from .errors import InputError
 from .results import STATS, PairResult, Run, describe, metric_names
@@ -226,7 +226,7 @@ def compare_to_baseline(pairs: list[PairResult], layer_names: list[str], baselin
     base = {p["key"]: p for p in baseline["pairs"]}
     cur = {p.key: p for p in pairs}
     common = sorted(base.keys() & cur.keys())
-    base_metrics = set(document_metrics(baseline))
+    base_metrics = set(run_metric_names(baseline["settings"]))
     metrics = [m for m in metric_names(layer_names, extra) if m in base_metrics]
     applied = limits_by_metric([lim for lim in limits if lim.scope != "pairs"], metrics)
     applied_pairs = limits_by_metric([lim for lim in limits if lim.scope != "mean"], metrics)
@@ -292,7 +292,7 @@ class GateSpec:
         diffs = settings_differences(self.baseline["settings"], settings, ("baseline", "this run"))
         if diffs and not self.allow_settings_mismatch:
             raise mismatch_error(diffs, self.baseline_path)
-        known = document_metrics(self.baseline)
+        known = run_metric_names(self.baseline["settings"])
         for lim in self.limits:
             if lim.metric not in (*known, "all"):
                 raise InputError(f"--max-regression {lim.expression}: the baseline has no {lim.metric} scores",

@@ -14,7 +14,8 @@ import math
 from typing import Any
 
 from ._version import __version__
-from .documents import comparable_settings, common_pairs, document_metrics, load_runs, pair_value
+from .documents import comparable_settings, common_pairs, load_runs, pair_value
+from .readers import metric_names as run_metric_names
 from .errors import InputError
 from .metricdefs import EXTRA, better, get
 from .groups import GROUP_MODES, group_of
@@ -29,7 +30,7 @@ AVERAGES = ("pairs", "groups")
 def _metrics(metrics: Any, docs: list[dict[str, Any]]) -> list[str]:
     """The metrics asked for, each one scored by every run (extra metrics need --metrics)."""
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
-    allowed = [m for m in document_metrics(docs[0]) if all(m in document_metrics(d) for d in docs[1:])]
+    allowed = [m for m in run_metric_names(docs[0]["settings"]) if all(m in run_metric_names(d["settings"]) for d in docs[1:])]
     unknown = [m for m in names if m not in allowed]
     if unknown or not names:
         extra = [m for m in unknown if m in EXTRA]

@@ -17,7 +17,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from ..documents import document_metrics, pair_value
+from ..documents import pair_value
+from ..readers import metric_names as run_metric_names
 from ..metricdefs import get
 from . import html_media as media
 from ..text import plural
@@ -58,7 +59,7 @@ def render_report(doc: dict[str, Any], opts: ReportOptions) -> str:
     layer_names = [layer["name"] for layer in doc["settings"]["layers"]]
     anchors = Anchors(pairs, opts.top)
     body = [_header(doc), _explain(doc, anchors), _summary(doc, layer_names), _gate(doc.get("gate")),
-            _plots(doc, pairs), _pairs_table(pairs, document_metrics(doc), anchors), _worst(doc, pairs, opts, anchors)]
+            _plots(doc, pairs), _pairs_table(pairs, run_metric_names(doc["settings"]), anchors), _worst(doc, pairs, opts, anchors)]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{e(_csp(opts.images))}\">\n"
@@ -125,7 +126,7 @@ def _summary(doc: dict[str, Any], layer_names: list[str]) -> str:
     stats = ("count", "mean", "median", "std", "min", "max", "p95", "p99")
     head = "".join(f"<th>{s}</th>" for s in stats)
     rows = []
-    for name in document_metrics(doc):
+    for name in run_metric_names(doc["settings"]):
         m = metrics.get(name)
         if m:
             cells = "".join(f"<td>{e(m[s] if s == 'count' else num(m.get(s)))}</td>" for s in stats)

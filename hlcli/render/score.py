@@ -309,7 +309,7 @@ def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = F
     note = weights_warning(run.settings.get("weights"))
     if note:
         console.print(f"[bold yellow]warning:[/] {escape(note)}")
-    print_group_summary(console, run, formats)
+    print_group_summary(console, run, formats, summ)
     if summ["worst"] and not summary_only:
         _print_worst(console, summ["worst"])
     if run.gate:
@@ -324,13 +324,14 @@ def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = F
         console.print(f"[bold yellow]incomplete:[/] {len(run.skipped)} skipped, {len(run.missing)} unmatched")
 
 
-def print_group_summary(console: Any, run: Run, formats: dict[str, Any] | None = None) -> None:
+def print_group_summary(console: Any, run: Run, formats: dict[str, Any] | None = None,
+                        summ: dict[str, Any] | None = None) -> None:
     """The per-group summary of a grouped run under the summary table (nothing otherwise): one
     row per group and metric, each metric in one number format for every group (``formats``,
     from :func:`run_formats`), so that groups compare by eye."""
     from .table import Column, fit_table, metric_header
 
-    summ = run.summary()
+    summ = summ if summ is not None else run.summary()
     groups = summ.get("groups")
     if groups is None:
         return

@@ -17,7 +17,8 @@ from .score import write_csv, write_summary_csv
 def _means(runs: dict[str, Any]) -> tuple[list[str], dict[str, dict[str, float | None]]]:
     first = next(iter(runs.values()))
     metrics = first.metric_names
-    means = {name: {m: run.summary()["metrics"][m]["mean"] for m in metrics} for name, run in runs.items()}
+    summaries = {name: run.summary()["metrics"] for name, run in runs.items()}  # once per run
+    means = {name: {m: summaries[name][m]["mean"] for m in metrics} for name in runs}
     return metrics, means
 
 
