@@ -13,7 +13,7 @@ from os import PathLike
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .results import Missing
+    from .runs.results import Missing
 
 
 class HlcliError(Exception):
@@ -82,7 +82,7 @@ class MissingFilesError(InputError):
     """Files on one side only, without ``allow_missing``. Exit code 2. ``missing`` holds the
     lists (restored files without ground truth, ground-truth files without restored file).
 
-    >>> from hlcli.results import Missing
+    >>> from hlcli.runs.results import Missing
     >>> str(MissingFilesError(Missing(restored_only=["out/x.png"])))[:39]
     'restored file has no ground-truth file '
     """
@@ -110,8 +110,8 @@ class MissingFilesError(InputError):
 class InputWarning(UserWarning):
     """A file was read, but something in it deserves a look (corrupt metadata, a skipped tag).
 
-    ``str(warning)`` is ``"<path>: <what>"``; :func:`hlcli.images.probe` and
-    :func:`~hlcli.images.decode` issue at most one per call, in place of the warnings Pillow (or
+    ``str(warning)`` is ``"<path>: <what>"``; :func:`hlcli.inputs.images.probe` and
+    :func:`~hlcli.inputs.images.decode` issue at most one per call, in place of the warnings Pillow (or
     numpy) raised while reading the file, and set ``path`` to the file.
     """
 

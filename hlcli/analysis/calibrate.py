@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._version import __version__
-from .documents import as_document
-from .errors import InputError
+from .._version import __version__
+from ..runs.documents import as_document
+from ..errors import InputError
 
 SCHEMA_VERSION = 1
 DEFAULT_SHARE = 0.5
@@ -83,7 +83,7 @@ def calibrate_lambda(run: Any, *, share: float = DEFAULT_SHARE, balance_layers: 
     score document (dict) or the path of one. Returns the ``calibrate`` JSON document
     (hlcli/schema/calibrate.schema.json). A run whose mean perceptual is 0 is an ``InputError``.
 
-    >>> from hlcli.results import PairResult, Run
+    >>> from hlcli.runs.results import PairResult, Run
     >>> pairs = [PairResult("a", "r/a.png", "g/a.png", 8, 8, l1=0.02, layers={"conv3_3": 0.5},
     ...                     perceptual=0.5, hybrid=0.045)]
     >>> run = Run(settings={"lambda": 0.05, "layers": [{"name": "conv3_3", "weight": 1.0}]},

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._version import __version__
-from .errors import InputError
-from .documents import comparable_settings, mismatch_error, pair_value, settings_differences
-from .readers import metric_names as run_metric_names
-from .metricdefs import get
+from .._version import __version__
+from ..errors import InputError
+from ..runs.documents import comparable_settings, mismatch_error, pair_value, settings_differences
+from ..runs.readers import metric_names as run_metric_names
+from ..metrics.registry import get
 
 SCHEMA_VERSION = 1
 CONFIDENCE = 0.95
@@ -85,7 +85,7 @@ def _brief(doc: dict[str, Any], path: str) -> dict[str, Any]:
 def compare_runs(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_name: str = "B", seed: int = 0,
                  resamples: int = 10000, top: int = 10, by: str = "hybrid",
                  allow_settings_mismatch: bool = False) -> dict[str, Any]:
-    """Compare two score documents (as loaded by :func:`hlcli.gate.load_document`)."""
+    """Compare two score documents (as loaded by :func:`hlcli.analysis.gate.load_document`)."""
     import numpy as np
 
     differences = settings_differences(a["settings"], b["settings"], (a_name, b_name))

@@ -3,11 +3,11 @@
 * ``--fail-if "STAT.METRIC OP VALUE"``: the gate *fails when the expression is true*
   (``mean.hybrid>0.08`` fails a run whose mean hybrid is above 0.08; exactly 0.08 passes).
   STAT is ``count``, ``mean``, ``median``, ``std``, ``min``, ``max`` or a percentile ``pN``
-  (0 <= N <= 100, e.g. ``p95``, ``p99.9``), all as defined in :mod:`hlcli.results`; METRIC is
+  (0 <= N <= 100, e.g. ``p95``, ``p99.9``), all as defined in :mod:`hlcli.runs.results`; METRIC is
   ``l1``, ``perceptual``, ``hybrid`` or a scored layer; OP is one of ``> >= < <= == !=``.
   A statistic that is undefined (no pairs scored) fails its gate. ``STAT.METRIC[GROUP] OP VALUE``
   (``mean.hybrid[Urban100]>0.1``) evaluates over one group's pairs of a run scored with
-  ``--group-by`` (:mod:`hlcli.groups`); the group must be one of the run's.
+  ``--group-by`` (:mod:`hlcli.inputs.groups`); the group must be one of the run's.
 * ``--baseline RUN.json`` with ``--max-regression [METRIC=]VALUE[%]``: compare this run with a
   stored ``hlcli score -f json`` document, pair by pair and on the mean over the pairs both runs
   scored. A pair or mean *regresses* when ``new - old > allowed`` (equal passes), where
@@ -28,11 +28,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
-from .readers import metric_names as run_metric_names
-from .metricdefs import regression
-from .errors import InputError
-from .results import STATS, PairResult, Run, describe, metric_names
+from ..runs.documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
+from ..runs.readers import metric_names as run_metric_names
+from ..metrics.registry import regression
+from ..errors import InputError
+from ..runs.results import STATS, PairResult, Run, describe, metric_names
 
 __all__ = ["OPS", "OVERRIDE_FLAG", "Gate", "GateSpec", "Limit", "check_groups", "check_metrics", "compare_to_baseline",
            "evaluate_gates", "load_document", "parse_gate", "parse_limit", "scoped", "statistic"]
@@ -92,7 +92,7 @@ def parse_gate(text: str) -> Gate:
 def check_metrics(items: list[Gate] | list[Limit], layer_names: list[str] | tuple[str, ...],
                   extra: tuple[str, ...] | list[str] = ()) -> None:
     """``ValueError`` naming the first gate or limit whose metric this run does not score."""
-    from .metricdefs import EXTRA
+    from ..metrics.registry import EXTRA
 
     valid = metric_names(list(layer_names), extra)
     for item in items:
@@ -120,7 +120,7 @@ def check_groups(gates: list[Gate], groups: list[str], group_by: str) -> None:
 
 
 def statistic(stat: str, values: list[float]) -> float | int | None:
-    """``stat`` of ``values`` with the definitions of :func:`hlcli.results.describe` (None when
+    """``stat`` of ``values`` with the definitions of :func:`hlcli.runs.results.describe` (None when
     undefined, i.e. no values); ``pN`` is numpy's linear-interpolation percentile."""
     if values and all(v == math.inf for v in values):  # every pair identical: PSNR +inf throughout
         return len(values) if stat == "count" else (0.0 if stat == "std" else math.inf)
@@ -136,9 +136,9 @@ def statistic(stat: str, values: list[float]) -> float | int | None:
 
 def evaluate_gates(gates: list[Gate], pairs: list[PairResult], *, group_by: str = "none") -> list[dict[str, Any]]:
     """The ``checks`` of the gate section: each gate's observed statistic over ``pairs``, or over
-    the pairs of its group (``group_by`` as in :func:`hlcli.groups.group_of`). A check names
+    the pairs of its group (``group_by`` as in :func:`hlcli.inputs.groups.group_of`). A check names
     its ``group`` only when the gate has one."""
-    from .groups import group_of
+    from ..inputs.groups import group_of
 
     checks = []
     for g in gates:

@@ -2,7 +2,7 @@
 
 One row per run, one column per (group, metric) and one per metric over all pairs; a value is
 the mean over the pairs present in every run (the others are listed), in float64
-(``math.fsum``). Groups come from the pair keys (:func:`hlcli.groups.group_of`: ``top`` is the
+(``math.fsum``). Groups come from the pair keys (:func:`hlcli.inputs.groups.group_of`: ``top`` is the
 top-level folder, e.g. the dataset of ``Set5/baby``). In each column the lowest value is the
 best (every metric is lower-is-better); equal lowest values are all best. The runs must have
 been made with the same settings (λ included: the hybrid depends on it).
@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._version import __version__
-from .documents import comparable_settings, common_pairs, load_runs, pair_value
-from .readers import metric_names as run_metric_names
-from .errors import InputError
-from .metricdefs import EXTRA, better, get
-from .groups import GROUP_MODES, group_of
+from .._version import __version__
+from ..runs.documents import comparable_settings, common_pairs, load_runs, pair_value
+from ..runs.readers import metric_names as run_metric_names
+from ..errors import InputError
+from ..metrics.registry import EXTRA, better, get
+from ..inputs.groups import GROUP_MODES, group_of
 
 SCHEMA_VERSION = 1
 DEFAULT_METRICS = ("hybrid", "l1", "perceptual")

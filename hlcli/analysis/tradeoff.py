@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._version import __version__
-from .documents import comparable_settings, common_pairs, load_runs
-from .errors import InputError
+from .._version import __version__
+from ..runs.documents import comparable_settings, common_pairs, load_runs
+from ..errors import InputError
 
 SCHEMA_VERSION = 1
 INTERVALS = ("[lo, hi): the run has the lowest mean hybrid for lo <= λ < hi (hi null: no upper end); "

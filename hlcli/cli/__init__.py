@@ -49,7 +49,7 @@ def cli(ctx: click.Context) -> None:
     L1 is the mean absolute error of RGB values in [0, 1]; perceptual_l is the mean squared
     difference of VGG-19 (ImageNet) feature maps at layer l.
     """
-    from ..weights import CLI_OPTIONS
+    from ..nets.weights import CLI_OPTIONS
 
     token = CLI_OPTIONS.set(True)  # a weights error's fix names the option, not the Python argument
     ctx.call_on_close(lambda: CLI_OPTIONS.reset(token))

@@ -38,7 +38,7 @@ def calibrate_cmd(run: Path, share: float, balance_layers: bool, fmt: str | None
       hlcli calibrate run.json --share 0.3 --balance-layers
       hlcli calibrate run.json -f json | jq .lambda
     """
-    from ..calibrate import calibrate_lambda
+    from ..analysis.calibrate import calibrate_lambda
     from ..render.calibrate import FORMATS, write_calibrate
 
     fmt = fmt or default_output_format(output, FORMATS)

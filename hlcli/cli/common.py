@@ -85,7 +85,7 @@ debug_option = click.option("--debug", is_flag=True, help="Show Python traceback
 
 
 def file_warnings_shown(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a command that reads images inside :func:`hlcli.diagnostics.warning_lines`: a Python
+    """Run a command that reads images inside :func:`hlcli.inputs.diagnostics.warning_lines`: a Python
     warning raised while reading a file becomes one ``Warning: <file>: <what>`` line on stderr
     (none with ``--quiet``), and libtiff's own error lines on fd 2 are silenced (the file's
     ``Error:`` line says what went wrong). Entered in the main thread before any decode worker
@@ -93,7 +93,7 @@ def file_warnings_shown(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..diagnostics import warning_lines
+        from ..inputs.diagnostics import warning_lines
 
         with warning_lines(lambda line: click.echo(line, err=True), quiet=bool(kwargs.get("quiet"))):
             return func(*args, **kwargs)
@@ -106,7 +106,7 @@ def file_warnings_shown(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    from ..layers import resolve_layers
+    from ..nets.layers import resolve_layers
 
     try:
         return tuple(s.name for s in resolve_layers([v for v in value.split(",") if v.strip()]))
@@ -116,7 +116,7 @@ def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 
 def parse_metrics(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     """``--metrics``: known extra metric names (exit 2 with the nearest name otherwise)."""
-    from ..metricdefs import check_extra
+    from ..metrics.registry import check_extra
 
     try:
         return check_extra(value.split(","))
@@ -159,7 +159,7 @@ def parse_lambda(ctx: click.Context, param: click.Parameter, value: float) -> fl
 
 
 def parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from ..gate import parse_gate
+    from ..analysis.gate import parse_gate
 
     try:
         return [parse_gate(v) for v in value]
@@ -168,7 +168,7 @@ def parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 
 
 def parse_limits(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from ..gate import parse_limit
+    from ..analysis.gate import parse_limit
 
     try:
         return [parse_limit(v) for v in value]

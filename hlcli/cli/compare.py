@@ -40,8 +40,8 @@ def compare_cmd(run_a: Path, run_b: Path, fmt: str | None, output: str | None, s
       hlcli compare old.json new.json -f markdown >> "$GITHUB_STEP_SUMMARY"
       hlcli compare old.json new.json -f json | jq '.metrics.hybrid.mean_diff'
     """
-    from ..compare import compare_runs
-    from ..documents import load_document
+    from ..analysis.compare import compare_runs
+    from ..runs.documents import load_document
     from ..render.compare import FORMATS, write_compare
 
     fmt = fmt or default_output_format(output, FORMATS)

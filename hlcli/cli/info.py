@@ -35,7 +35,7 @@ def info_cmd(fmt: str | None, output: str | None, device: str, weights_path: Pat
       hlcli info --bench
       hlcli info -f json > machine.json
     """
-    from .. import sysinfo
+    from ..engine import sysinfo
     from ..render.info import write_info
 
     fmt = fmt or default_output_format(output, ("table", "json"))

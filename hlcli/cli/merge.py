@@ -58,8 +58,8 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
       hlcli merge part-*.json -o run.json
       hlcli merge part-*.json -f markdown --fail-if 'mean.hybrid>0.08' --baseline old.json
     """
-    from ..documents import load_document
-    from ..sharding import merge_documents
+    from ..runs.documents import load_document
+    from ..engine.sharding import merge_documents
     from .runview import RunView, emit_run
     from .scoreopts import _table_options
 
@@ -81,8 +81,8 @@ def _rows(value: str) -> int | None:
 
 def _gate_spec(options: dict[str, Any], layer_names: list[str], extra: list[str]) -> Any:
     """--fail-if/--baseline/--max-regression, checked against the merged run's layers."""
-    from ..gate import GateSpec, check_metrics, scoped
-    from ..documents import load_document
+    from ..analysis.gate import GateSpec, check_metrics, scoped
+    from ..runs.documents import load_document
 
     gates, limits, pair_limits = options["gates"], options["limits"], options["pair_limits"]
     for items, flag in ((gates, "--fail-if"), (limits, "--max-regression"), (pair_limits, "--max-pair-regression")):

@@ -45,8 +45,8 @@ def report_cmd(run: Path, output: str, maps_dir: Path | None, top: int, thumb_si
       hlcli report run.json --maps maps/ -o report.html
       hlcli score out/ gt/ --report report.html      # the same in one step
     """
-    from ..documents import load_document
-    from ..maps import require_matplotlib
+    from ..runs.documents import load_document
+    from ..runs.maps import require_matplotlib
 
     require_matplotlib("hlcli report")
     doc = load_document(run, "scored")
@@ -57,7 +57,7 @@ def write_report(doc: dict[str, Any], output: str, *, maps_dir: Path | None, top
                  thumb_size: int = 512, images: str = "embed", check_maps: bool = True,
                  quiet: bool = False) -> None:
     """Render ``doc`` (a checked score document) to ``output``, atomically."""
-    from ..maps import check_matches, load_maps_index
+    from ..runs.maps import check_matches, load_maps_index
     from ..render.html import ReportOptions, render_report
 
     index = None
@@ -80,7 +80,7 @@ def score_report(opts: Any, report: str | None, *, quiet: bool = False) -> Itera
     if report is None:
         yield None
         return
-    from ..maps import require_matplotlib
+    from ..runs.maps import require_matplotlib
 
     require_matplotlib("--report")
     directory = Path(report).parent if str(Path(report).parent) else Path(".")

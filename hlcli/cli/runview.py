@@ -32,13 +32,13 @@ class RunView:
     _progress: Any = field(default=None, init=False)
     _task: Any = field(default=None, init=False)
     on_run: Any = None  # called with the finished run (score --report)
-    shard: Any = None  # --shard: a hlcli.sharding.ShardSelection
+    shard: Any = None  # --shard: a hlcli.engine.sharding.ShardSelection
 
     def score(self, out: IO[str], pairing: Any, opts: Any, inputs: dict[str, Any]) -> int:
         """Score ``pairing``, write the report to ``out`` and return the exit code."""
         from ..errors import MissingFilesError
         from ..render.score import JsonlStream, write_score
-        from ..scoring import score_pairing
+        from ..engine.scoring import score_pairing
 
         started = time.perf_counter()
         self._jsonl = JsonlStream(out, summary_only=self.summary_only) if self.fmt == "jsonl" else None
@@ -75,7 +75,7 @@ class RunView:
         if self.gates:  # now that the weights are known: refuse a baseline made with others
             self.gates.check_settings(run.settings)
         if not self.quiet:  # a precision the device only emulates: say so once, before the wait
-            from ..sysinfo import precision_warning
+            from ..engine.sysinfo import precision_warning
 
             note = precision_warning(run.environment["device"], run.settings["precision"])
             if note:

@@ -1,5 +1,5 @@
 """``hlcli score`` scaled out: ``--shard I/N`` and ``--resume`` (parts for ``hlcli merge``) and
-the torchrun path (:mod:`hlcli.distributed`). See docs/scaling.md. No torch import here."""
+the torchrun path (:mod:`hlcli.engine.distributed`). See docs/scaling.md. No torch import here."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
     """Handle --shard/--resume and torchrun for ``hlcli score``: the exit code when the run was
     handled here (torchrun, or a resumed shard already done), else None with ``view.shard`` set
     for a --shard run (None for a plain run)."""
-    from ..distributed import world_size
+    from ..engine.distributed import world_size
 
     shard_text, resume = options.get("shard"), options.get("resume")
     if world_size() > 1:
@@ -40,7 +40,7 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
                                "DIR/maps.json with an index of its own pairs only; save maps from a run "
                                "without --shard (for a subset of pairs, give it with --pairs FILE)")
     from ..errors import InputError
-    from ..sharding import ShardSelection, parse_shard
+    from ..engine.sharding import ShardSelection, parse_shard
 
     try:
         selection = ShardSelection(parse_shard(shard_text))
@@ -57,10 +57,10 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
 def resume_done(view: Any, output: str, pairing: Any, opts: Any, selection: Any) -> int | None:
     """The exit code of the shard already in ``output`` (complete, same plan, same weights), or
     None when it must be scored (absent, incomplete, another plan)."""
-    from .. import weights
-    from ..documents import load_document
+    from ..nets import weights
+    from ..runs.documents import load_document
     from ..errors import InputError
-    from ..sharding import part_problems, plan_sha256, plan_settings, run_from_document
+    from ..engine.sharding import part_problems, plan_sha256, plan_settings, run_from_document
 
     path = Path(output)
     if not path.is_file():
@@ -99,7 +99,7 @@ def score_torchrun(view: Any, output: str | None, pairing: Any, opts: Any, input
     130 on Ctrl-C, silently: rank 0 says it)."""
     from dataclasses import replace
 
-    from ..distributed import score_distributed
+    from ..engine.distributed import score_distributed
 
     rank = int(os.environ.get("RANK", "0"))
     started = time.perf_counter()

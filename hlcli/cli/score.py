@@ -1,4 +1,4 @@
-"""``hlcli score``: parse the options, call :func:`hlcli.scoring.score_pairing`, render the run,
+"""``hlcli score``: parse the options, call :func:`hlcli.engine.scoring.score_pairing`, render the run,
 report on stderr and choose the exit code. No maths here."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..layers import DEFAULT_LAYERS
+from ..nets.layers import DEFAULT_LAYERS
 from ..render.score import FORMATS
 from .common import (
     EXTENSION_FORMATS,

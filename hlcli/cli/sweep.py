@@ -1,5 +1,5 @@
 """``hlcli score A/ B/ [C/ ...] GT/``: a checkpoint sweep, every model against one ground truth
-in one run (:mod:`hlcli.sweep`). Each model's document is the one its single run writes; the exit
+in one run (:mod:`hlcli.engine.sweep`). Each model's document is the one its single run writes; the exit
 code is the worst over the models. See docs/sweeps.md. No maths here."""
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def sweep_format(fmt: str | None, output: str | None) -> str:
 def run_sweep(paths: list[Path], view: Any, opts: Any, options: dict[str, Any], *, output: str | None) -> int:
     """Score the models ``paths[:-1]`` against the ground truth ``paths[-1]``, write and report;
     return the exit code (the worst over the models)."""
-    from ..distributed import world_size
-    from ..sweep import Model, check_models
+    from ..engine.distributed import world_size
+    from ..engine.sweep import Model, check_models
     from .scoreopts import _check_gate_groups
 
     for flag, given in (("--shard", options.get("shard")), ("--pairs", options.get("pairs_file"))):
@@ -90,7 +90,7 @@ def run_sweep(paths: list[Path], view: Any, opts: Any, options: dict[str, Any], 
 
 
 def _model(cls: Any, name: str, path: Path, gt: Path, recursive: bool) -> Any:
-    from ..pairing import find_pairs
+    from ..inputs.pairing import find_pairs
 
     return cls(name, find_pairs(path, gt, recursive=recursive), {"restored": str(path), "gt": str(gt),
                                                                  "recursive": recursive})
@@ -99,7 +99,7 @@ def _model(cls: Any, name: str, path: Path, gt: Path, recursive: bool) -> Any:
 def _score(view: Any, models: list[Any], opts: Any) -> dict[str, Any]:
     """Score ``models`` with ``view``'s progress bar and notes."""
     from ..errors import MissingFilesError
-    from ..sweep import score_sweep
+    from ..engine.sweep import score_sweep
 
     if not models:
         return {}
@@ -197,8 +197,8 @@ def _resumed(models: list[Any], out_dir: Path | None, opts: Any, quiet: bool) ->
     sweep (same inputs, settings, weights and pairs); the others are scored."""
     import functools
 
-    from .. import weights
-    from ..sweep import stored_run
+    from ..nets import weights
+    from ..engine.sweep import stored_run
 
     @functools.cache
     def sha256() -> str:
@@ -225,7 +225,7 @@ def _reports(opts: Any, report: str | None) -> Iterator[Any]:
     if report is None:
         yield None
         return
-    from ..maps import require_matplotlib
+    from ..runs.maps import require_matplotlib
     from .report import write_report
 
     require_matplotlib("--report")

@@ -49,7 +49,7 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
       hlcli table a.json b.json --metrics psnr_y,ssim_y,lpips,hybrid -f latex
       hlcli table a.json b.json --group-by dir --average groups --metrics psnr_y   # REDS4 clips
     """
-    from ..papertable import paper_table
+    from ..analysis.papertable import paper_table
     from ..render.papertable import FORMATS, write_paper_table
 
     if fmt is None and output and Path(output).suffix.lower() == ".tex":

@@ -50,7 +50,7 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
       hlcli tradeoff ckpt_*.json --per-pair -f json | jq '.runs[] | {name, best_lambda}'
     """
     from ..render.tradeoff import FORMATS, plot_tradeoff, write_tradeoff
-    from ..tradeoff import tradeoff_runs
+    from ..analysis.tradeoff import tradeoff_runs
 
     if len(runs) < 2:
         raise click.UsageError("give at least two runs")

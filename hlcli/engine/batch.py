@@ -22,13 +22,13 @@ if "torch" not in sys.modules:
 
 import torch  # noqa: E402
 
-from . import metrics
-from .errors import HlcliEnvironmentError
-from .features import VGGFeatures
-from .layers import LayerSpec
-from .text import plural
-from .tiling import tile_plan
-from .tiling import spans as _spans
+from ..metrics import hybrid as metrics
+from ..errors import HlcliEnvironmentError
+from ..nets.features import VGGFeatures
+from ..nets.layers import LayerSpec
+from ..text import plural
+from ..nets.tiling import tile_plan
+from ..nets.tiling import spans as _spans
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -178,7 +178,7 @@ def _abs_diff_sums(r: torch.Tensor, g: torch.Tensor, chunk_values: int = 1 << 24
 class BatchScorer:
     """Measures batches of pairs with one loaded network: per image, the L1 and the unweighted
     perceptual value of each layer (combined into perceptual and hybrid by
-    :func:`hlcli.metrics.combine`).
+    :func:`hlcli.metrics.hybrid.combine`).
 
     Memory is bounded by ``pixel_budget`` (pixels in one forward, both images counted): a batch
     is forwarded in chunks of at most ``forward_pixels`` pixels (the speed optimum, never above

@@ -10,15 +10,15 @@ calls :func:`score_distributed`:
    Python objects, so gloo carries them even when the model runs on CUDA (no NCCL needed);
 2. the device: ``cuda:LOCAL_RANK`` for ``--device auto``/``cuda`` when CUDA is there, else the
    CPU with ``torch.set_num_threads(cores // LOCAL_WORLD_SIZE)`` so ranks do not oversubscribe;
-3. each rank runs :func:`hlcli.scoring.score_pairing` on its shard
-   (:class:`hlcli.sharding.ShardSelection`: the same canonical, pixel-balanced plan on every
+3. each rank runs :func:`hlcli.engine.scoring.score_pairing` on its shard
+   (:class:`hlcli.engine.sharding.ShardSelection`: the same canonical, pixel-balanced plan on every
    rank). No collective inside the scoring loop: progress goes through the c10d store
    (``store.add``, not a collective), so uneven shards cannot hang;
 4. a rank that fails (an ``HlcliError`` under ``--on-error fail``, or a bug) says so in the store,
    and the others stop at their next pair; every rank then waits in the store until all are done
    (giving up after the timeout without progress from any rank), and the results travel to
    rank 0 with one ``gather_object``;
-5. rank 0 builds ONE :class:`~hlcli.results.Run` (pairs in canonical order, the run a single
+5. rank 0 builds ONE :class:`~hlcli.runs.results.Run` (pairs in canonical order, the run a single
    process makes, with ``distributed: {world_size, backend}`` in its environment), or raises the
    error a single process would have raised. Other ranks get None.
 
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from .errors import HlcliEnvironmentError, HlcliError
-from .results import PairResult, Run, Skipped
+from ..errors import HlcliEnvironmentError, HlcliError
+from ..runs.results import PairResult, Run, Skipped
 
 DEFAULT_TIMEOUT_S = 600
 TIMEOUT_ENV = "HLCLI_DIST_TIMEOUT"
@@ -223,7 +223,7 @@ def score_distributed(pairing: Any, opts: Any, *, inputs: dict[str, Any] | None 
     """Score ``pairing`` across the torchrun job (see the module doc). On rank 0: the gathered
     :class:`Run`, or the error a single process would raise (``on_start(run, total)`` with all
     ranks' pair count, ``on_progress(done)`` with all ranks' pairs done so far); elsewhere None."""
-    from . import engine  # noqa: F401  (before torch: it enables the huge-page allocator, see there)
+    from . import batch as engine  # noqa: F401  (before torch: it enables the huge-page allocator, see there)
 
     group = _Group()
     try:

@@ -7,11 +7,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from . import images, metricdefs
-from .errors import InputError
-from .groups import GROUP_MODES
-from .layers import DEFAULT_LAYERS, LayerSpec, resolve_layers
-from .loader import SIZE_POLICIES
+from ..inputs import images
+from ..metrics import registry as metricdefs
+from ..errors import InputError
+from ..inputs.groups import GROUP_MODES
+from ..nets.layers import DEFAULT_LAYERS, LayerSpec, resolve_layers
+from ..inputs.loader import SIZE_POLICIES
 
 __all__ = ["ScoreOptions", "extra_metrics", "option_settings", "validate_options"]
 
@@ -43,12 +44,12 @@ class ScoreOptions:
     on_error: str = "fail"  # or "skip"
     worst: int = 5
     deterministic: bool = True
-    save_maps: str | None = None  # a folder: error maps of every pair (hlcli.maps); None: none computed
+    save_maps: str | None = None  # a folder: error maps of every pair (hlcli.runs.maps); None: none computed
     maps_format: str = "both"  # png, npy or both
     maps_scale: str = "run"  # colour scale of the PNGs: run-wide or per pair
     crop_border: int = 0  # pixels shaved from every side of both images (BasicSR's crop_border)
-    group_by: str = "none"  # summary per group of pairs: "none", "top" or "dir" (hlcli.groups)
-    metrics: tuple[str, ...] = ()  # extra metrics (hlcli.metricdefs.EXTRA): psnr, ssim_y, lpips...
+    group_by: str = "none"  # summary per group of pairs: "none", "top" or "dir" (hlcli.inputs.groups)
+    metrics: tuple[str, ...] = ()  # extra metrics (hlcli.metrics.registry.EXTRA): psnr, ssim_y, lpips...
     lpips_weights: str | None = None  # AlexNet backbone checkpoint for lpips (--lpips-weights)
     lpips_vgg_weights: str | None = None  # VGG-16 backbone checkpoint for lpips_vgg (--lpips-vgg-weights)
 

@@ -18,14 +18,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import metricdefs
-from ._version import __version__
-from .errors import InputError, MissingFilesError, NonFiniteError
-from .layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size
-from .loader import DecodedBatch, Failure, Planned, batches, decoded_batches, plan_pair
+from ..metrics import registry as metricdefs
+from .._version import __version__
+from ..errors import InputError, MissingFilesError, NonFiniteError
+from ..nets.layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size
+from ..inputs.loader import DecodedBatch, Failure, Planned, batches, decoded_batches, plan_pair
 from .options import ScoreOptions, extra_metrics, option_settings, validate_options
-from .pairing import Pairing, find_pairs, pairs_from_paths
-from .results import Missing, PairResult, Run, Skipped
+from ..inputs.pairing import Pairing, find_pairs, pairs_from_paths
+from ..runs.results import Missing, PairResult, Run, Skipped
 
 __all__ = ["ScoreOptions", "option_settings", "run_settings", "score_dirs", "score_pairing", "score_pairs",
            "validate_options"]
@@ -89,7 +89,7 @@ def command_line(argv: list[str] | None = None) -> list[str]:
 def run_settings(opts: ScoreOptions, scorer: Any, loaded: Any, workers: int,
                  inputs: dict[str, Any] | None, extra_nets: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``settings`` record of a run: everything needed to reproduce its numbers."""
-    from .engine import PRECISIONS
+    from .batch import PRECISIONS
 
     chosen = option_settings(opts)
     return {
@@ -170,12 +170,12 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
 
 
 def make_extra_scorer(opts: ScoreOptions, device: Any, pixel_budget: int | None = None) -> Any:
-    """The :class:`hlcli.extrametrics.ExtraScorer` of the run's extra metrics (None without
+    """The :class:`hlcli.metrics.extras.ExtraScorer` of the run's extra metrics (None without
     any), with the LPIPS networks they need loaded and verified."""
     names = extra_metrics(opts)
     if not names:
         return None
-    from .extrametrics import ExtraScorer, load_nets
+    from ..metrics.extras import ExtraScorer, load_nets
 
     return ExtraScorer(names, device, load_nets(names, opts, device), pixel_budget)
 
@@ -201,7 +201,7 @@ def build_results(plans: list[Planned], scorer: Any, specs: tuple[LayerSpec, ...
                   extras: dict[str, list[float]]) -> list[PairResult]:
     """The :class:`PairResult` of each of ``plans`` from its measured L1, per-layer values and
     extra metrics, checked finite (:class:`NonFiniteError` otherwise)."""
-    from . import metrics
+    from ..metrics import hybrid as metrics
 
     perceptual, hybrid = metrics.combine(l1, per_layer, layer_weights, lam)
     results = []
@@ -226,7 +226,7 @@ def build_results(plans: list[Planned], scorer: Any, specs: tuple[LayerSpec, ...
                 "(check it with `hlcli weights show`)",
             )
         if result.extra:
-            from .extrametrics import check_values
+            from ..metrics.extras import check_values
 
             check_values(result.extra, plan.pair.restored)
         results.append(result)
@@ -262,7 +262,8 @@ class Engine:
 
 def load_engine(opts: ScoreOptions, specs: tuple[LayerSpec, ...]) -> Engine:
     """Select the device, load and verify the weights, build the scorers (once per run)."""
-    from . import engine, weights
+    from . import batch as engine
+    from ..nets import weights
 
     device = engine.select_device(opts.device)
     backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
@@ -286,14 +287,14 @@ def score_pairing(
     """Score every pair of ``pairing``. ``inputs`` (paths/manifest given) is recorded in the
     settings. ``on_start(run, total)`` is called once the model is loaded, ``on_pair`` and
     ``on_skip`` as each pair is scored or skipped (in scoring order).
-    ``shard`` (a :class:`hlcli.sharding.ShardSelection`) keeps one shard of the plan only."""
+    ``shard`` (a :class:`hlcli.engine.sharding.ShardSelection`) keeps one shard of the plan only."""
     specs, layer_weights = validate_options(opts)
     plans, skipped, missing = plan_pairs(pairing, opts, specs)
-    if shard is not None:  # one shard of the plan (hlcli.sharding.ShardSelection): its pairs only
+    if shard is not None:  # one shard of the plan (hlcli.engine.sharding.ShardSelection): its pairs only
         plans, skipped = shard.select(pairing, plans, skipped, opts)
     maps = None
     if opts.save_maps is not None:
-        from .maps import MapWriter
+        from ..runs.maps import MapWriter
 
         maps = MapWriter(opts.save_maps, specs, layer_weights, fmt=opts.maps_format, scale=opts.maps_scale,
                          extra=extra_metrics(opts))
@@ -312,7 +313,7 @@ def score_pairing(
     _score_batches(run, plans, scorer, opts, workers, specs, layer_weights, maps,
                    on_pair=on_pair, on_skip=on_skip, extra=extra)
     # Canonical (key) order, whatever the batching: the summary is then the same bit for bit
-    # for one process, any --shard split merged, or torchrun ranks gathered (hlcli.sharding).
+    # for one process, any --shard split merged, or torchrun ranks gathered (hlcli.engine.sharding).
     run.pairs.sort(key=lambda p: p.key)
     run.skipped.sort(key=lambda s: s.key)
     if maps is not None:

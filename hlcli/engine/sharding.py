@@ -1,5 +1,5 @@
 """The sharding plan shared by ``hlcli score --shard I/N``, ``hlcli merge`` and the torchrun
-runner (:mod:`hlcli.distributed`). No torch import.
+runner (:mod:`hlcli.engine.distributed`). No torch import.
 
 Every job (or rank) computes the same plan from the same pairing: the pairs in canonical key
 order (the pairing's order), cut into ``N`` contiguous ranges balanced by pixel count (the
@@ -13,7 +13,7 @@ the shard whose range holds it, so every skip is listed exactly once.
 parts of different plans or settings are never merged by mistake (``hlcli merge`` also checks
 the weights' sha256 of every part against the others).
 
-Merging (:func:`merge_documents`) rebuilds one :class:`~hlcli.results.Run` from the parts'
+Merging (:func:`merge_documents`) rebuilds one :class:`~hlcli.runs.results.Run` from the parts'
 JSON documents: the run a single process would have made (pairs in canonical order, the same
 summary), which the CLI renders with the same code as ``hlcli score``.
 """
@@ -27,10 +27,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InputError
-from .readers import extra_metric_names
-from .results import Missing, PairResult, Run, Skipped
-from .text import plural
+from ..errors import InputError
+from ..runs.readers import extra_metric_names
+from ..runs.results import Missing, PairResult, Run, Skipped
+from ..text import plural
 
 __all__ = ["Shard", "ShardSelection", "assign_shards", "merge_documents", "parse_shard", "plan_sha256",
            "run_from_document", "shard_ranges"]
@@ -97,7 +97,7 @@ def plan_sha256(keys: list[str], settings: dict[str, Any]) -> str:
 
 @dataclass
 class ShardSelection:
-    """The hook :func:`hlcli.scoring.score_pairing` calls once every header is read: keeps the
+    """The hook :func:`hlcli.engine.scoring.score_pairing` calls once every header is read: keeps the
     plans and plan-time skips of shard ``shard`` only. ``record`` (``--shard``) is what the JSON
     document stores as ``shard``; the torchrun runner passes ``record=False`` (its gathered run
     must look like a single-process run)."""
@@ -155,7 +155,7 @@ def part_problems(doc: dict[str, Any]) -> str | None:
 def merge_documents(docs: list[tuple[str, dict[str, Any]]], *, worst: int = 5) -> Run:
     """One run from the ``(path, document)`` parts of a sharded run: every shard 0..N-1 of one
     plan exactly once, else ``InputError`` listing the missing, duplicated and foreign parts."""
-    from .documents import settings_differences
+    from ..runs.documents import settings_differences
 
     if not docs:
         raise InputError("no parts to merge", None, "pass the part files, e.g. hlcli merge part-*.json -o run.json")

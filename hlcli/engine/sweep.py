@@ -1,9 +1,9 @@
 """Checkpoint sweeps: many models scored against one ground truth in one run
 (``hlcli score A/ B/ C/ GT/``, :func:`score_models`).
 
-Each model's :class:`~hlcli.Run` is the run :func:`hlcli.scoring.score_pairing` gives for that
+Each model's :class:`~hlcli.Run` is the run :func:`hlcli.engine.scoring.score_pairing` gives for that
 model alone: the same plans, batches, skips, missing files and numbers (bit for bit, see
-:mod:`hlcli.sweepengine`). What is shared: the weights and network (loaded once), each
+:mod:`hlcli.engine.sweep_batch`). What is shared: the weights and network (loaded once), each
 ground-truth image's decode (once per batch, for every model whose plan holds it at the same size)
 and its features (once per forward chunk). Models whose plans differ (a missing or unreadable
 file) form their own group, with its own batches, as their single runs would.
@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import HlcliError, InputError
-from .layers import DEFAULT_LAYERS, LayerSpec
-from .loader import DecodedBatch, Failure, Planned, batches, decode_side, iterate_dataset, stack_images
-from .pairing import Pairing, find_pairs
-from .results import PairResult, Run, Skipped
+from ..errors import HlcliError, InputError
+from ..nets.layers import DEFAULT_LAYERS, LayerSpec
+from ..inputs.loader import DecodedBatch, Failure, Planned, batches, decode_side, iterate_dataset, stack_images
+from ..inputs.pairing import Pairing, find_pairs
+from ..runs.results import PairResult, Run, Skipped
 from .scoring import (ScoreOptions, _options, _skip_or_raise, build_results, extra_metrics, load_engine, pair_results,
                       plan_pairs, validate_options)
 
@@ -126,7 +126,7 @@ def score_sweep(models: list[Model], opts: ScoreOptions, *,
                 on_pair: Callable[[str, PairResult], None] | None = None,
                 on_skip: Callable[[str, Skipped], None] | None = None) -> dict[str, Run]:
     """Score every model of a sweep; return ``{name: Run}`` in the models' order, each run the
-    one :func:`hlcli.scoring.score_pairing` gives for that model alone. Raises on the first
+    one :func:`hlcli.engine.scoring.score_pairing` gives for that model alone. Raises on the first
     error the options make fatal (``on_error="fail"``, missing files without ``allow_missing``),
     before any run is returned."""
     specs, layer_weights = validate_options(opts)
@@ -161,7 +161,7 @@ def _map_writer(opts: ScoreOptions, specs: tuple[LayerSpec, ...], layer_weights:
     """``--save-maps DIR``: one folder per model, DIR/<name>/."""
     if opts.save_maps is None:
         return None
-    from .maps import MapWriter
+    from ..runs.maps import MapWriter
 
     return MapWriter(os.path.join(opts.save_maps, name), specs, layer_weights, fmt=opts.maps_format,
                      scale=opts.maps_scale, extra=extra_metrics(opts))
@@ -222,7 +222,7 @@ def _batch_results(batch: SweepBatch, members: list[Model], eng: Any, opts: Scor
 def _measure_shared(eng: Any, batch: SweepBatch, shared: list[int], scale: int) -> list[Any] | None:
     import torch
 
-    from .sweepengine import measure_shared
+    from .sweep_batch import measure_shared
 
     try:
         return measure_shared(eng.scorer, batch.gt, [batch.models[k].restored for k in shared], scale)
@@ -256,7 +256,7 @@ def stored_run(path: Path, model: Model, opts: ScoreOptions, weights_sha256: Any
     ``opts`` (same inputs, settings that change the numbers, weights, pairs, skips and missing
     files; ``weights_sha256()`` gives the weights' hash, asked only when all else matches), else
     ``(None, why)``."""
-    from .documents import load_document
+    from ..runs.documents import load_document
     from .scoring import option_settings
     from .sharding import run_from_document
 

@@ -1,7 +1,7 @@
-"""The shared forward of a sweep (:mod:`hlcli.sweep`): a batch of ground-truth images through
+"""The shared forward of a sweep (:mod:`hlcli.engine.sweep`): a batch of ground-truth images through
 VGG-19 once, then each model's restored images of the same pairs against those features.
 
-The numbers are those of :meth:`hlcli.engine.BatchScorer.measure` for each model alone, bit for
+The numbers are those of :meth:`hlcli.engine.batch.BatchScorer.measure` for each model alone, bit for
 bit, because every forward here has the shape a single run's forward has:
 
 * a single run forwards a chunk of n pairs as one batch of 2n images (restored then ground
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 import torch
 
-from . import metrics
-from .engine import BatchScorer, _abs_diff_sums
+from ..metrics import hybrid as metrics
+from .batch import BatchScorer, _abs_diff_sums
 
 
 def _sq(fr: Sequence[torch.Tensor], fg: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
+from .._version import __version__
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: /proc/cpuinfo flags that decide the speed of VGG on the CPU (oneDNN's kernels).
@@ -58,7 +58,7 @@ def cpu_info() -> dict[str, Any]:
 
 
 def _native(device: Any) -> dict[str, bool]:
-    from .engine import native_precision
+    from .batch import native_precision
 
     return {p: native_precision(device, p) for p in PRECISIONS}
 
@@ -86,7 +86,7 @@ def weights_info(explicit: str | os.PathLike[str] | None = None) -> dict[str, An
     """Where weights are looked for, which file ``score`` would use (no download) and whether
     it is the official checkpoint (a file named by --weights or $HLCLI_WEIGHTS is hashed once,
     then remembered in hlcli's cache), and the cache paths."""
-    from . import weights as w
+    from ..nets import weights as w
 
     cands = w.candidates(explicit)
     chosen = next((c for c in cands if c.exists), None)
@@ -134,7 +134,7 @@ def versions() -> dict[str, Any]:
 def gather(device: str = "auto", weights: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Everything ``hlcli info`` shows. ``device``: what ``score --device`` would select
     (an absent device raises :class:`~hlcli.HlcliEnvironmentError`, exit 3)."""
-    from .engine import select_device
+    from .batch import select_device
 
     selected = select_device(device)
     return {
@@ -153,10 +153,10 @@ def _bench_weights(weights: str | os.PathLike[str] | None) -> tuple[dict[str, An
     (the speed is the same; never downloads)."""
     import torch
 
-    from . import weights as w
-    from .errors import HlcliEnvironmentError
-    from .features import build_vgg19_features
-    from .layers import LAYERS
+    from ..nets import weights as w
+    from ..errors import HlcliEnvironmentError
+    from ..nets.features import build_vgg19_features
+    from ..nets.layers import LAYERS
 
     try:
         loaded = w.load(w.resolve(weights, offline=True, progress=False))
@@ -171,14 +171,14 @@ def _bench_weights(weights: str | os.PathLike[str] | None) -> tuple[dict[str, An
 def bench(device: str = "auto", weights: str | os.PathLike[str] | None = None, *, seconds: float | None = None,
           size: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Pairs/s of ``size`` x ``size`` pairs (default 256), default layers, for each precision
-    on the selected device, through the real engine (:class:`hlcli.engine.BatchScorer`, no
+    on the selected device, through the real engine (:class:`hlcli.engine.batch.BatchScorer`, no
     decoding): one warm-up pair, then pairs for about ``seconds`` (default 2). A precision
     whose warm-up pair alone takes longer (an emulated one) is rated from that pair, marked
     in ``estimated``: the whole measurement stays within a few seconds per precision."""
     import torch
 
-    from .engine import BatchScorer, select_device
-    from .layers import DEFAULT_LAYERS, resolve_layers
+    from .batch import BatchScorer, select_device
+    from ..nets.layers import DEFAULT_LAYERS, resolve_layers
 
     size, seconds = size or BENCH_SIZE, BENCH_SECONDS if seconds is None else seconds
     dev = select_device(device)

@@ -5,7 +5,7 @@ Reading one image can make Pillow (or numpy) issue several Python warnings ("Cor
 and that Python prints as two raw lines each; Pillow also logs some problems ("More samples per
 pixel than can be decoded: 11", which logging prints on stderr when the program has not set
 logging up). :func:`capture` collects the warnings (and Pillow's log records of level WARNING
-or above) raised by the current thread while it reads one file; :mod:`hlcli.images` then issues at most one
+or above) raised by the current thread while it reads one file; :mod:`hlcli.inputs.images` then issues at most one
 :class:`~hlcli.errors.InputWarning` ``"<path>: <what>"`` per call in their place (or none if the
 file is refused: the error names it).
 
@@ -17,7 +17,7 @@ with the wrong hook. :func:`capture` instead keeps a per-thread stack of collect
 passes it on unchanged when that thread is not reading a file. The hook is installed while at
 least one thread is reading (reference-counted, under a lock) and removed afterwards; filters are
 never touched, so ``ignore`` filters still apply and ``error`` filters turn a warning into an
-exception (which :mod:`hlcli.images` reports as that file's error). Worker processes have their
+exception (which :mod:`hlcli.inputs.images` reports as that file's error). Worker processes have their
 own copy of all this.
 
 :func:`warning_lines` is for a command-line program: around a whole command, in the main thread,
@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import InputWarning
+from ..errors import InputWarning
 
 _local = threading.local()
 _lock = threading.Lock()

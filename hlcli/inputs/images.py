@@ -15,7 +15,7 @@ Policies (each refusal is an :class:`~hlcli.errors.InputError` naming the file a
   ``KeyboardInterrupt``, ``MemoryError`` and hlcli's own errors pass through unchanged (a plugin
   that is installed but fails to import is an :class:`HlcliEnvironmentError`).
 * **Warnings** that Pillow (or numpy) raises while reading a file, and the warnings and errors
-  Pillow logs, are caught for the calling thread only (:func:`hlcli.diagnostics.capture`) and
+  Pillow logs, are caught for the calling thread only (:func:`hlcli.inputs.diagnostics.capture`) and
   replaced by at most one :class:`~hlcli.errors.InputWarning` ``"<path>: <what>"`` per call,
   none if the file is refused. Filters still apply first (``error`` makes the file refused).
 * **Size**: ``width * height > max_pixels`` is refused from the header, before decoding. The
@@ -43,7 +43,7 @@ Policies (each refusal is an :class:`~hlcli.errors.InputError` naming the file a
   with the package to install.
 
 This module opens files and reads and checks headers; the conversion of the samples (16-bit
-recovery, modes, alpha, orientation) is in :mod:`hlcli.pixels`.
+recovery, modes, alpha, orientation) is in :mod:`hlcli.inputs.pixels`.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
-from . import diagnostics, pixels
-from .errors import HlcliEnvironmentError, HlcliError, InputError
+from . import diagnostics
+from . import pixels
+from ..errors import HlcliEnvironmentError, HlcliError, InputError
 from .pixels import LOW_BYTES, scale_of
 
 try:
@@ -138,7 +139,7 @@ def decode(path: str | os.PathLike[str], *, alpha: str = "error",
 
 
 def _decode_opened(img: Image.Image, header: _Header, path, policy: str) -> np.ndarray:
-    """The pixels of an opened image (see :mod:`hlcli.pixels`), oriented, 3 channels."""
+    """The pixels of an opened image (see :mod:`hlcli.inputs.pixels`), oriented, 3 channels."""
     return pixels.decoded(img, header.rawmode, header.info.bit_depth, header.orientation,
                           (header.info.height, header.info.width), path, policy, reopen=_open)
 

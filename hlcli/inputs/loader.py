@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import images
-from .errors import HlcliError, InputError
+from ..errors import HlcliError, InputError
 from .pairing import Pair
 
 SIZE_POLICIES = ("error", "crop", "resize-restored")
@@ -137,7 +137,7 @@ def decode_pair(plan: Planned, *, alpha: str, max_pixels: int | None) -> tuple[n
 def decode_side(plan: Planned, side: str, *, alpha: str, max_pixels: int | None) -> np.ndarray:
     """Decode one image of ``plan`` (``side``: "restored" or "gt") to an HxWx3 integer array of
     the planned size and depth: the size policy, the crop border and the depth applied. A sweep
-    (:mod:`hlcli.sweep`) decodes a ground truth once for every model whose plan shares it."""
+    (:mod:`hlcli.engine.sweep`) decodes a ground truth once for every model whose plan shares it."""
     path, size = (plan.pair.restored, plan.restored_size) if side == "restored" else (plan.pair.gt, plan.gt_size)
     arr = images.decode(path, alpha=alpha, max_pixels=max_pixels)
     if (arr.shape[1], arr.shape[0]) != size:

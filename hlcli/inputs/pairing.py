@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TextIO
 
-from .errors import InputError
+from ..errors import InputError
 from .images import IMAGE_EXTENSIONS
-from .text import plural
+from ..text import plural
 
 __all__ = ["IMAGE_EXTENSIONS", "Pair", "Pairing", "find_pairs", "pairs_from_paths", "read_manifest"]
 

@@ -1,6 +1,6 @@
 """Pixels of an opened image as hlcli scores them: ``H x W x 3`` uint8 or uint16 samples.
 
-Split from :mod:`hlcli.images` (which opens files, reads and checks headers, and turns every
+Split from :mod:`hlcli.inputs.images` (which opens files, reads and checks headers, and turns every
 decoder failure into the file's error): here the samples are recovered and converted. Pillow 13
 truncates 16-bit colour PNG/TIFF samples to their high bytes, so those are decoded twice, the
 second time with the byte-swapped rawmode, and recombined (:data:`LOW_BYTES`); binary 16-bit
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from ..errors import InputError
 
 try:
     from PIL import ImageCms

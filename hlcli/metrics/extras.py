@@ -1,4 +1,4 @@
-"""The opt-in metrics of a run (``--metrics``, :data:`hlcli.metricdefs.EXTRA`), computed per batch
+"""The opt-in metrics of a run (``--metrics``, :data:`hlcli.metrics.registry.EXTRA`), computed per batch
 from the same decoded integers as the hybrid, on the scoring device: each definition names its
 per-batch function (``Metric.compute``) and its map (``Metric.map``); this module only runs them.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from . import metricdefs
-from .errors import NonFiniteError
-from .pixelmetrics import PixelPair
+from . import registry as metricdefs
+from ..errors import NonFiniteError
+from .psnr_ssim import PixelPair
 
 
 def _function(path: str):
@@ -73,6 +73,6 @@ def load_nets(names: Sequence[str], opts: Any, device: torch.device) -> dict[str
     needs = {metricdefs.get(n).needs for n in names} - {"pixels"}
     if not needs:
         return {}
-    from .lpipsmetric import load_lpips
+    from .lpips import load_lpips
 
     return {need: load_lpips(need, opts, device) for need in sorted(needs)}

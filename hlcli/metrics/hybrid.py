@@ -8,7 +8,7 @@
 Every per-image value is made the same way: a float64 sum (:func:`abs_diff_sum`,
 :func:`squared_diff_sum`, possibly added up over tiles) divided once by the number of values
 (:func:`l1_from_sum`, :func:`feature_mse_from_sum`), then combined by :func:`combine`. The engine
-(:mod:`hlcli.engine`) and :class:`HybridLoss` both go through these functions, so the CLI and the
+(:mod:`hlcli.engine.batch`) and :class:`HybridLoss` both go through these functions, so the CLI and the
 training loss cannot drift apart. Sums accumulate in float64, so a mean over millions of values
 adds no error of its own to float32 features; for 8/16-bit integer images the L1 sum is exact
 (int64) and divided once.
@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers import DEFAULT_LAYERS, resolve_layers
-from .text import plural
+from ..nets.layers import DEFAULT_LAYERS, resolve_layers
+from ..text import plural
 
 __all__ = ["HybridLoss", "abs_diff_sum", "combine", "feature_mse", "feature_mse_from_sum", "hybrid", "l1",
            "l1_from_sum", "perceptual", "squared_diff_sum"]
@@ -111,7 +111,7 @@ def perceptual(restored: torch.Tensor, gt: torch.Tensor, *, layers: Sequence[str
                layer_weights: Sequence[float] | None = None, weights: Any = None) -> torch.Tensor:
     """Per-image ``sum_l w_l * feature_mse(phi_l(restored), phi_l(gt))``, float64, shape (N,),
     for float RGB batches in [0, 1]. ``weights``: a VGG-19 state dict, a
-    :class:`~hlcli.weights.LoadedWeights` or a checkpoint path (default: the resolution order of
+    :class:`~hlcli.nets.weights.LoadedWeights` or a checkpoint path (default: the resolution order of
     :func:`hlcli.load_weights`). The network is built once per (weights, layers, device).
 
     >>> hlcli.perceptual(restored, gt, layers=["conv3_3"], weights=sd)  # doctest: +SKIP
@@ -154,7 +154,7 @@ def _state_dict(weights: Any) -> dict[str, torch.Tensor]:
         return weights
     if hasattr(weights, "state_dict") and isinstance(weights.state_dict, dict):
         return weights.state_dict
-    from .weights import load_weights
+    from ..nets.weights import load_weights
 
     return load_weights(weights).state_dict
 
@@ -164,7 +164,7 @@ class HybridLoss(nn.Module):
     the definition ``hlcli score`` uses, for training. Inputs are float RGB batches in [0, 1],
     shape (N, 3, H, W), on any device the module is on; it works under ``torch.autocast``.
 
-    ``weights``: a VGG-19 state dict (torchvision format), a :class:`~hlcli.weights.LoadedWeights`,
+    ``weights``: a VGG-19 state dict (torchvision format), a :class:`~hlcli.nets.weights.LoadedWeights`,
     a checkpoint path, or None for the resolution order of :func:`hlcli.load_weights`.
     ``crop_border``: pixels shaved from every side of both images before every metric
     (BasicSR's ``crop_border``). ``reduction``: ``"mean"`` (default, a scalar), ``"sum"`` or
@@ -185,7 +185,7 @@ class HybridLoss(nn.Module):
         reduction: str = "mean",
     ):
         super().__init__()
-        from .features import VGGFeatures
+        from ..nets.features import VGGFeatures
 
         specs = resolve_layers(list(layers))
         if layer_weights is None:

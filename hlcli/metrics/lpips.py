@@ -1,9 +1,9 @@
 """LPIPS as an extra metric of a run (``--metrics lpips,lpips_vgg``): the networks of
-:mod:`hlcli.lpips_net` loaded once per run, fed the same decoded integers as the hybrid
+:mod:`hlcli.nets.lpips_net` loaded once per run, fed the same decoded integers as the hybrid
 (as float32 in [0, 1]), and their spatial maps for ``--save-maps``.
 
 Pairs above the run's pixel budget (those hlcli tiles for VGG-19) are tiled for LPIPS-VGG too,
-exactly as the engine tiles VGG-19 (:mod:`hlcli.tiling`): VGG-16's layers are 3x3 convolutions
+exactly as the engine tiles VGG-19 (:mod:`hlcli.nets.tiling`): VGG-16's layers are 3x3 convolutions
 and 2x2 pools, and every LPIPS value is local to its position once the features are computed
 (unit-normalisation over channels, squared difference, 1x1 head), so each tile's core, with a
 halo of the deepest layer's reach (relu5_3: (196 - 16) / 2 = 90 px, rounded up to 96), equals
@@ -24,9 +24,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import lpips_net
+from ..nets import lpips_net
 
-#: ``Metric.needs`` -> LPIPS network name (hlcli.metricdefs).
+#: ``Metric.needs`` -> LPIPS network name (hlcli.metrics.registry).
 NETS = {"lpips-alex": "alex", "lpips-vgg": "vgg"}
 
 
@@ -56,7 +56,7 @@ def load_lpips(need: str, opts: Any, device: torch.device) -> LoadedLPIPS:
 
 @dataclass(frozen=True)
 class _Layer:
-    """A VGG-16 LPIPS layer's geometry for :func:`hlcli.tiling.tile_plan` and ``spans``."""
+    """A VGG-16 LPIPS layer's geometry for :func:`hlcli.nets.tiling.tile_plan` and ``spans``."""
 
     stride: int
     receptive_field: int
@@ -91,7 +91,7 @@ def _layer_maps(net: Any, px: Any) -> list[list[torch.Tensor]]:
 def _stitched(net: Any, r: torch.Tensor, g: torch.Tensor, budget: int) -> list[torch.Tensor]:
     """The per-layer maps of one pair, tile by tile: each core's values are the untiled ones
     (see the module doc), written to their place in the whole map."""
-    from .tiling import spans, tile_plan
+    from ..nets.tiling import spans, tile_plan
 
     plan = tile_plan(VGG16_LAYERS, budget, TILE_CORE)
     h, w = r.shape[-2:]

@@ -61,21 +61,21 @@ _BASE = (
 BASE = tuple(m.name for m in _BASE)
 
 _EXTRA = (
-    Metric("psnr", "PSNR", True, "dB", "pixels", "hlcli.pixelmetrics:psnr_rgb", infinite=True, decimals=3,
+    Metric("psnr", "PSNR", True, "dB", "pixels", "hlcli.metrics.psnr_ssim:psnr_rgb", infinite=True, decimals=3,
            definition="BasicSR calculate_psnr, RGB, 8-bit scale, float64: 10*log10(255^2/MSE)"),
-    Metric("psnr_y", "PSNR-Y", True, "dB", "pixels", "hlcli.pixelmetrics:psnr_y", infinite=True, decimals=3,
+    Metric("psnr_y", "PSNR-Y", True, "dB", "pixels", "hlcli.metrics.psnr_ssim:psnr_y", infinite=True, decimals=3,
            definition="BasicSR calculate_psnr(test_y_channel=True): BT.601 Y with BasicSR's float32 roundings"),
-    Metric("ssim", "SSIM", True, None, "pixels", "hlcli.pixelmetrics:ssim_rgb",
-           "hlcli.pixelmetrics:ssim_rgb_map", decimals=4, min_side=11,
+    Metric("ssim", "SSIM", True, None, "pixels", "hlcli.metrics.psnr_ssim:ssim_rgb",
+           "hlcli.metrics.psnr_ssim:ssim_rgb_map", decimals=4, min_side=11,
            definition="BasicSR calculate_ssim: 11x11 Gaussian (sigma 1.5), valid region, mean over channels"),
-    Metric("ssim_y", "SSIM-Y", True, None, "pixels", "hlcli.pixelmetrics:ssim_y",
-           "hlcli.pixelmetrics:ssim_y_map", decimals=4, min_side=11,
+    Metric("ssim_y", "SSIM-Y", True, None, "pixels", "hlcli.metrics.psnr_ssim:ssim_y",
+           "hlcli.metrics.psnr_ssim:ssim_y_map", decimals=4, min_side=11,
            definition="BasicSR calculate_ssim(test_y_channel=True)"),
-    Metric("lpips", "LPIPS", False, None, "lpips-alex", "hlcli.lpipsmetric:lpips_alex",
-           "hlcli.lpipsmetric:lpips_alex_map", min_side=31,
+    Metric("lpips", "LPIPS", False, None, "lpips-alex", "hlcli.metrics.lpips:lpips_alex",
+           "hlcli.metrics.lpips:lpips_alex_map", min_side=31,
            definition="LPIPS v0.1, AlexNet backbone (lpips.LPIPS(net='alex', version='0.1'))"),
-    Metric("lpips_vgg", "LPIPS-VGG", False, None, "lpips-vgg", "hlcli.lpipsmetric:lpips_vgg",
-           "hlcli.lpipsmetric:lpips_vgg_map", min_side=16,
+    Metric("lpips_vgg", "LPIPS-VGG", False, None, "lpips-vgg", "hlcli.metrics.lpips:lpips_vgg",
+           "hlcli.metrics.lpips:lpips_vgg_map", min_side=16,
            definition="LPIPS v0.1, VGG-16 backbone (lpips.LPIPS(net='vgg', version='0.1'))"),
 )
 EXTRA = tuple(m.name for m in _EXTRA)

@@ -5,7 +5,7 @@ of richzhang/PerceptualSimilarity (``lpips/lpips.py``, ``pretrained_networks.py`
       -> squared difference -> 1x1 linear head (no bias) -> spatial mean -> sum over the 5 layers.
 
 The backbone is torchvision's ``alexnet().features`` or ``vgg16().features`` with ImageNet
-weights (resolved and verified by :mod:`hlcli.weights`, nets ``alexnet`` and ``vgg16``), built here
+weights (resolved and verified by :mod:`hlcli.nets.weights`, nets ``alexnet`` and ``vgg16``), built here
 with non-inplace ReLUs. The linear heads are the v0.1 heads shipped by the optional extra
 ``hlcli[lpips]`` (torchmetrics: ``torchmetrics/functional/image/lpips_models/{alex,vgg}.pth``),
 found without importing torchmetrics.
@@ -28,13 +28,13 @@ import torch
 from torch import nn
 
 from . import weights
-from .errors import HlcliEnvironmentError, InputError
+from ..errors import HlcliEnvironmentError, InputError
 from .netspecs import LAYOUTS
 
 HEADS_PACKAGE = "torchmetrics"
 HEADS_EXTRA_FIX = "pip install 'hlcli[lpips]'"
 
-# LPIPS' net name -> torchvision backbone (hlcli.weights' net name).
+# LPIPS' net name -> torchvision backbone (hlcli.nets.weights' net name).
 BACKBONES: dict[str, str] = {"alex": "alexnet", "vgg": "vgg16"}
 # End (exclusive) of each of the 5 slices of ``features``: each ends on a ReLU
 # (pretrained_networks.py: alexnet 2/5/8/10/12, vgg16 4/9/16/23/30).
@@ -146,7 +146,7 @@ def load_heads(net: str = "alex") -> LPIPSHeads:
 
 def load_backbone(net: str = "alex", path: str | os.PathLike[str] | None = None, *, offline: bool = False,
                   progress: bool = False) -> weights.LoadedWeights:
-    """The verified ImageNet backbone of LPIPS ``net``: :func:`hlcli.weights.load_weights` with
+    """The verified ImageNet backbone of LPIPS ``net``: :func:`hlcli.nets.weights.load_weights` with
     ``net="alexnet"`` (for "alex") or ``"vgg16"`` (for "vgg"), in the order ``path``
     (``--lpips-weights`` / ``--lpips-vgg-weights``), ``$HLCLI_LPIPS_WEIGHTS`` /
     ``$HLCLI_LPIPS_VGG_WEIGHTS``, the torch hub cache, a hash-checked download."""

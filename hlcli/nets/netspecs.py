@@ -1,7 +1,7 @@
 """The torchvision ImageNet backbones hlcli uses, as data: one :class:`NetSpec` per network (file,
 URL, hash prefix, environment variable, option, every expected conv shape) and the layout of its
-``features`` Sequential. Pure Python (no torch import); :mod:`hlcli.weights` resolves and verifies
-files from these specs, :mod:`hlcli.lpips_net` builds the LPIPS backbones from the layouts.
+``features`` Sequential. Pure Python (no torch import); :mod:`hlcli.nets.weights` resolves and verifies
+files from these specs, :mod:`hlcli.nets.lpips_net` builds the LPIPS backbones from the layouts.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Exact tiling plans for pairs larger than the pixel budget: the smallest halo that keeps tiled
 == untiled, the tile grid, and what tiling costs in FLOPs. Pure Python (no torch): the engine
-runs the plan (:meth:`hlcli.engine.BatchScorer._tiled_sq_sums`), benchmarks and tests cost it.
+runs the plan (:meth:`hlcli.engine.batch.BatchScorer._tiled_sq_sums`), benchmarks and tests cost it.
 
 Geometry (VGG-19: 3x3 convolutions with padding 1, 2x2 max-pools with stride 2): a value at
 position p of a layer with total stride s covers input pixels [p*s - r, (p+1)*s - 1 + r], its

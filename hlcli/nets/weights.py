@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_path
-from .errors import HlcliEnvironmentError
+from ..atomic import atomic_path
+from ..errors import HlcliEnvironmentError
 from .netspecs import DEFAULT_NET, EXPECTED_SHAPES, NETS, NetSpec, get_spec
 
 __all__ = ["EXPECTED_SHAPES", "NETS", "NetSpec", "get_spec"]  # re-exported from .netspecs
@@ -296,7 +296,7 @@ def _natural(key: str) -> tuple:
 @dataclass(frozen=True)
 class LoadedWeights:
     """Verified weights of one network: ``state_dict`` (for :class:`hlcli.HybridLoss` when
-    ``net`` is ``vgg19``, for :class:`hlcli.lpips_net.LPIPSNet` when it is ``alexnet`` or
+    ``net`` is ``vgg19``, for :class:`hlcli.nets.lpips_net.LPIPSNet` when it is ``alexnet`` or
     ``vgg16``), and where they came from (``sha256`` is what ``hlcli score -f json`` records).
 
     >>> w = hlcli.load_weights("vgg19-dcbb9e9d.pth")     # doctest: +SKIP

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, TextIO
 
-from ..documents import OVERRIDE_FLAG
+from ..runs.documents import OVERRIDE_FLAG
 from .common import md_code, md_row, num, percent, print_sentence, signed, table_console, write_in, write_json
 from ..text import plural
 

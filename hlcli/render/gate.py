@@ -1,12 +1,12 @@
 """Gate results as people see them: the lines on stderr (failures even with ``--quiet``), the
 lines under a Rich table, and the Markdown sections. The results themselves are computed by
-:mod:`hlcli.gate`."""
+:mod:`hlcli.analysis.gate`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..gate import OPS
+from ..analysis.gate import OPS
 from .common import change, num, md_code, md_escape
 from ..text import plural
 
@@ -34,7 +34,7 @@ def _g(x: float | None) -> str:
 def _allowed(entry: dict[str, Any], *, short: bool = False) -> str:
     """The allowance in the metric's direction: ``+0.001`` (a rise of L1) or ``-0.05`` (a drop of
     PSNR, in dB)."""
-    from ..metricdefs import get
+    from ..metrics.registry import get
 
     m = get(entry["metric"])
     sign = "-" if m.higher_is_better else "+"

@@ -17,9 +17,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from ..documents import pair_value
-from ..readers import metric_names as run_metric_names
-from ..metricdefs import get
+from ..runs.documents import pair_value
+from ..runs.readers import metric_names as run_metric_names
+from ..metrics.registry import get
 from . import html_media as media
 from ..text import plural
 from .common import num, percent, weights_warning
@@ -358,7 +358,7 @@ def _worst_item(rank: int, p: dict[str, Any], alpha: str, opts: ReportOptions) -
         panels.append(_panel(kind, caption, _img(rgb, src, caption, size), path))
     index = opts.maps_index
     if index and opts.maps_dir is not None:
-        from ..maps import map_path
+        from ..runs.maps import map_path
 
         pair_range = (index["pairs"].get(p["key"]) or {}).get("range") or {}
         for kind, caption in (("l1", "L1 map"), ("perceptual", "perceptual map")):

@@ -1,6 +1,6 @@
 """The pictures of the HTML report: matplotlib plots as inline SVG, image thumbnails (embedded
 as data URIs or linked by relative path) and the maps' colour bar. No torch import except to
-colour maps from ``.npy`` files (:mod:`hlcli.maps`)."""
+colour maps from ``.npy`` files (:mod:`hlcli.runs.maps`)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _histogram(values: list[float], xlabel: str, title: str) -> Any:
 
 
 def metric_histogram_svg(values: list[float], metric: Any) -> str:
-    """The distribution of an extra metric (``metric``: its :class:`hlcli.metricdefs.Metric`)
+    """The distribution of an extra metric (``metric``: its :class:`hlcli.metrics.registry.Metric`)
     over the pairs, its direction and unit on the axis."""
     import matplotlib
 
@@ -130,7 +130,7 @@ def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | No
     None if it cannot be read any more."""
     from PIL import Image
 
-    from .. import images
+    from ..inputs import images
     from ..errors import HlcliError
 
     if not is_regular_file(path):  # a path from a document: never a device or a FIFO (/dev/stdin)
@@ -147,7 +147,7 @@ def map_thumb(maps_dir: Path, key: str, kind: str, index: dict[str, Any], size: 
     files with the range recorded in maps.json; None if neither is there."""
     from PIL import Image
 
-    from .. import maps
+    from ..runs import maps
 
     png = maps.map_path(maps_dir, key, kind, "png")
     if is_regular_file(png):
@@ -174,6 +174,6 @@ def link(target: str | Path, report: Path) -> str:
 
 
 def colorbar_uri() -> str:
-    from .. import maps
+    from ..runs import maps
 
     return png_data_uri(maps.colorbar())

@@ -10,8 +10,8 @@ import csv
 import re
 from typing import Any, TextIO
 
-from ..documents import OVERRIDE_FLAG
-from ..metricdefs import EXTRA, get
+from ..runs.documents import OVERRIDE_FLAG
+from ..metrics.registry import EXTRA, get
 from ..text import plural
 from .common import exact, md_escape, md_row, print_sentence, table_console, write_in, write_json
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from typing import Any, TextIO
 
-from ..metricdefs import badness
-from ..results import PairResult, Run, Skipped
+from ..metrics.registry import badness
+from ..runs.results import PairResult, Run, Skipped
 from . import gate as gate_render
 from .common import (
     dumps_strict,
@@ -30,7 +30,7 @@ GROUP_TITLES = {"top": "top-level folder", "dir": "parent folder"}
 
 def csv_header(metrics: list[str]) -> list[str]:
     """Fixed column order (documented in docs/formats.md); ``metrics``: the run's metric
-    columns (:attr:`hlcli.results.Run.metric_names`)."""
+    columns (:attr:`hlcli.runs.results.Run.metric_names`)."""
     return ["key", "status", "width", "height", *metrics, "restored", "gt", "size_policy", "reason"]
 
 
@@ -78,7 +78,7 @@ def write_csv(run: Run, out: TextIO) -> None:
     for s in run.skipped:  # the pair's files in their columns; the reason without the path
         rows.append((s.key, 1, [s.key, "skipped", "", "", *blanks, s.restored or (s.path if s.gt is None else ""),
                                 s.gt or "", "", s.short_reason(), *_group_cell(run, s.key)]))
-    from ..pairing import key_for  # not at the top: it imports the decoders (numpy, Pillow)
+    from ..inputs.pairing import key_for  # not at the top: it imports the decoders (numpy, Pillow)
 
     inputs = run.settings.get("inputs") or {}
     for status, side, paths, why in (("restored-only", "restored", run.missing.restored_only, "no ground truth file"),

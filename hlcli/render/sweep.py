@@ -1,6 +1,6 @@
 """What a sweep (``hlcli score A/ B/ ... GT/`` without ``-o``) prints: on a terminal one table,
 a row per model with the mean of each metric, the best of each column marked ``*`` (by the
-metric's direction, :mod:`hlcli.metricdefs`); piped, CSV with a ``model`` column before the
+metric's direction, :mod:`hlcli.metrics.registry`); piped, CSV with a ``model`` column before the
 columns of ``hlcli score -f csv``."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import csv
 import io
 from typing import Any, TextIO
 
-from ..metricdefs import EXTRA, better, get
+from ..metrics.registry import EXTRA, better, get
 from .common import table_console
 from .score import write_csv, write_summary_csv
 

@@ -59,7 +59,7 @@ class NumberFormat:
         """``x`` as text; None is empty, an exact zero is ``0``, non-finite is an error."""
         if x is None:
             return ""
-        if x == math.inf:  # PSNR of identical images (hlcli.metricdefs: Metric.infinite)
+        if x == math.inf:  # PSNR of identical images (hlcli.metrics.registry: Metric.infinite)
             return "∞"
         if not math.isfinite(x):
             raise ValueError(f"non-finite value {x!r} cannot be shown")
@@ -153,7 +153,7 @@ class Column:
 def metric_format(metric: str, values: Iterable[float | None], *, signed: bool = False) -> NumberFormat:
     """The format of a metric's numbers: the metric's own fixed decimals where its definition
     has them (PSNR in dB: ``32.451``, never ×10⁻³), else :func:`number_format` of ``values``."""
-    from ..metricdefs import get
+    from ..metrics.registry import get
 
     decimals = get(metric).decimals
     if decimals is not None:
@@ -164,7 +164,7 @@ def metric_format(metric: str, values: Iterable[float | None], *, signed: bool =
 def metric_header(metric: str) -> str:
     """A metric's column header: its name, or for an extra metric its label, direction and
     unit (``PSNR↑ dB``)."""
-    from ..metricdefs import EXTRA, get
+    from ..metrics.registry import EXTRA, get
 
     return get(metric).header() if metric in EXTRA else metric
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 from typing import Any, TextIO
 
-from ..documents import OVERRIDE_FLAG
+from ..runs.documents import OVERRIDE_FLAG
 from .common import exact, md_escape, md_row, num, print_sentence, table_console, write_in, write_json
 from ..text import plural
 

@@ -14,10 +14,10 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import InputError
-from .metricdefs import EXTRA
+from ..errors import InputError
+from ..metrics.registry import EXTRA
 from .results import BASE_METRICS
-from .text import plural
+from ..text import plural
 
 OVERRIDE_FLAG = "--allow-settings-mismatch"
 
@@ -35,7 +35,7 @@ def pair_value(pair: dict[str, Any], metric: str) -> float:
 
 def validate_document(doc: Any, kind: str = "score") -> str | None:
     """The first way ``doc`` breaks hlcli's ``<kind>.schema.json`` or the reader's cross-field
-    checks (:mod:`hlcli.readers`), as ``<JSON path>: <what>``, or None if it is usable."""
+    checks (:mod:`hlcli.runs.readers`), as ``<JSON path>: <what>``, or None if it is usable."""
     from .jsondoc import json_path, schema_problem
     from .readers import check_maps_index, check_score
 
@@ -51,7 +51,7 @@ def validate_document(doc: Any, kind: str = "score") -> str | None:
 
 def load_document(path: str | Path, role: str = "baseline") -> dict[str, Any]:
     """Read and check a document written by ``hlcli score -f json`` (``InputError`` if unusable;
-    ``role`` "part" or "existing part" reads a shard part). See :mod:`hlcli.readers`."""
+    ``role`` "part" or "existing part" reads a shard part). See :mod:`hlcli.runs.readers`."""
     from .readers import read_part, read_score
 
     return read_part(path) if role in ("part", "existing part") else read_score(path)

@@ -1,7 +1,7 @@
 """Reading a stored JSON document safely: the bytes, the JSON, and the schema (no torch import).
 
 Every document hlcli reads back goes through :func:`read_json` and :func:`check_schema` before
-the reader of its kind (``hlcli.documents``) runs its cross-field checks. A problem is a
+the reader of its kind (``hlcli.runs.documents``) runs its cross-field checks. A problem is a
 :class:`DocumentError` (exit 2) rendered as ``<file>: <JSON path>: <what is wrong>: <fix>``.
 
 What is refused here, whatever the kind: a directory, an unreadable or empty file, bytes that are
@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import InputError
+from ..errors import InputError
 
 MAX_MAGNITUDE = 1e100  # no number hlcli writes comes near; products and sums of two stay finite
 MIN_MAGNITUDE = 1e-100  # nor so near 0 (other than 0): quotients of two stay finite

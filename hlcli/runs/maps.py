@@ -1,7 +1,7 @@
 """Error maps (``hlcli score --save-maps DIR``): where in each image the scores come from.
 
 For every scored pair, from the same features the scores come from (:meth:`BatchScorer.measure_maps
-<hlcli.engine.BatchScorer.measure_maps>`):
+<hlcli.engine.batch.BatchScorer.measure_maps>`):
 
 * ``DIR/<key>.l1.npy``: float32 H x W, the per-pixel mean over the 3 channels of |Ŷ − Y| (in
   [0, 1]); its mean is the pair's ``l1``.
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import HlcliEnvironmentError, InputError
+from ..errors import HlcliEnvironmentError, InputError
 
 FORMATS = ("png", "npy", "both")
 SCALES = ("run", "pair")
@@ -132,7 +132,7 @@ class MapWriter:
         # Extra metrics with a map (--metrics): the SSIM map of the valid region, the LPIPS
         # spatial map; each .npy holds the raw map (its mean is the score), each PNG shows how
         # bad each place is (1 - SSIM for higher-is-better maps).
-        from .metricdefs import get
+        from ..metrics.registry import get
 
         self.extra = [n for n in extra if get(n).map]
         self.flip = {n for n in self.extra if get(n).higher_is_better}
@@ -219,7 +219,7 @@ class MapWriter:
 
 
 def load_maps_index(directory: str | Path) -> dict[str, Any]:
-    """Read and check ``DIR/maps.json`` (:func:`hlcli.readers.read_maps_index`)."""
+    """Read and check ``DIR/maps.json`` (:func:`hlcli.runs.readers.read_maps_index`)."""
     from .readers import read_maps_index
 
     return read_maps_index(directory)

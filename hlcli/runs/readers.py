@@ -5,10 +5,10 @@
 * :func:`read_part`: a part written by ``hlcli score --shard I/N -f json`` (``merge``, ``--resume``);
 * :func:`read_maps_index`: ``DIR/maps.json`` of ``--save-maps DIR`` (``report --maps``).
 
-Each reads the bytes and the JSON (:mod:`hlcli.jsondoc`), refuses a newer schema version by
+Each reads the bytes and the JSON (:mod:`hlcli.runs.jsondoc`), refuses a newer schema version by
 name, checks the kind's schema, then the cross-field checks below, which a schema cannot state:
 whatever passes is safe for every command downstream. A refusal is a
-:class:`~hlcli.jsondoc.DocumentError` (exit 2): ``<file>: <JSON path>: <what is wrong>: <fix>``.
+:class:`~hlcli.runs.jsondoc.DocumentError` (exit 2): ``<file>: <JSON path>: <what is wrong>: <fix>``.
 
 Forward compatibility within a schema version: ``settings`` may hold keys this hlcli does not
 know (they are kept, not read); per-pair metrics come from :func:`metric_names`, the one place
@@ -44,8 +44,8 @@ def extra_metric_names(settings: dict[str, Any]) -> list[str]:
 def metric_names(settings: dict[str, Any]) -> list[str]:
     """Every number each pair of a run with these ``settings`` carries, by name: l1, the layers
     (under ``layers``), perceptual, hybrid, then the opt-in metrics (top-level keys of the pair),
-    as :func:`hlcli.metricdefs.run_metrics` orders them."""
-    from .metricdefs import run_metrics
+    as :func:`hlcli.metrics.registry.run_metrics` orders them."""
+    from ..metrics.registry import run_metrics
 
     return run_metrics(layer_names(settings), extra_metric_names(settings))
 
@@ -95,7 +95,7 @@ def _check_version(doc: Any, file: Any, key: str, supported: int, fix: str) -> N
         raise DocumentError(file, None, f"holds {_kind(doc)}, not a JSON object", fix)
     version = doc.get(key)
     if isinstance(version, int) and not isinstance(version, bool) and version > supported:
-        from . import __version__
+        from .._version import __version__
 
         raise DocumentError(file, key, f"is {version}: the document was written by a newer hlcli; hlcli "
                             f"{__version__} reads {key} {supported}", "upgrade hlcli (pip install -U hlcli)")

@@ -132,8 +132,8 @@ class Missing:
 
 def metric_names(layer_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
     """Metric columns in their fixed order: l1, each layer, perceptual, hybrid, then the extra
-    metrics (:func:`hlcli.metricdefs.run_metrics`)."""
-    from .metricdefs import run_metrics
+    metrics (:func:`hlcli.metrics.registry.run_metrics`)."""
+    from ..metrics.registry import run_metrics
 
     return run_metrics(layer_names, extra)
 
@@ -237,14 +237,14 @@ class Run:
 
     def group_of(self, key: str) -> str | None:
         """The group of the pair keyed ``key`` (None when the run is not grouped)."""
-        from .groups import group_of
+        from ..inputs.groups import group_of
 
         return group_of(key, self.group_by)
 
     def group_names(self) -> list[str]:
         """Every group of the run, sorted: from the pairs scored and skipped, so that a group
         whose pairs were all skipped is still there (with count 0)."""
-        from .groups import group_names
+        from ..inputs.groups import group_names
 
         return group_names([p.key for p in self.pairs] + [s.key for s in self.skipped], self.group_by)
 
