@@ -35,7 +35,7 @@ def _mean(values: list[float]) -> float:
 def _share_stats(pairs: list[dict[str, Any]], lam: float, weights: dict[str, float]) -> dict[str, Any]:
     """The distribution over pairs of the perceptual share of the hybrid at ``lam`` with the
     layer weights ``weights``."""
-    import numpy as np
+    import numpy as np  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     terms = [(p["l1"], lam * math.fsum(w * p["layers"][n] for n, w in weights.items())) for p in pairs]
     shares = [t / (a + t) for a, t in terms if a + t > 0]

@@ -12,6 +12,7 @@ Runs made with different settings are refused unless ``allow_settings_mismatch``
 from __future__ import annotations
 
 from typing import Any
+import math
 
 from .._version import __version__
 from ..errors import InputError
@@ -27,7 +28,7 @@ _CHUNK_VALUES = 2_000_000  # resampled indices held in memory at once
 def bootstrap_interval(diffs: Any, *, seed: int, resamples: int, confidence: float = CONFIDENCE) -> tuple[Any, Any]:
     """Percentile bootstrap interval of the mean of each column of ``diffs`` (n pairs × metrics).
     The result depends only on the data, ``seed`` and ``resamples`` (and numpy's generator)."""
-    import numpy as np
+    import numpy as np  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     n, m = diffs.shape
     rng = np.random.default_rng(seed)
@@ -45,8 +46,6 @@ def bootstrap_interval(diffs: Any, *, seed: int, resamples: int, confidence: flo
 
 def _num(x: Any) -> float | None:
     """A finite float, or None (strict JSON: +inf PSNR and NaN differences are null)."""
-    import math
-
     x = float(x)
     return x if math.isfinite(x) else None
 
@@ -55,7 +54,7 @@ def _intervals(d: Any, *, seed: int, resamples: int) -> tuple[list[Any], list[An
     """Per metric column of ``d`` (B - A per pair), the bootstrap interval of the mean over the
     pairs where the difference is finite. Columns finite on every pair share one joint bootstrap
     (as before extra metrics existed); a column with left-out pairs gets its own."""
-    import numpy as np
+    import numpy as np  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     cols = d.shape[1]
     low: list[Any] = [None] * cols
@@ -86,7 +85,7 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_n
                  resamples: int = 10000, top: int = 10, by: str = "hybrid",
                  allow_settings_mismatch: bool = False) -> dict[str, Any]:
     """Compare two score documents (as loaded by :func:`hlcli.analysis.gate.load_document`)."""
-    import numpy as np
+    import numpy as np  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     differences = settings_differences(a["settings"], b["settings"], (a_name, b_name))
     if differences and not allow_settings_mismatch:

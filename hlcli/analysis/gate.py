@@ -25,14 +25,15 @@ from __future__ import annotations
 import math
 import operator
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..runs.documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
 from ..runs.readers import metric_names as run_metric_names
-from ..metrics.registry import regression
+from ..metrics.registry import EXTRA, regression
 from ..errors import InputError
 from ..runs.results import STATS, PairResult, Run, describe, metric_names
+from ..inputs.groups import group_of
 
 __all__ = ["OPS", "OVERRIDE_FLAG", "Gate", "GateSpec", "Limit", "check_groups", "check_metrics", "compare_to_baseline",
            "evaluate_gates", "load_document", "parse_gate", "parse_limit", "scoped", "statistic"]
@@ -92,8 +93,6 @@ def parse_gate(text: str) -> Gate:
 def check_metrics(items: list[Gate] | list[Limit], layer_names: list[str] | tuple[str, ...],
                   extra: tuple[str, ...] | list[str] = ()) -> None:
     """``ValueError`` naming the first gate or limit whose metric this run does not score."""
-    from ..metrics.registry import EXTRA
-
     valid = metric_names(list(layer_names), extra)
     for item in items:
         if item.metric in EXTRA and item.metric not in valid:
@@ -129,7 +128,7 @@ def statistic(stat: str, values: list[float]) -> float | int | None:
     values = [v for v in values if math.isfinite(v)]  # as describe(): +inf values left out
     if not values:
         return None
-    import numpy as np
+    import numpy as np  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     return float(np.percentile(np.asarray(values, dtype=np.float64), float(stat[1:]), method="linear"))
 
@@ -138,8 +137,6 @@ def evaluate_gates(gates: list[Gate], pairs: list[PairResult], *, group_by: str 
     """The ``checks`` of the gate section: each gate's observed statistic over ``pairs``, or over
     the pairs of its group (``group_by`` as in :func:`hlcli.inputs.groups.group_of`). A check names
     its ``group`` only when the gate has one."""
-    from ..inputs.groups import group_of
-
     checks = []
     for g in gates:
         members = pairs if g.group is None else [p for p in pairs if group_of(p.key, group_by) == g.group]
@@ -194,7 +191,7 @@ def limits_by_metric(limits: list[Limit], metrics: list[str]) -> dict[str, list[
 
 def _mean(values: list[float]) -> float | None:
     """The mean of the finite values (+inf PSNR values left out, as in the summary); None if none."""
-    import numpy as np
+    import numpy as np  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(np.asarray(finite, dtype=np.float64))) if finite else None
@@ -211,8 +208,6 @@ def _rel(delta: float, old: float) -> float | None:
 def scoped(limits: list[Limit], pair_limits: list[Limit]) -> list[Limit]:
     """All limits with their scope: --max-regression ones apply to the mean and, unless
     --max-pair-regression limits are given, to each pair."""
-    from dataclasses import replace
-
     if not pair_limits:
         return [replace(lim, scope="both") for lim in limits]
     return [replace(lim, scope="mean") for lim in limits] + [replace(lim, scope="pairs") for lim in pair_limits]

@@ -18,6 +18,10 @@ import click
 from ..atomic import atomic_path
 from ..errors import HlcliError
 from ..text import human_size
+from ..nets.layers import resolve_layers
+from ..metrics.registry import check_extra
+from ..analysis.gate import parse_gate, parse_limit
+from ..inputs.diagnostics import warning_lines
 
 EXIT_OK, EXIT_GATE, EXIT_ENV, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 3, 130, 141
 EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -93,8 +97,6 @@ def file_warnings_shown(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..inputs.diagnostics import warning_lines
-
         with warning_lines(lambda line: click.echo(line, err=True), quiet=bool(kwargs.get("quiet"))):
             return func(*args, **kwargs)
 
@@ -106,8 +108,6 @@ def file_warnings_shown(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    from ..nets.layers import resolve_layers
-
     try:
         return tuple(s.name for s in resolve_layers([v for v in value.split(",") if v.strip()]))
     except ValueError as exc:
@@ -116,8 +116,6 @@ def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 
 def parse_metrics(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     """``--metrics``: known extra metric names (exit 2 with the nearest name otherwise)."""
-    from ..metrics.registry import check_extra
-
     try:
         return check_extra(value.split(","))
     except ValueError as exc:
@@ -159,8 +157,6 @@ def parse_lambda(ctx: click.Context, param: click.Parameter, value: float) -> fl
 
 
 def parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from ..analysis.gate import parse_gate
-
     try:
         return [parse_gate(v) for v in value]
     except ValueError as exc:
@@ -168,8 +164,6 @@ def parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 
 
 def parse_limits(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from ..analysis.gate import parse_limit
-
     try:
         return [parse_limit(v) for v in value]
     except ValueError as exc:

@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from ..analysis.compare import compare_runs
+from ..runs.documents import load_document
+from ..render.compare import FORMATS, write_compare
 
 
 @click.command("compare", short_help="Compare two runs over the same ground truth, pair by pair.")
@@ -40,10 +43,6 @@ def compare_cmd(run_a: Path, run_b: Path, fmt: str | None, output: str | None, s
       hlcli compare old.json new.json -f markdown >> "$GITHUB_STEP_SUMMARY"
       hlcli compare old.json new.json -f json | jq '.metrics.hybrid.mean_diff'
     """
-    from ..analysis.compare import compare_runs
-    from ..runs.documents import load_document
-    from ..render.compare import FORMATS, write_compare
-
     fmt = fmt or default_output_format(output, FORMATS)
     result = compare_runs(load_document(run_a, "A"), load_document(run_b, "B"), a_name=str(run_a), b_name=str(run_b),
                           seed=seed, resamples=resamples, top=top, by=by,

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from .common import debug_option, file_warnings_shown, handle_errors, output_stream
+from ..runs.documents import load_document
 
 
 @click.command("report", short_help="A self-contained HTML report of a run, with its error maps.")
@@ -45,8 +46,7 @@ def report_cmd(run: Path, output: str, maps_dir: Path | None, top: int, thumb_si
       hlcli report run.json --maps maps/ -o report.html
       hlcli score out/ gt/ --report report.html      # the same in one step
     """
-    from ..runs.documents import load_document
-    from ..runs.maps import require_matplotlib
+    from ..runs.maps import require_matplotlib  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     require_matplotlib("hlcli report")
     doc = load_document(run, "scored")
@@ -57,8 +57,8 @@ def write_report(doc: dict[str, Any], output: str, *, maps_dir: Path | None, top
                  thumb_size: int = 512, images: str = "embed", check_maps: bool = True,
                  quiet: bool = False) -> None:
     """Render ``doc`` (a checked score document) to ``output``, atomically."""
-    from ..runs.maps import check_matches, load_maps_index
-    from ..render.html import ReportOptions, render_report
+    from ..runs.maps import check_matches, load_maps_index  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
+    from ..render.html import ReportOptions, render_report  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     index = None
     if maps_dir is not None:
@@ -80,7 +80,7 @@ def score_report(opts: Any, report: str | None, *, quiet: bool = False) -> Itera
     if report is None:
         yield None
         return
-    from ..runs.maps import require_matplotlib
+    from ..runs.maps import require_matplotlib  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     require_matplotlib("--report")
     directory = Path(report).parent if str(Path(report).parent) else Path(".")

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from ..analysis.papertable import paper_table
+from ..render.papertable import FORMATS, write_paper_table
 
 
 @click.command("table", short_help="The results table of a paper: runs × (dataset, metric), best in bold.")
@@ -49,9 +51,6 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
       hlcli table a.json b.json --metrics psnr_y,ssim_y,lpips,hybrid -f latex
       hlcli table a.json b.json --group-by dir --average groups --metrics psnr_y   # REDS4 clips
     """
-    from ..analysis.papertable import paper_table
-    from ..render.papertable import FORMATS, write_paper_table
-
     if fmt is None and output and Path(output).suffix.lower() == ".tex":
         fmt = "latex"
     fmt = fmt or default_output_format(output, FORMATS)

@@ -37,6 +37,7 @@ from typing import Any
 
 from ..errors import HlcliEnvironmentError, HlcliError
 from ..runs.results import PairResult, Run, Skipped
+from .sharding import Shard, ShardSelection
 
 DEFAULT_TIMEOUT_S = 600
 TIMEOUT_ENV = "HLCLI_DIST_TIMEOUT"
@@ -118,7 +119,7 @@ def first_error(outcomes: list[Outcome]) -> RankError | None:
 
 def _device(opts: Any, local_rank: int, local_world: int) -> Any:
     """``opts`` with this rank's device; on the CPU, this rank's share of the cores."""
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     if opts.device in ("auto", "cuda") and torch.cuda.is_available():
         return replace(opts, device=f"cuda:{local_rank % torch.cuda.device_count()}")  # ranks may share a GPU
@@ -133,8 +134,8 @@ class _Group:
     """The gloo process group and this run's keys in the rendezvous store."""
 
     def __init__(self) -> None:
-        import torch.distributed as dist
-        from torch.distributed.rendezvous import rendezvous
+        import torch.distributed as dist  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
+        from torch.distributed.rendezvous import rendezvous  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
         self.timeout = timeout_s()
         pg_timeout = timedelta(seconds=max(self.timeout, 60))  # ranks may start seconds apart
@@ -165,14 +166,14 @@ class _Group:
         on_progress(self.count("done"))
 
     def gather(self, outcome: Outcome) -> list[Outcome] | None:
-        import torch.distributed as dist
+        import torch.distributed as dist  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
         out: list[Any] | None = [None] * self.world if self.rank == 0 else None
         dist.gather_object(outcome, out, dst=0)
         return out
 
     def close(self) -> None:
-        import torch.distributed as dist
+        import torch.distributed as dist  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -182,8 +183,7 @@ def _score_rank(group: _Group, pairing: Any, opts: Any, inputs: dict[str, Any] |
                 on_start: Callable[[Run, int], None] | None,
                 on_progress: Callable[[int], None] | None) -> tuple[Run | None, Outcome]:
     """Score this rank's shard; every failure is caught into the outcome (and announced)."""
-    from .scoring import score_pairing
-    from .sharding import Shard, ShardSelection
+    from .scoring import score_pairing  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     outcome = Outcome(group.rank)
 

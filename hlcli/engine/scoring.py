@@ -26,6 +26,8 @@ from ..inputs.loader import DecodedBatch, Failure, Planned, batches, decoded_bat
 from .options import ScoreOptions, extra_metrics, option_settings, validate_options
 from ..inputs.pairing import Pairing, find_pairs, pairs_from_paths
 from ..runs.results import Missing, PairResult, Run, Skipped
+from ..nets import weights
+from ..runs.maps import MapWriter
 
 __all__ = ["ScoreOptions", "option_settings", "run_settings", "score_dirs", "score_pairing", "score_pairs",
            "validate_options"]
@@ -55,7 +57,7 @@ def _version(dist: str) -> str | None:
 
 def environment_info(device: Any, backends: dict[str, Any]) -> dict[str, Any]:
     """Versions, platform, device and the command line: the run's ``environment`` record."""
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     return {
         "hlcli_version": __version__,
@@ -89,7 +91,7 @@ def command_line(argv: list[str] | None = None) -> list[str]:
 def run_settings(opts: ScoreOptions, scorer: Any, loaded: Any, workers: int,
                  inputs: dict[str, Any] | None, extra_nets: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``settings`` record of a run: everything needed to reproduce its numbers."""
-    from .batch import PRECISIONS
+    from .batch import PRECISIONS  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     chosen = option_settings(opts)
     return {
@@ -175,7 +177,7 @@ def make_extra_scorer(opts: ScoreOptions, device: Any, pixel_budget: int | None 
     names = extra_metrics(opts)
     if not names:
         return None
-    from ..metrics.extras import ExtraScorer, load_nets
+    from ..metrics.extras import ExtraScorer, load_nets  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     return ExtraScorer(names, device, load_nets(names, opts, device), pixel_budget)
 
@@ -201,7 +203,7 @@ def build_results(plans: list[Planned], scorer: Any, specs: tuple[LayerSpec, ...
                   extras: dict[str, list[float]]) -> list[PairResult]:
     """The :class:`PairResult` of each of ``plans`` from its measured L1, per-layer values and
     extra metrics, checked finite (:class:`NonFiniteError` otherwise)."""
-    from ..metrics import hybrid as metrics
+    from ..metrics import hybrid as metrics  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     perceptual, hybrid = metrics.combine(l1, per_layer, layer_weights, lam)
     results = []
@@ -226,7 +228,7 @@ def build_results(plans: list[Planned], scorer: Any, specs: tuple[LayerSpec, ...
                 "(check it with `hlcli weights show`)",
             )
         if result.extra:
-            from ..metrics.extras import check_values
+            from ..metrics.extras import check_values  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
             check_values(result.extra, plan.pair.restored)
         results.append(result)
@@ -262,8 +264,7 @@ class Engine:
 
 def load_engine(opts: ScoreOptions, specs: tuple[LayerSpec, ...]) -> Engine:
     """Select the device, load and verify the weights, build the scorers (once per run)."""
-    from . import batch as engine
-    from ..nets import weights
+    from . import batch as engine  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     device = engine.select_device(opts.device)
     backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
@@ -294,8 +295,6 @@ def score_pairing(
         plans, skipped = shard.select(pairing, plans, skipped, opts)
     maps = None
     if opts.save_maps is not None:
-        from ..runs.maps import MapWriter
-
         maps = MapWriter(opts.save_maps, specs, layer_weights, fmt=opts.maps_format, scale=opts.maps_scale,
                          extra=extra_metrics(opts))
 

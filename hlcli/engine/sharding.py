@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..runs.readers import extra_metric_names
 from ..runs.results import Missing, PairResult, Run, Skipped
 from ..text import plural
+from ..runs.documents import settings_differences
 
 __all__ = ["Shard", "ShardSelection", "assign_shards", "merge_documents", "parse_shard", "plan_sha256",
            "run_from_document", "shard_ranges"]
@@ -155,8 +156,6 @@ def part_problems(doc: dict[str, Any]) -> str | None:
 def merge_documents(docs: list[tuple[str, dict[str, Any]]], *, worst: int = 5) -> Run:
     """One run from the ``(path, document)`` parts of a sharded run: every shard 0..N-1 of one
     plan exactly once, else ``InputError`` listing the missing, duplicated and foreign parts."""
-    from ..runs.documents import settings_differences
-
     if not docs:
         raise InputError("no parts to merge", None, "pass the part files, e.g. hlcli merge part-*.json -o run.json")
     problems, by_index = [], {}

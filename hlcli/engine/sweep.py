@@ -22,8 +22,21 @@ from ..nets.layers import DEFAULT_LAYERS, LayerSpec
 from ..inputs.loader import DecodedBatch, Failure, Planned, batches, decode_side, iterate_dataset, stack_images
 from ..inputs.pairing import Pairing, find_pairs
 from ..runs.results import PairResult, Run, Skipped
-from .scoring import (ScoreOptions, _options, _skip_or_raise, build_results, extra_metrics, load_engine, pair_results,
-                      plan_pairs, validate_options)
+from .scoring import (
+    _options,
+    _skip_or_raise,
+    build_results,
+    extra_metrics,
+    load_engine,
+    option_settings,
+    pair_results,
+    plan_pairs,
+    ScoreOptions,
+    validate_options,
+)
+from ..runs.maps import MapWriter
+from ..runs.documents import load_document
+from .sharding import run_from_document
 
 __all__ = ["check_models", "score_models", "score_sweep"]
 
@@ -161,7 +174,6 @@ def _map_writer(opts: ScoreOptions, specs: tuple[LayerSpec, ...], layer_weights:
     """``--save-maps DIR``: one folder per model, DIR/<name>/."""
     if opts.save_maps is None:
         return None
-    from ..runs.maps import MapWriter
 
     return MapWriter(os.path.join(opts.save_maps, name), specs, layer_weights, fmt=opts.maps_format,
                      scale=opts.maps_scale, extra=extra_metrics(opts))
@@ -220,9 +232,9 @@ def _batch_results(batch: SweepBatch, members: list[Model], eng: Any, opts: Scor
 
 
 def _measure_shared(eng: Any, batch: SweepBatch, shared: list[int], scale: int) -> list[Any] | None:
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
-    from .sweep_batch import measure_shared
+    from .sweep_batch import measure_shared  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     try:
         return measure_shared(eng.scorer, batch.gt, [batch.models[k].restored for k in shared], scale)
@@ -256,10 +268,6 @@ def stored_run(path: Path, model: Model, opts: ScoreOptions, weights_sha256: Any
     ``opts`` (same inputs, settings that change the numbers, weights, pairs, skips and missing
     files; ``weights_sha256()`` gives the weights' hash, asked only when all else matches), else
     ``(None, why)``."""
-    from ..runs.documents import load_document
-    from .scoring import option_settings
-    from .sharding import run_from_document
-
     if not path.is_file():
         return None, "absent"
     try:

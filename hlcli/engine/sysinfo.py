@@ -14,8 +14,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from importlib import metadata
 
 from .._version import __version__
+from ..nets import weights as w
+from ..errors import HlcliEnvironmentError
+from ..nets.layers import DEFAULT_LAYERS, LAYERS, resolve_layers
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: /proc/cpuinfo flags that decide the speed of VGG on the CPU (oneDNN's kernels).
@@ -42,7 +46,7 @@ def _cpuinfo() -> dict[str, str]:
 def cpu_info() -> dict[str, Any]:
     """Model, torch's dispatch capability (DEFAULT, AVX2, AVX512...), the speed-relevant flags,
     cores usable by this process and torch's thread count."""
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     fields = _cpuinfo()
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
@@ -58,14 +62,14 @@ def cpu_info() -> dict[str, Any]:
 
 
 def _native(device: Any) -> dict[str, bool]:
-    from .batch import native_precision
+    from .batch import native_precision  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     return {p: native_precision(device, p) for p in PRECISIONS}
 
 
 def devices() -> list[dict[str, Any]]:
     """Every device hlcli can use, the CPU first, with the precisions it computes natively."""
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     out: list[dict[str, Any]] = [{"name": "cpu", "description": cpu_info()["model"],
                                   "native": _native(torch.device("cpu"))}]
@@ -86,8 +90,6 @@ def weights_info(explicit: str | os.PathLike[str] | None = None) -> dict[str, An
     """Where weights are looked for, which file ``score`` would use (no download) and whether
     it is the official checkpoint (a file named by --weights or $HLCLI_WEIGHTS is hashed once,
     then remembered in hlcli's cache), and the cache paths."""
-    from ..nets import weights as w
-
     cands = w.candidates(explicit)
     chosen = next((c for c in cands if c.exists), None)
     named_missing = next((c for c in cands if c.source in ("option", "env") and not c.exists), None)
@@ -114,8 +116,6 @@ def weights_info(explicit: str | os.PathLike[str] | None = None) -> dict[str, An
 
 
 def _version(dist: str) -> str | None:
-    from importlib import metadata
-
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -123,7 +123,7 @@ def _version(dist: str) -> str | None:
 
 
 def versions() -> dict[str, Any]:
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {"hlcli": __version__, "python": platform.python_version(), "torch": torch.__version__,
@@ -134,7 +134,7 @@ def versions() -> dict[str, Any]:
 def gather(device: str = "auto", weights: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Everything ``hlcli info`` shows. ``device``: what ``score --device`` would select
     (an absent device raises :class:`~hlcli.HlcliEnvironmentError`, exit 3)."""
-    from .batch import select_device
+    from .batch import select_device  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     selected = select_device(device)
     return {
@@ -151,12 +151,9 @@ def gather(device: str = "auto", weights: str | os.PathLike[str] | None = None) 
 def _bench_weights(weights: str | os.PathLike[str] | None) -> tuple[dict[str, Any], str]:
     """The weights ``score`` would use, or seeded random ones where none are on this machine
     (the speed is the same; never downloads)."""
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
-    from ..nets import weights as w
-    from ..errors import HlcliEnvironmentError
-    from ..nets.features import build_vgg19_features
-    from ..nets.layers import LAYERS
+    from ..nets.features import build_vgg19_features  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     try:
         loaded = w.load(w.resolve(weights, offline=True, progress=False))
@@ -175,10 +172,9 @@ def bench(device: str = "auto", weights: str | os.PathLike[str] | None = None, *
     decoding): one warm-up pair, then pairs for about ``seconds`` (default 2). A precision
     whose warm-up pair alone takes longer (an emulated one) is rated from that pair, marked
     in ``estimated``: the whole measurement stays within a few seconds per precision."""
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
-    from .batch import BatchScorer, select_device
-    from ..nets.layers import DEFAULT_LAYERS, resolve_layers
+    from .batch import BatchScorer, select_device  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     size, seconds = size or BENCH_SIZE, BENCH_SECONDS if seconds is None else seconds
     dev = select_device(device)

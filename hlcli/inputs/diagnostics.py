@@ -110,7 +110,7 @@ def _watch_pillow_loggers() -> None:
     only, not to its children, hence one per logger. Called under ``_lock``."""
     global _loggers_seen
     if _loggers_seen < 0:  # first time: have Pillow import its plugins now, creating their loggers
-        from PIL import Image
+        from PIL import Image  # lazy: keeps PIL off the cheap paths (import hlcli, --help, reading runs)
 
         Image.init()
     table = logging.Logger.manager.loggerDict

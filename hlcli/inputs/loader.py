@@ -15,12 +15,15 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+import signal
+import threading
 
 import numpy as np
 
 from . import images
 from ..errors import HlcliError, InputError
 from .pairing import Pair
+from PIL import Image
 
 SIZE_POLICIES = ("error", "crop", "resize-restored")
 
@@ -117,8 +120,6 @@ def _to_depth(arr: np.ndarray, depth: int) -> np.ndarray:
 def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     """Bicubic (antialiased) resize of an integer image, rounded back to its own bit depth, as if
     the resized image had been saved to a file."""
-    from PIL import Image
-
     scale = 65535 if arr.dtype == np.uint16 else 255
     chans = []
     for c in range(arr.shape[2]):
@@ -160,7 +161,7 @@ def stack_images(arrs: list[np.ndarray]) -> Any:
     """HxWx3 integer arrays of one size -> an (N, 3, H, W) tensor (NCHW view of NHWC memory:
     channels_last, which the engine wants anyway). torch's uint16 tensors support few ops, so
     16-bit data travels as int32 (exact)."""
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     a = np.stack(arrs)
     if a.dtype == np.uint16:
@@ -240,7 +241,7 @@ def iterate_dataset(dataset: Any, *, workers: int, pin_memory: bool, pin: Any) -
             yield pin(item) if pin_memory else item
         return
 
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     loader = DataLoader(
         dataset,
@@ -273,9 +274,6 @@ def _sigint_deferred() -> Iterator[None]:
     interrupts at once (should a worker hang). Only in the main thread, and only while SIGINT has
     Python's default handler (never overriding the caller's).
     """
-    import signal
-    import threading
-
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield

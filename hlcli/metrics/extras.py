@@ -15,6 +15,7 @@ import torch
 from . import registry as metricdefs
 from ..errors import NonFiniteError
 from .psnr_ssim import PixelPair
+from .lpips import load_lpips
 
 
 def _function(path: str):
@@ -73,6 +74,5 @@ def load_nets(names: Sequence[str], opts: Any, device: torch.device) -> dict[str
     needs = {metricdefs.get(n).needs for n in names} - {"pixels"}
     if not needs:
         return {}
-    from .lpips import load_lpips
 
     return {need: load_lpips(need, opts, device) for need in sorted(needs)}

@@ -24,6 +24,8 @@ from torch import nn
 
 from ..nets.layers import DEFAULT_LAYERS, resolve_layers
 from ..text import plural
+from ..nets.weights import load_weights
+from ..nets.features import VGGFeatures
 
 __all__ = ["HybridLoss", "abs_diff_sum", "combine", "feature_mse", "feature_mse_from_sum", "hybrid", "l1",
            "l1_from_sum", "perceptual", "squared_diff_sum"]
@@ -154,7 +156,6 @@ def _state_dict(weights: Any) -> dict[str, torch.Tensor]:
         return weights
     if hasattr(weights, "state_dict") and isinstance(weights.state_dict, dict):
         return weights.state_dict
-    from ..nets.weights import load_weights
 
     return load_weights(weights).state_dict
 
@@ -185,7 +186,6 @@ class HybridLoss(nn.Module):
         reduction: str = "mean",
     ):
         super().__init__()
-        from ..nets.features import VGGFeatures
 
         specs = resolve_layers(list(layers))
         if layer_weights is None:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nets import lpips_net
+from ..nets.tiling import spans, tile_plan
 
 #: ``Metric.needs`` -> LPIPS network name (hlcli.metrics.registry).
 NETS = {"lpips-alex": "alex", "lpips-vgg": "vgg"}
@@ -91,8 +92,6 @@ def _layer_maps(net: Any, px: Any) -> list[list[torch.Tensor]]:
 def _stitched(net: Any, r: torch.Tensor, g: torch.Tensor, budget: int) -> list[torch.Tensor]:
     """The per-layer maps of one pair, tile by tile: each core's values are the untiled ones
     (see the module doc), written to their place in the whole map."""
-    from ..nets.tiling import spans, tile_plan
-
     plan = tile_plan(VGG16_LAYERS, budget, TILE_CORE)
     h, w = r.shape[-2:]
     whole = [torch.zeros(h // s.stride, w // s.stride, dtype=torch.float32, device=r.device) for s in VGG16_LAYERS]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+import difflib
 
 __all__ = ["BASE", "EXTRA", "Metric", "badness", "better", "check_extra", "get", "regression", "run_metrics"]
 
@@ -100,8 +101,6 @@ def run_metrics(layer_names: Sequence[str], extra: Sequence[str] = ()) -> list[s
 def check_extra(names: Iterable[str]) -> tuple[str, ...]:
     """The extra metrics named (deduplicated, in :data:`EXTRA` order); ``ValueError`` naming
     an unknown one and the nearest known names."""
-    import difflib
-
     wanted = [n.strip().lower() for n in names if n.strip()]
     for n in wanted:
         if n not in EXTRA:

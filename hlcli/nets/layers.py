@@ -7,6 +7,7 @@ strides and receptive fields are derived from the architecture below, never type
 from __future__ import annotations
 
 from dataclasses import dataclass
+import difflib
 
 # torchvision's VGG-19 ("E") configuration: numbers are conv output channels, "M" is a 2x2
 # max-pool with stride 2. Every conv is 3x3, stride 1, padding 1, followed by a ReLU.
@@ -83,8 +84,6 @@ def resolve_layers(names: list[str] | tuple[str, ...]) -> tuple[LayerSpec, ...]:
 def unknown_layer_message(raw: str) -> str:
     """"unknown VGG-19 layer 'conv4_33'; did you mean conv4_3?": the nearest names (difflib),
     not all 37, and where to see them all."""
-    import difflib
-
     name = raw.strip().lower()
     ratios = {n: difflib.SequenceMatcher(None, name, n).ratio() for n in LAYER_NAMES}
     best = max(ratios.values())

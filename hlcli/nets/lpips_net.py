@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from importlib import metadata
 
 import torch
 from torch import nn
@@ -125,8 +126,6 @@ def check_heads(obj: Any, net: str, path: str | os.PathLike[str] | None = None) 
 def load_heads(net: str = "alex") -> LPIPSHeads:
     """Find, read (``weights_only``) and verify the v0.1 linear heads of ``net`` ("alex" or
     "vgg") shipped by torchmetrics, with their sha256."""
-    from importlib import metadata
-
     path = heads_path(net)
     data = path.read_bytes()
     try:

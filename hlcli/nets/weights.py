@@ -37,6 +37,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+import warnings
 
 from ..atomic import atomic_path
 from ..errors import HlcliEnvironmentError
@@ -130,7 +131,7 @@ def resolve(explicit=None, *, offline: bool = False, progress: bool = True,
 def download(*, progress: bool = True, force: bool = False, net: str = DEFAULT_NET) -> Path:
     """Download torchvision's ``IMAGENET1K_V1`` checkpoint of ``net`` into the torch hub cache,
     checking its sha256 prefix. Uses torch.hub's downloader (temp file, hash check, atomic rename)."""
-    import torch.hub
+    import torch.hub  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     spec = get_spec(net)
     dst = hub_checkpoint_path(net)
@@ -224,9 +225,7 @@ def _not_loadable(path: Path, exc: Exception) -> str:
 
 
 def _torch_load(path: Path, net: str = DEFAULT_NET) -> Any:
-    import warnings
-
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     kwargs: dict[str, Any] = {"map_location": "cpu", "weights_only": True}
     if zipfile.is_zipfile(path):
@@ -248,7 +247,7 @@ def extract_features(obj: Any, path: Path | None, net: str = DEFAULT_NET) -> dic
     """Check ``obj`` is torchvision's state dict of ``net`` (full or ``features.*`` only) and
     return its conv tensors, verified key by key and shape by shape. ``path`` names the file in
     errors (None for a state dict given in code)."""
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     spec = get_spec(net)
     if not isinstance(obj, dict):
@@ -318,7 +317,7 @@ def _compact_path(sha: str, net: str = DEFAULT_NET) -> Path:
 
 def load(resolved: ResolvedWeights, *, use_cache: bool = True) -> LoadedWeights:
     """Load and verify the weights in ``resolved``; uses/writes the compact cache."""
-    import torch
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     net = resolved.net
     spec = get_spec(net)

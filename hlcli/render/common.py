@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any, TextIO
+import textwrap
 
 
 def dumps_strict(obj: Any, **kwargs: Any) -> str:
@@ -82,9 +83,9 @@ CONTROL_ESCAPES = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x09), *range
 def table_console(out: TextIO, *, terminal: bool) -> Any:
     """A Rich console on ``out``. A closed pipe raises ``BrokenPipeError`` (the CLI's exit 141)
     instead of Rich's default ``SystemExit(1)``, which would read as "a gate failed"."""
-    from rich.console import Console
+    from rich.console import Console  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
-    from rich.segment import Segment
+    from rich.segment import Segment  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:
@@ -116,9 +117,7 @@ def weights_warning(weights: dict[str, Any] | None) -> str | None:
 def print_sentence(console: Any, text: str, style: str = "") -> None:
     """A sentence for people, wrapped between words only: a word longer than the line (a path)
     stays whole on a line of its own rather than being cut (Rich folds such words)."""
-    import textwrap
-
-    from rich.text import Text
+    from rich.text import Text  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     for line in textwrap.wrap(text, width=max(20, console.width), break_long_words=False,
                               break_on_hyphens=False) or [""]:
@@ -127,6 +126,6 @@ def print_sentence(console: Any, text: str, style: str = "") -> None:
 
 def print_command(console: Any, text: str) -> None:
     """A command a person is meant to copy: one line whatever the width (never wrapped or cut)."""
-    from rich.text import Text
+    from rich.text import Text  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     console.print(Text(text), soft_wrap=True)

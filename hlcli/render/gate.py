@@ -9,6 +9,7 @@ from typing import Any
 from ..analysis.gate import OPS
 from .common import change, num, md_code, md_escape
 from ..text import plural
+from ..metrics.registry import get
 
 MAX_PAIR_LINES = 20  # regressed pairs named one per line on stderr; the rest are counted
 
@@ -34,8 +35,6 @@ def _g(x: float | None) -> str:
 def _allowed(entry: dict[str, Any], *, short: bool = False) -> str:
     """The allowance in the metric's direction: ``+0.001`` (a rise of L1) or ``-0.05`` (a drop of
     PSNR, in dB)."""
-    from ..metrics.registry import get
-
     m = get(entry["metric"])
     sign = "-" if m.higher_is_better else "+"
     unit = f" {m.unit}" if m.unit else ""
@@ -124,7 +123,7 @@ PASS_MARK, FAIL_MARK = "[green]pass[/]", "[bold red]FAIL[/]"  # FAIL stays bold 
 def print_table(console: Any, gate: dict[str, Any]) -> None:
     """Gate and regression results under a Rich table: pass in green, FAIL in bold red (bold
     alone with ``NO_COLOR``; plain text when not on a terminal)."""
-    from rich.markup import escape
+    from rich.markup import escape  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     def mark(passed: bool) -> str:
         return PASS_MARK if passed else FAIL_MARK

@@ -23,8 +23,9 @@ from ..metrics.registry import get
 from . import html_media as media
 from ..text import plural
 from .common import num, percent, weights_warning
-from .table import metric_header
+from .table import metric_header, shorten_middle
 from .html_assets import CSS, JS, script_hash
+from ..runs.maps import map_path
 
 IMAGE_MODES = ("embed", "link")
 
@@ -322,8 +323,6 @@ def _panel(kind: str, caption: str, body: str, path: str | None = None) -> str:
 
 
 def _shorten_middle(text: str, width: int) -> str:
-    from .table import shorten_middle
-
     return shorten_middle(text, max(12, width))
 
 
@@ -358,8 +357,6 @@ def _worst_item(rank: int, p: dict[str, Any], alpha: str, opts: ReportOptions) -
         panels.append(_panel(kind, caption, _img(rgb, src, caption, size), path))
     index = opts.maps_index
     if index and opts.maps_dir is not None:
-        from ..runs.maps import map_path
-
         pair_range = (index["pairs"].get(p["key"]) or {}).get("range") or {}
         for kind, caption in (("l1", "L1 map"), ("perceptual", "perceptual map")):
             png = map_path(opts.maps_dir, p["key"], kind, "png")

@@ -18,6 +18,8 @@ from ..errors import InputError
 from ..metrics.registry import EXTRA
 from .results import BASE_METRICS
 from ..text import plural
+from .jsondoc import json_path, schema_problem
+from .readers import check_maps_index, check_score, read_part, read_score
 
 OVERRIDE_FLAG = "--allow-settings-mismatch"
 
@@ -36,9 +38,6 @@ def pair_value(pair: dict[str, Any], metric: str) -> float:
 def validate_document(doc: Any, kind: str = "score") -> str | None:
     """The first way ``doc`` breaks hlcli's ``<kind>.schema.json`` or the reader's cross-field
     checks (:mod:`hlcli.runs.readers`), as ``<JSON path>: <what>``, or None if it is usable."""
-    from .jsondoc import json_path, schema_problem
-    from .readers import check_maps_index, check_score
-
     if kind not in ("score", "maps"):  # an output hlcli does not read back: its schema only
         problem = schema_problem(doc, kind)
         return None if problem is None else f"{json_path(problem[0])}: {problem[1]}"
@@ -52,8 +51,6 @@ def validate_document(doc: Any, kind: str = "score") -> str | None:
 def load_document(path: str | Path, role: str = "baseline") -> dict[str, Any]:
     """Read and check a document written by ``hlcli score -f json`` (``InputError`` if unusable;
     ``role`` "part" or "existing part" reads a shard part). See :mod:`hlcli.runs.readers`."""
-    from .readers import read_part, read_score
-
     return read_part(path) if role in ("part", "existing part") else read_score(path)
 
 
@@ -112,7 +109,6 @@ def as_document(run: Any, role: str = "input") -> tuple[dict[str, Any], str | No
         return load_document(run, role), str(run)
     if hasattr(run, "document") and callable(run.document):
         return run.document(), None
-    from .readers import check_score
 
     if not isinstance(run, dict):
         raise InputError(f"the {role} run is a {type(run).__name__}", None,

@@ -203,7 +203,7 @@ def inlined_schema(kind: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=None)
 def _validator(kind: str) -> Any:
-    import jsonschema
+    import jsonschema  # lazy: keeps jsonschema off the cheap paths (import hlcli, --help, reading runs)
 
     base = jsonschema.Draft202012Validator
     # JSON Schema counts 1.0 as an integer; hlcli's readers index and count with them: ints only.

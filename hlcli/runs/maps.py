@@ -29,10 +29,14 @@ import json
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
+import importlib
 
 import numpy as np
 
 from ..errors import HlcliEnvironmentError, InputError
+from .readers import MAPS_FILE, read_maps_index
+from .documents import comparable_settings
+from ..metrics.registry import get
 
 FORMATS = ("png", "npy", "both")
 SCALES = ("run", "pair")
@@ -40,14 +44,11 @@ PERCENTILE = 99.5
 COLORMAP = "viridis"
 SAMPLE = 4096
 UPSAMPLING = "bilinear (torch.nn.functional.interpolate, align_corners=False)"
-MAPS_FILE = "maps.json"
 INSTALL_FIX = "pip install 'hlcli[report]' (it adds matplotlib, for the colormaps and plots)"
 
 
 def require_matplotlib(what: str) -> None:
     """An environment error (exit 3) naming the install command when matplotlib is missing."""
-    import importlib
-
     try:
         importlib.import_module("matplotlib")
     except ImportError as exc:
@@ -67,7 +68,7 @@ def map_path(directory: str | Path, key: str, kind: str, ext: str) -> Path:
 def colorize(values: np.ndarray, top: float, colormap: str = COLORMAP) -> np.ndarray:
     """``values`` (H x W, >= 0) as uint8 RGB: ``colormap(clip(values / top, 0, 1))``;
     monotone in the value for a given ``top``."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # lazy: keeps matplotlib off the cheap paths (import hlcli, --help, reading runs)
 
     cmap = colormaps[colormap]
     out = np.empty((*values.shape, 3), dtype=np.uint8)
@@ -86,8 +87,8 @@ def colorbar(colormap: str = COLORMAP, width: int = 256, height: int = 12) -> np
 
 def upsample(layer_map: np.ndarray, height: int, width: int) -> np.ndarray:
     """A layer map at image size, float32 (see the module doc for the method)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
+    import torch.nn.functional as F  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     t = torch.from_numpy(np.ascontiguousarray(layer_map, dtype=np.float32))[None, None]
     return F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].numpy()
@@ -132,7 +133,6 @@ class MapWriter:
         # Extra metrics with a map (--metrics): the SSIM map of the valid region, the LPIPS
         # spatial map; each .npy holds the raw map (its mean is the score), each PNG shows how
         # bad each place is (1 - SSIM for higher-is-better maps).
-        from ..metrics.registry import get
 
         self.extra = [n for n in extra if get(n).map]
         self.flip = {n for n in self.extra if get(n).higher_is_better}
@@ -195,7 +195,7 @@ class MapWriter:
         return doc
 
     def _pngs(self, key: str, h: int, w: int, ranges: dict[str, list[float]] | None) -> dict[str, list[float]]:
-        from PIL import Image
+        from PIL import Image  # lazy: keeps PIL off the cheap paths (import hlcli, --help, reading runs)
 
         npys = [map_path(self.directory, key, kind, "npy") for kind in ["l1", *self.layers]]
         arrays = [np.load(p) for p in npys]
@@ -220,15 +220,11 @@ class MapWriter:
 
 def load_maps_index(directory: str | Path) -> dict[str, Any]:
     """Read and check ``DIR/maps.json`` (:func:`hlcli.runs.readers.read_maps_index`)."""
-    from .readers import read_maps_index
-
     return read_maps_index(directory)
 
 
 def check_matches(index: dict[str, Any], run_doc: dict[str, Any], directory: str | Path) -> None:
     """Refuse maps made by another run: the keys and the comparable settings must be the same."""
-    from .documents import comparable_settings
-
     path = str(Path(directory) / MAPS_FILE)
     fix = "give --maps the folder written by the same `hlcli score` run as RUN.json"
     keys = sorted(p["key"] for p in run_doc["pairs"])

@@ -23,6 +23,8 @@ from typing import Any
 
 from .jsondoc import DocumentError, parse_json, read_json, schema_problem, shown
 from .results import BASE_METRICS
+from ..metrics.registry import run_metrics
+from .._version import __version__
 
 SCHEMA_VERSION = 1  # of score documents (and their shard parts)
 MAPS_VERSION = 1
@@ -45,8 +47,6 @@ def metric_names(settings: dict[str, Any]) -> list[str]:
     """Every number each pair of a run with these ``settings`` carries, by name: l1, the layers
     (under ``layers``), perceptual, hybrid, then the opt-in metrics (top-level keys of the pair),
     as :func:`hlcli.metrics.registry.run_metrics` orders them."""
-    from ..metrics.registry import run_metrics
-
     return run_metrics(layer_names(settings), extra_metric_names(settings))
 
 
@@ -95,8 +95,6 @@ def _check_version(doc: Any, file: Any, key: str, supported: int, fix: str) -> N
         raise DocumentError(file, None, f"holds {_kind(doc)}, not a JSON object", fix)
     version = doc.get(key)
     if isinstance(version, int) and not isinstance(version, bool) and version > supported:
-        from .._version import __version__
-
         raise DocumentError(file, key, f"is {version}: the document was written by a newer hlcli; hlcli "
                             f"{__version__} reads {key} {supported}", "upgrade hlcli (pip install -U hlcli)")
 
@@ -194,10 +192,10 @@ def _check_shard(doc: dict[str, Any], file: Any, fix: str) -> None:
 
 # -- maps index -----------------------------------------------------------------------------------
 
+MAPS_FILE = "maps.json"  # the index of ``--save-maps DIR`` (hlcli.runs.maps writes it)
+
 def read_maps_index(directory: str | Path) -> dict[str, Any]:
     """The checked ``DIR/maps.json`` of ``hlcli score --save-maps DIR``."""
-    from .maps import MAPS_FILE
-
     path = Path(directory) / MAPS_FILE
     if not path.exists():
         raise DocumentError(path, None, "does not exist: the folder has no maps index", FIX_MAPS)

@@ -14,6 +14,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from ..metrics.registry import run_metrics
+from ..inputs.groups import group_names, group_of
 
 SCHEMA_VERSION = 1
 STATS = ("mean", "median", "std", "min", "max", "p50", "p90", "p95", "p99")
@@ -133,8 +135,6 @@ class Missing:
 def metric_names(layer_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
     """Metric columns in their fixed order: l1, each layer, perceptual, hybrid, then the extra
     metrics (:func:`hlcli.metrics.registry.run_metrics`)."""
-    from ..metrics.registry import run_metrics
-
     return run_metrics(layer_names, extra)
 
 
@@ -142,7 +142,7 @@ def describe(values: list[float]) -> dict[str, float | int | None]:
     """count/mean/median/std/min/max/p50/p90/p95/p99 of ``values`` (float64, see module doc).
     Infinite values (PSNR of identical images) are left out of every statistic and counted
     under ``infinite`` (present only when there are some): ``count`` is the finite values."""
-    import numpy as np
+    import numpy as np  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     finite = [v for v in values if math.isfinite(v)]
     infinite = {"infinite": len(values) - len(finite)} if len(finite) < len(values) else {}
@@ -237,15 +237,11 @@ class Run:
 
     def group_of(self, key: str) -> str | None:
         """The group of the pair keyed ``key`` (None when the run is not grouped)."""
-        from ..inputs.groups import group_of
-
         return group_of(key, self.group_by)
 
     def group_names(self) -> list[str]:
         """Every group of the run, sorted: from the pairs scored and skipped, so that a group
         whose pairs were all skipped is still there (with count 0)."""
-        from ..inputs.groups import group_names
-
         return group_names([p.key for p in self.pairs] + [s.key for s in self.skipped], self.group_by)
 
     def group_summaries(self) -> dict[str, dict[str, Any]]:
