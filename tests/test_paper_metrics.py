@@ -327,5 +327,5 @@ def test_lpips_vgg_tiles_exactly(backbone_files, monkeypatch):
     assert float(LM.lpips_vgg(px)) == pytest.approx(float(whole), rel=1e-6)
     assert torch.allclose(LM.lpips_vgg_map(px), whole_map, rtol=1e-5, atol=1e-9)
     real_plan = tiling.tile_plan
-    monkeypatch.setattr(tiling, "tile_plan", lambda *a: tiling.TilePlan(48, real_plan(*a).halo - 16))
+    monkeypatch.setattr(LM, "tile_plan", lambda *a: tiling.TilePlan(48, real_plan(*a).halo - 16))
     assert float(LM.lpips_vgg(px)) != pytest.approx(float(whole), rel=1e-6)
