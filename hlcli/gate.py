@@ -4,7 +4,9 @@
   (``mean.hybrid>0.08`` fails a run whose mean hybrid is above 0.08; exactly 0.08 passes).
   STAT is ``count``, ``mean``, ``median``, ``std``, ``min``, ``max`` or a percentile ``pN``
   (0 <= N <= 100, e.g. ``p95``, ``p99.9``), all as defined in :mod:`hlcli.results`; METRIC is
-  ``l1``, ``perceptual``, ``hybrid`` or a scored layer; OP is one of ``> >= < <= == !=``.
+  any metric the run scores (:func:`hlcli.results.metric_names`: ``l1``, the layers,
+  ``perceptual``, ``hybrid`` and the extra metrics of :data:`hlcli.metricdefs.EXTRA`); OP is one
+  of ``> >= < <= == !=``, whatever the metric's direction.
   A statistic that is undefined (no pairs scored) fails its gate. ``STAT.METRIC[GROUP] OP VALUE``
   (``mean.hybrid[Urban100]>0.1``) evaluates over one group's pairs of a run scored with
   ``--group-by`` (:mod:`hlcli.groups`); the group must be one of the run's.

@@ -154,3 +154,17 @@ def test_end_to_end_psnr_drop_in_every_view(cli_env, tmp_path):
     assert "allowed 0.5 dB drop, over by" in table.stdout
     for text in (md.stderr, md.stdout, table.stdout, page):
         assert "-0.5 dB" not in text and "+0.5" not in text and "+-" not in text
+
+
+def test_terminal_table_without_common_pairs_says_so():
+    from rich.console import Console
+
+    lims = g.scoped([g.parse_limit("psnr=0.5")], [])
+    base = synthetic.run(with_psnr({"x": 30.0}))
+    base.settings["metrics"] = ["psnr"]
+    reg = g.compare_to_baseline(with_psnr({"y": 30.0}), ["conv3_3", "conv4_3"], base.document(), lims,
+                                baseline_path="base.json", extra=("psnr",))
+    out = io.StringIO()
+    gr.print_table(Console(file=out, width=200, no_color=True), {"passed": False, "checks": [], "regressions": reg})
+    line = next(x for x in out.getvalue().splitlines() if "mean psnr" in x)
+    assert "no pair is in both this run and the baseline FAIL" in line and "allowed" not in line
