@@ -1,8 +1,9 @@
 """``hlcli compare A.json B.json``: two runs over the same ground truth, pair by pair (no torch).
 
 Pairs are matched by key; only pairs in both runs are compared (the others are listed). For
-each metric (lower is better) and each common pair, ``d = B − A``: B *wins* a pair when
-``d < 0``, *loses* when ``d > 0``, ties on exact equality. The mean difference comes with a
+each metric and each common pair, ``d = B − A``: B *wins* a pair when it is better by the
+metric's direction (:mod:`hlcli.metricdefs`: ``d < 0`` for a lower-is-better metric, ``d > 0``
+for a higher-is-better one), *loses* when it is worse, ties on exact equality. The mean difference comes with a
 seeded bootstrap percentile interval: ``resamples`` times, draw n pairs with replacement
 (numpy ``default_rng(seed)``, the same draws for every metric), take the mean of d; the
 interval is the 2.5th and 97.5th percentile (numpy's linear method) of those means.

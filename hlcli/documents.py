@@ -73,6 +73,18 @@ def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What each key of comparable_settings() is called in help texts and docs.
+SETTING_WORDS = {"lambda": "λ", "layers": "layers, layer weights", "weights sha256": "weights",
+                 "precision": "precision", "crop_border": "crop border"}
+
+
+def compared_settings(ignore: tuple[str, ...] = ()) -> str:
+    """The settings runs must share, in words: ``λ, layers, layer weights, weights, precision or
+    crop border`` (less those in ``ignore``), for help texts."""
+    words = [w for k, w in SETTING_WORDS.items() if k not in ignore]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def _show(key: str, value: Any) -> str:
     if key == "layers":
         return ", ".join(f"{name}×{weight:g}" for name, weight in value) or "none"

@@ -12,6 +12,7 @@ import click
 
 from ..render.score import FORMATS
 from ..text import plural
+from . import helptext
 from .common import (
     EXTENSION_FORMATS,
     debug_option,
@@ -32,7 +33,8 @@ from .common import (
 @click.option("--rows", default="40", show_default=True, metavar="N|all", callback=lambda c, p, v: _rows(v),
               help="Table: show at most N pairs, the worst by --sort ('all': every pair), as `hlcli score --rows`.")
 @click.option("--sort", default="hybrid", show_default=True, metavar="METRIC",
-              help="Table: order of the pairs, highest first (l1, perceptual, hybrid, a layer, or 'key').")
+              help="Table: order of the pairs, worst first by the metric's direction, as `hlcli score --sort`: "
+                   f"{helptext.metric_names()}, or 'key'.")
 @click.option("--allow-skips", is_flag=True, help="Exit 0 even if some parts skipped files.")
 @click.option("--fail-if", "gates", multiple=True, callback=parse_gates, metavar="'STAT.METRIC OP VALUE'",
               help="Exit 1 if this is true of the merged run, as `hlcli score --fail-if`. Repeatable.")
@@ -42,7 +44,8 @@ from .common import (
               help="With --baseline: as `hlcli score --max-regression`. Repeatable.")
 @click.option("--max-pair-regression", "pair_limits", multiple=True, callback=parse_limits,
               metavar="[METRIC=]VALUE[%]", help="With --baseline: as `hlcli score --max-pair-regression`.")
-@click.option("--allow-settings-mismatch", is_flag=True, help="Compare with a baseline made with other settings.")
+@click.option("--allow-settings-mismatch", is_flag=True,
+              help=f"Compare with a baseline made with other {helptext.compared_settings()}.")
 @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (errors still shown).")
 @debug_option
 @handle_errors

@@ -11,6 +11,7 @@ import click
 
 from ..layers import DEFAULT_LAYERS
 from ..render.score import FORMATS
+from . import helptext
 from .common import (
     EXTENSION_FORMATS,
     debug_option,
@@ -81,9 +82,8 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               help="Shave N pixels from every side of both images before every metric, after any size "
                    "policy (BasicSR's crop_border, e.g. 4 for x4 super-resolution).")
 @click.option("--metrics", "metrics", default="", metavar="LIST", callback=parse_metrics,
-              help="Extra metrics computed in the same pass, comma-separated: psnr, psnr_y, ssim, ssim_y "
-                   "(BasicSR's definitions, with --crop-border), lpips, lpips_vgg (LPIPS v0.1; needs "
-                   "hlcli[lpips]). See docs/metrics.md.")
+              help=f"Extra metrics computed in the same pass, comma-separated: {helptext.extra_metrics_by_need()}. "
+                   "See docs/metrics.md.")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_WEIGHTS",
               metavar="FILE", help="AlexNet ImageNet checkpoint (torchvision format) for lpips [env: HLCLI_LPIPS_WEIGHTS].")
 @click.option("--lpips-vgg-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_VGG_WEIGHTS",
@@ -99,27 +99,27 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               callback=lambda ctx, param, value: parse_rows(value),
               help="Table: show at most N pairs, the worst by --sort ('all': every pair; -f csv has all).")
 @click.option("--sort", default="hybrid", show_default=True, metavar="METRIC",
-              help="Table: order of the pairs, highest first: l1, perceptual, hybrid or a scored layer; "
-                   "'key' for by name.")
+              help=f"Table: order of the pairs, worst first by the metric's direction: {helptext.metric_names()} "
+                   f"({helptext.directions()}); 'key' for by name.")
 @click.option("--summary-only", is_flag=True,
               help="Only the summary, one line per metric, no per-pair rows (csv columns: metric, count, "
                    "mean, median, std, min, max, p50, p90, p95, p99; json: the document without 'pairs').")
 @click.option("--fail-if", "gates", multiple=True, callback=parse_gates, metavar="'STAT.METRIC OP VALUE'",
               help="Exit 1 if this is true of the run, e.g. 'mean.hybrid>0.08', 'p95.l1>0.03'. STAT: count, "
-                   "mean, median, std, min, max, pN (p95, p99.9); METRIC: l1, perceptual, hybrid or a "
-                   "scored layer; OP: > >= < <= == !=. 'mean.hybrid[Set5]>0.08' checks one group "
-                   "(with --group-by). Repeatable.")
+                   f"mean, median, std, min, max, pN (p95, p99.9); METRIC: {helptext.metric_names()}; "
+                   "OP: > >= < <= == !=. The gate fails when the expression is true, whatever the metric's "
+                   "direction. 'mean.hybrid[Set5]>0.08' checks one group (with --group-by). Repeatable.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="RUN.json",
               help="Compare with a run saved by `hlcli score -f json`, pair by pair and on the mean.")
 @click.option("--max-regression", "limits", multiple=True, callback=parse_limits, metavar="[METRIC=]VALUE[%]",
-              help="With --baseline: exit 1 if a pair or the mean rises by more than VALUE (absolute) or "
-                   "VALUE% (relative). A bare value limits hybrid; 'all=' every metric. Repeatable.")
+              help="With --baseline: exit 1 if a pair or the mean gets worse by more than VALUE (absolute, in "
+                   f"the metric's unit) or VALUE% (relative): {helptext.worse_words()} "
+                   f"({helptext.directions()}). A bare value limits hybrid; 'all=' every metric. Repeatable.")
 @click.option("--max-pair-regression", "pair_limits", multiple=True, callback=parse_limits,
               metavar="[METRIC=]VALUE[%]",
               help="Limits for single pairs instead of --max-regression's (which then limit only the mean).")
 @click.option("--allow-settings-mismatch", is_flag=True,
-              help="Compare with a baseline made with other λ, layers, layer weights, weights, precision or "
-                   "crop border.")
+              help=f"Compare with a baseline made with other {helptext.compared_settings()}.")
 @click.option("--save-maps", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write each pair's error maps to DIR/<key>.<l1|layer>.npy (mean = the score) and colour-mapped "
                    "PNGs (l1, each layer, perceptual), with DIR/maps.json. See docs/report.md. "

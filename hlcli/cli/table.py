@@ -6,7 +6,10 @@ from pathlib import Path
 
 import click
 
+from . import helptext
 from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+
+_LAYERS = "the runs' layers"
 
 
 @click.command("table", short_help="The results table of a paper: runs × (dataset, metric), best in bold.")
@@ -14,9 +17,9 @@ from .common import debug_option, default_output_format, handle_errors, is_termi
                 metavar="A.json [B.json ...]")
 @click.option("--name", "names", multiple=True, metavar="NAME",
               help="A name for each run, in order (repeat it). Default: the file stems.")
-@click.option("--metrics", default="hybrid,l1,perceptual", show_default=True, metavar="M1,M2,...",
-              help="Columns: l1, perceptual, hybrid, the runs' layer names and the extra metrics they scored "
-                   "(psnr, ssim_y, lpips...), comma-separated.")
+@click.option("--metrics", metavar="M1,M2,...",
+              help=f"Columns, comma-separated: {helptext.metric_names(_LAYERS)}, each "
+                   "scored by every run. [default: hybrid,l1,perceptual and every extra metric that every run scored]")
 @click.option("--group-by", type=click.Choice(["none", "top", "dir"]), default="none", show_default=True,
               help="Columns per group of pairs: top = the top-level folder of the key (the dataset), "
                    "dir = its whole parent folder; plus the mean over all pairs.")
@@ -26,7 +29,7 @@ from .common import debug_option, default_output_format, handle_errors, is_termi
 @click.option("--digits", type=click.IntRange(1, 17), default=4, show_default=True,
               help="Significant digits in markdown and latex (table: at least 4; csv and json are exact).")
 @click.option("--allow-settings-mismatch", is_flag=True,
-              help="Tabulate runs made with other λ, layers, layer weights, weights or precision.")
+              help=f"Tabulate runs made with other {helptext.compared_settings()}.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "markdown", "latex", "csv", "json"]),
               help="Output format. Default: from -o's extension (.tex: latex), else table.")
 @click.option("-o", "--output", metavar="FILE", help="Write the table to FILE (atomically) instead of stdout.")

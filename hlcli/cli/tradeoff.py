@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from . import helptext
 from .common import announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda
 
 
@@ -25,7 +26,8 @@ def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | 
 @click.option("--plot", metavar="FILE", help="Draw the runs, the Pareto front and the iso-hybrid line to FILE "
                                              "(.png, .svg or .pdf; needs `pip install 'hlcli[plot]'`).")
 @click.option("--allow-settings-mismatch", is_flag=True,
-              help="Use runs made with other layers, layer weights, weights or precision (λ may always differ).")
+              help=f"Use runs made with other {helptext.compared_settings(ignore=('lambda',))} "
+                   "(λ may always differ).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               help="Output format. Default: from -o's extension, else table.")
 @click.option("-o", "--output", metavar="FILE", help="Write the result to FILE (atomically) instead of stdout.")

@@ -22,7 +22,9 @@ from ..readers import metric_names as run_metric_names
 from ..metricdefs import get
 from . import html_media as media
 from ..text import plural
+from ..gate import excess
 from .common import num, percent, weights_warning
+from .gate import allowance, over_by
 from .table import metric_header
 from .html_assets import CSS, JS, script_hash
 
@@ -171,7 +173,7 @@ def _regression_row(x: dict[str, Any], regressed_pairs: int) -> str:
     pairs_cell = (f'<td class="fail"><a href="#what-failed">{plural(regressed_pairs, "pair")}</a></td>'
                   if regressed_pairs else '<td class="pass">none</td>')
     return (f"<tr><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td><td>{e(num(x['observed']))}</td>"
-            f"<td>{'' if x['allowed'] is None else '+' + e(num(x['allowed']))}</td>"
+            f"<td>{e(allowance(x))}</td>"
             f"<td class=\"{'pass' if x['passed'] else 'fail'}\">{mean}</td>{pairs_cell}</tr>")
 
 
@@ -194,10 +196,13 @@ class Anchors:
 
 
 def _over(x: dict[str, Any]) -> float:
-    """How far a regressed pair is over its allowance, relative to its baseline value (scale
-    free, so pairs of different metrics sort together); absolute where the baseline is 0."""
-    excess = x["delta"] - x["allowed"]
-    return excess / abs(x["baseline"]) if x["baseline"] else excess
+    """How far a regressed pair is beyond its allowance in its metric's bad direction (a PSNR
+    drop, an L1 rise), relative to its baseline value (scale free, so pairs of different metrics
+    sort together); absolute where the baseline is 0, +inf where it was +inf (identical)."""
+    over = excess(x)
+    if over is None:
+        return -math.inf
+    return over / abs(x["baseline"]) if x["baseline"] else over
 
 
 def _explain(doc: dict[str, Any], anchors: Anchors) -> str:
@@ -225,17 +230,17 @@ def _explain(doc: dict[str, Any], anchors: Anchors) -> str:
                    f"<th>gate</th><th>observed</th></tr></thead><tbody>{rows}</tbody></table>")
     if failed_means:
         rows = "".join(f"<tr><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td><td>{e(num(x['observed']))}</td>"
-                       f"<td>+{e(num(x['allowed']))}</td><td>{e(percent(x['relative_change']))}</td></tr>"
+                       f"<td>{e(allowance(x))}</td><td>{e(over_by(x))}</td><td>{e(percent(x['relative_change']))}</td></tr>"
                        for x in failed_means)
         out.append(f"<h3>Mean {'regression' if len(failed_means) == 1 else 'regressions'} against "
                    f"<code>{e(reg['baseline'])}</code></h3><table id=\"failed-means\"><thead><tr><th>metric</th>"
-                   f"<th>baseline mean</th><th>this run</th><th>allowed</th><th>change</th></tr></thead>"
+                   f"<th>baseline mean</th><th>this run</th><th>allowed</th><th>over by</th><th>change</th></tr></thead>"
                    f"<tbody>{rows}</tbody></table>")
     if regressed:
         rows = "".join(
             f"<tr><td><code>{e(x['key'])}</code></td><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td>"
-            f"<td>{e(num(x['observed']))}</td><td>+{e(num(x['allowed']))}</td>"
-            f"<td>+{e(num(x['delta'] - x['allowed']))}</td><td>{e(percent(x['relative_change']))}</td>"
+            f"<td>{e(num(x['observed']))}</td><td>{e(allowance(x))}</td>"
+            f"<td>{e(over_by(x))}</td><td>{e(percent(x['relative_change']))}</td>"
             f"<td>{anchors.links(x['key'])}</td></tr>" for x in regressed)
         out.append(f"<h3>{plural(len(regressed), 'pair regression')} against <code>{e(reg['baseline'])}</code>, "
                    "furthest over its allowance first</h3><table id=\"regressed\"><thead><tr><th>pair</th><th>metric</th>"
