@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream
 
 
 @click.command("table", short_help="The results table of a paper: runs × (dataset, metric), best in bold.")
@@ -29,7 +29,7 @@ from .common import debug_option, default_output_format, handle_errors, is_termi
               help="Tabulate runs made with other λ, layers, layer weights, weights or precision.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "markdown", "latex", "csv", "json"]),
               help="Output format. Default: from -o's extension (.tex: latex), else table.")
-@click.option("-o", "--output", metavar="FILE", help="Write the table to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="table.md"), metavar="FILE", help="Write the table to FILE (atomically) instead of stdout.")
 @debug_option
 @handle_errors
 def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, group_by: str, average: str, digits: int,
