@@ -101,6 +101,22 @@ def test_an_unwritable_folder_is_exit_2_before_any_work(tree, weights_file, tmp_
         locked.chmod(0o700)
 
 
+def test_an_unwritable_folder_is_found_as_any_user_would_find_it(tree, weights_file, tmp_path, no_scoring,
+                                                                monkeypatch):
+    """The same, where root would be allowed: os.access says no for one folder."""
+    import hlcli.cli.common as common
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(common.os, "access", lambda p, mode: False if Path(p) == locked else real(p, mode))
+    for argv in (["-o", locked / "x.json"], ["--report", locked / "r.html"], ["--save-maps", locked / "m" / "n"]):
+        r = run("score", tree / "r", tree / "gt", "--weights", weights_file, *argv)
+        assert r.exit_code == 2 and f"no permission to write in {locked}" in r.output, r.output
+    r = run("calibrate", tree / "a.json", "-o", locked / "c.json")
+    assert r.exit_code == 2 and f"no permission to write in {locked}" in r.output, r.output
+
+
 @pytest.mark.parametrize("kind", ["a file", "under a file", "stdout"])
 def test_a_folder_output_that_cannot_be_made_is_exit_2_before_any_work(tree, weights_file, tmp_path, no_scoring,
                                                                        kind):
