@@ -260,12 +260,53 @@ class Engine:
         )
 
 
-def load_engine(opts: ScoreOptions, specs: tuple[LayerSpec, ...]) -> Engine:
-    """Select the device, load and verify the weights, build the scorers (once per run)."""
+def tiled_nets(opts: ScoreOptions, specs: tuple[LayerSpec, ...]) -> list[Any]:
+    """The networks a run tiles (:class:`hlcli.tiling.TiledNet`): VGG-19 up to the deepest
+    layer, and VGG-16 with ``lpips_vgg`` (its own, wider halo). AlexNet runs untiled."""
+    from .tiling import TiledNet, vgg19_net
+
+    nets = [vgg19_net(specs)]
+    if any(metricdefs.get(n).needs == "lpips-vgg" for n in extra_metrics(opts)):
+        from .lpipsmetric import TILED_NAME, VGG16_CONVS, VGG16_LAYERS
+
+        nets.append(TiledNet(TILED_NAME, VGG16_LAYERS, VGG16_CONVS))
+    return nets
+
+
+def check_tiling(opts: ScoreOptions, specs: tuple[LayerSpec, ...], plans: Iterable[Planned], pixel_budget: int) -> float:
+    """What tiling multiplies the run's forward FLOPs by (:func:`hlcli.tiling.run_tiling_factor`),
+    known from the headers before the first forward. Above :data:`~hlcli.tiling.REFUSE_FACTOR`
+    an :class:`InputError` (exit 2); above :data:`~hlcli.tiling.WARN_FACTOR` an
+    :class:`~hlcli.errors.InputWarning`. Both name the smallest budget that keeps it under 2x."""
+    import warnings
+    from collections import Counter
+
+    from .errors import InputWarning
+    from .tiling import REFUSE_FACTOR, WARN_FACTOR, run_tiling_factor, smallest_budget
+
+    sizes = Counter((p.height, p.width) for p in plans)
+    nets = tiled_nets(opts, specs)
+    factor = run_tiling_factor(nets, sizes, pixel_budget)
+    if factor <= WARN_FACTOR:
+        return factor
+    better = smallest_budget(nets, sizes)
+    what = (f"a pixel budget of {pixel_budget} tiles these pairs so finely that the halos multiply the "
+            f"work by {factor:.1f}x ({', '.join(n.name for n in nets)})")
+    fix = f"use --pixel-budget {better} or more (tiling then costs at most {WARN_FACTOR:g}x), or leave it out"
+    if factor > REFUSE_FACTOR:
+        raise InputError(what, None, fix)
+    warnings.warn(InputWarning(f"{what}: {fix}"), stacklevel=2)
+    return factor
+
+
+def load_engine(opts: ScoreOptions, specs: tuple[LayerSpec, ...], plans: Iterable[Planned] = ()) -> Engine:
+    """Select the device, check what tiling ``plans`` costs (:func:`check_tiling`), load and
+    verify the weights, build the scorers (once per run)."""
     from . import engine, weights
 
     device = engine.select_device(opts.device)
     backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
+    check_tiling(opts, specs, plans, opts.pixel_budget or engine.default_pixel_budget(device))
     loaded = weights.load(weights.resolve(opts.weights, offline=opts.offline, progress=opts.download_progress))
     scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
                                 pixel_budget=opts.pixel_budget)
@@ -298,7 +339,7 @@ def score_pairing(
         maps = MapWriter(opts.save_maps, specs, layer_weights, fmt=opts.maps_format, scale=opts.maps_scale,
                          extra=extra_metrics(opts))
 
-    eng = load_engine(opts, specs)
+    eng = load_engine(opts, specs, plans)
     scorer, workers, extra = eng.scorer, eng.workers, eng.extra
     run = eng.new_run(opts, specs, inputs, missing, pairing, skipped)
     if shard is not None and shard.info is not None:  # --shard: the document's top-level `shard`

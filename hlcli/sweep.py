@@ -134,7 +134,7 @@ def score_sweep(models: list[Model], opts: ScoreOptions, *,
     missing_of: dict[str, Any] = {}
     for m in models:
         m.plans, skipped_of[m.name], missing_of[m.name] = plan_pairs(m.pairing, opts, specs)
-    eng = load_engine(opts, specs)
+    eng = load_engine(opts, specs, [p for m in models for p in m.plans])
     for m in models:
         m.run = eng.new_run(opts, specs, m.inputs, missing_of[m.name], m.pairing, skipped_of[m.name])
         m.maps = _map_writer(opts, specs, layer_weights, m.name)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream
 
 
 @click.command("calibrate", short_help="Choose λ from a stored run: the share of the perceptual term.")
@@ -19,7 +19,7 @@ from .common import debug_option, default_output_format, handle_errors, is_termi
                    "(keeping the mean perceptual, so the λ above still holds).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               help="Output format. Default: from -o's extension, else table.")
-@click.option("-o", "--output", metavar="FILE", help="Write the result to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="calibrate.json"), metavar="FILE", help="Write the result to FILE (atomically) instead of stdout.")
 @debug_option
 @handle_errors
 def calibrate_cmd(run: Path, share: float, balance_layers: bool, fmt: str | None, output: str | None,

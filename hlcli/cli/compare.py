@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import helptext
-from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream
 
 _HELP = f"""Compare two runs over the same ground truth (e.g. two models), pair by pair.
 
@@ -29,7 +29,7 @@ _HELP = f"""Compare two runs over the same ground truth (e.g. two models), pair 
 @click.argument("run_b", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="B.json")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               help="Output format. Default: from -o's extension, else table.")
-@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="compare.md"), metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the bootstrap resampling.")
 @click.option("--bootstrap", "resamples", type=click.IntRange(min=0), default=10000, show_default=True,

@@ -15,6 +15,7 @@ from ..text import plural
 from . import helptext
 from .common import (
     EXTENSION_FORMATS,
+    OutputPath,
     debug_option,
     default_format,
     handle_errors,
@@ -27,7 +28,7 @@ from .common import (
 @click.argument("parts", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
               help="Output format. Default: from -o's extension, else table on a terminal, csv when piped.")
-@click.option("-o", "--output", metavar="FILE", help="Write the run to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="run.json"), metavar="FILE", help="Write the run to FILE (atomically) instead of stdout.")
 @click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True, help="How many worst pairs the summary lists.")
 @click.option("--summary-only", is_flag=True, help="Only the summary, as `hlcli score --summary-only`.")
 @click.option("--rows", default="40", show_default=True, metavar="N|all", callback=lambda c, p, v: _rows(v),

@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 
-from .common import debug_option, file_warnings_shown, handle_errors, output_stream
+from .common import OutputPath, debug_option, file_warnings_shown, handle_errors, output_stream
 
 
 @click.command("report", short_help="A self-contained HTML report of a run, with its error maps.")
 @click.argument("run", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="RUN.json")
-@click.option("-o", "--output", required=True, metavar="FILE.html", help="Write the report to FILE (atomically).")
+@click.option("-o", "--output", required=True, type=OutputPath(example="report.html"), metavar="FILE.html", help="Write the report to FILE (atomically).")
 @click.option("--maps", "maps_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="DIR",
               help="The folder of `hlcli score --save-maps DIR` for this run (its maps.json must match it).")
 @click.option("--top", type=click.IntRange(min=0), default=12, show_default=True,

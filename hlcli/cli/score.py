@@ -14,6 +14,7 @@ from ..render.score import FORMATS
 from . import helptext
 from .common import (
     EXTENSION_FORMATS,
+    OutputPath,
     debug_option,
     default_format,
     file_warnings_shown,
@@ -36,6 +37,11 @@ from .scoreopts import _check_gate_groups, _gate_spec, _pairing, _score_options,
 __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "score_cmd"]
 
 
+def _is_sweep(params: dict[str, Any]) -> bool:
+    """More than one RESTORED folder: ``-o`` names a folder of documents."""
+    return len(params.get("paths") or ()) > 2
+
+
 @click.command("score")
 @click.argument("paths", nargs=-1, metavar="RESTORED... GT", type=click.Path(exists=True, path_type=Path))
 @click.option("--pairs", "pairs_file", metavar="FILE",
@@ -53,7 +59,7 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               help="One weight per layer, same order as --layers (default: all 1).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
               help="Output format. Default: from -o's extension, else table on a terminal, csv when piped.")
-@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout. "
+@click.option("-o", "--output", type=OutputPath(example="scores.json", folder_if=_is_sweep), metavar="FILE", help="Write the report to FILE (atomically) instead of stdout. "
               "A sweep: a folder (created if missing) that receives <name>.<ext> per model (json unless -f).")
 @click.option("--name", "names", multiple=True, metavar="NAME",
               help="A sweep: the models' names, repeated in order (default: each folder's base name).")
@@ -120,7 +126,7 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               help="Limits for single pairs instead of --max-regression's (which then limit only the mean).")
 @click.option("--allow-settings-mismatch", is_flag=True,
               help=f"Compare with a baseline made with other {helptext.compared_settings()}.")
-@click.option("--save-maps", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+@click.option("--save-maps", type=OutputPath(folder=True), metavar="DIR",
               help="Write each pair's error maps to DIR/<key>.<l1|layer>.npy (mean = the score) and colour-mapped "
                    "PNGs (l1, each layer, perceptual), with DIR/maps.json. See docs/report.md. "
                    "A sweep: DIR/<name>/ per model.")
@@ -128,7 +134,7 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               help="With --save-maps: which files to keep.")
 @click.option("--maps-scale", type=click.Choice(["run", "pair"]), default="run", show_default=True,
               help="With --save-maps: PNG colours span [0, 99.5th percentile] of the whole run or of each pair.")
-@click.option("--report", metavar="FILE.html",
+@click.option("--report", type=OutputPath(example="report.html"), metavar="FILE.html",
               help="Also write the HTML report of `hlcli report` (maps in a temporary folder unless --save-maps). "
                    "A sweep: FILE-<name>.html per model.")
 @click.option("--shard", metavar="I/N",

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import helptext
-from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream
 
 _LAYERS = "the runs' layers"
 
@@ -32,7 +32,7 @@ _LAYERS = "the runs' layers"
               help=f"Tabulate runs made with other {helptext.compared_settings()}.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "markdown", "latex", "csv", "json"]),
               help="Output format. Default: from -o's extension (.tex: latex), else table.")
-@click.option("-o", "--output", metavar="FILE", help="Write the table to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="table.md"), metavar="FILE", help="Write the table to FILE (atomically) instead of stdout.")
 @debug_option
 @handle_errors
 def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, group_by: str, average: str, digits: int,
