@@ -14,7 +14,7 @@ import click
 
 from ..errors import HlcliError
 from ..text import plural
-from .common import EXIT_GATE, EXIT_OK, echo_err, is_terminal, output_stream, stderr_is_terminal
+from .common import EXIT_ENV, EXIT_GATE, EXIT_INTERRUPT, EXIT_OK, echo_err, is_terminal, output_stream, stderr_is_terminal
 
 
 @dataclass
@@ -54,6 +54,14 @@ class RunView:
         except HlcliError as err:
             if self._jsonl:
                 self._jsonl.aborted(err.render(), err.exit_code)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: the stream still ends on a record that says it was cut
+            if self._jsonl:
+                self._jsonl.aborted("interrupted", EXIT_INTERRUPT)
+            raise
+        except Exception as exc:  # a bug (handle_errors says so on stderr, exit 3): the stream says it too
+            if self._jsonl:
+                self._jsonl.aborted(f"internal error: {type(exc).__name__}: {exc}", EXIT_ENV)
             raise
         finally:
             if self._progress is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from typing import Any, TextIO
 
@@ -144,7 +145,9 @@ class JsonlStream:
         self.emit({"type": "summary", **summary, "gate": run.gate})
 
     def aborted(self, message: str, exit_code: int) -> None:
-        self.emit({"type": "aborted", "error": message, "exit_code": exit_code})
+        """The last line of a stream cut by an error or Ctrl-C (never raises: the reader may be gone)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.emit({"type": "aborted", "error": message, "exit_code": exit_code})
 
 
 # -- Markdown ---------------------------------------------------------------------------------
