@@ -156,11 +156,11 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
     Examples:
       hlcli score samples/restored samples/gt --lambda 0.05
       hlcli score out/ gt/ -r --format json -o scores.json
-      hlcli score out/ gt/ --metrics psnr_y,ssim_y,lpips --crop-border 4   # the paper's numbers too
-      hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 --format csv | sort -t, -k9 -g
-      hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03' -f markdown
-      hlcli score out/ gt/ -f json -o new.json --baseline old.json --max-regression 2%
-      hlcli score ckpts/*/ gt/ -o sweep/          # a sweep: sweep/<checkpoint>.json each
+      hlcli score out/ gt/ --metrics psnr_y,ssim_y,lpips --crop-border 4
+      hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 -f csv
+      hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03'
+      hlcli score out/ gt/ -o new.json --baseline old.json --max-regression 2%
+      hlcli score ckpts/*/ gt/ -o sweep/     # a sweep: sweep/<checkpoint>.json
     """
     import warnings
 

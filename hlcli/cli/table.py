@@ -45,9 +45,9 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
     \b
     Examples:
       hlcli table ours.json baseline.json --group-by top -f markdown
-      hlcli table ours.json baseline.json --group-by top --metrics hybrid,l1 -o results.tex
+      hlcli table ours.json base.json --group-by top --metrics hybrid,l1 -o t.tex
       hlcli table a.json b.json --metrics psnr_y,ssim_y,lpips,hybrid -f latex
-      hlcli table a.json b.json --group-by dir --average groups --metrics psnr_y   # REDS4 clips
+      hlcli table a.json b.json --group-by dir --average groups  # REDS4 clips
     """
     from ..papertable import paper_table
     from ..render.papertable import FORMATS, write_paper_table

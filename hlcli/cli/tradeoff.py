@@ -47,7 +47,7 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
     Examples:
       hlcli tradeoff modelA.json modelB.json modelC.json
       hlcli tradeoff a.json b.json --name sharp --name smooth --plot tradeoff.png
-      hlcli tradeoff ckpt_*.json --per-pair -f json | jq '.runs[] | {name, best_lambda}'
+      hlcli tradeoff ckpt_*.json -f json | jq '.runs[] | {name, best_lambda}'
     """
     from ..render.tradeoff import FORMATS, plot_tradeoff, write_tradeoff
     from ..tradeoff import tradeoff_runs

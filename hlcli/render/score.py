@@ -162,8 +162,8 @@ def write_markdown(run: Run, out: TextIO, *, summary_only: bool = False) -> None
     layers = ", ".join(f"{l['name']}×{l['weight']:g}" for l in s.get("layers", []))
     weights = s.get("weights", {})
     official = "official ImageNet" if weights.get("official_imagenet1k_v1") else "**not** the official ImageNet weights"
-    lines.append(f"**{plural(summ['count'], 'pair')} scored** · λ = {s.get('lambda')} · layers {layers} · precision "
-                 f"{s.get('precision')} · device {run.environment.get('device', {}).get('type', '?')} · weights "
+    lines.append(f"**{plural(summ['count'], 'pair')} scored** · λ = {s.get('lambda')} · layers {layers} · crop border "
+                 f"{s.get('crop_border', 0)} · precision {s.get('precision')} · device {run.environment.get('device', {}).get('type', '?')} · weights "
                  f"`{str(weights.get('sha256', '?'))[:12]}` ({official}) · hlcli {run.environment.get('hlcli_version', '?')}")
     if not run.complete:
         lines += ["", f"**Incomplete**: {len(run.skipped)} skipped, {len(run.missing)} unmatched"]
