@@ -41,6 +41,10 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               help="CSV manifest of 'restored,gt' paths, one pair per line ('-' reads stdin), "
                    "instead of RESTORED and GT.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories (pairs keyed by relative path).")
+@click.option("--restored-suffix", default="", metavar="SUFFIX",
+              help="Remove SUFFIX from the end of restored file names before pairing, as BasicSR's "
+                   "filename_tmpl '{}_x4' adds it: --restored-suffix _x4 pairs rocket_x4.png with "
+                   "rocket.png (key 'rocket').")
 @click.option("--group-by", type=click.Choice(["none", "top", "dir"]), default="none", show_default=True,
               help="Also summarise each group of pairs: top = top-level folder (gt/Set5/x.png is in Set5), "
                    "dir = whole parent folder. Adds a per-group summary and a 'group' column.")
@@ -189,7 +193,7 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
                        gates=gates, table=_table_options(options, opts.layers, opts.metrics))
         sys.exit(run_sweep(list(paths), view, opts, {**options, "names": names, "pairs_file": pairs_file},
                            output=output))
-    pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"])
+    pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"], options["restored_suffix"])
     _check_gate_groups(gates, pairing, opts)  # an unknown group is exit 2 before scoring
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet,
                    allow_skips=allow_skips, summary_only=summary_only, gates=gates,
