@@ -70,7 +70,17 @@ def environment_info(device: Any, backends: dict[str, Any]) -> dict[str, Any]:
         "device": {"type": device.type, "index": device.index, **backends},
         "threads": torch.get_num_threads(),
         "command": command_line(),
+        **_cwd(),
     }
+
+
+def _cwd() -> dict[str, str]:
+    """``{"cwd": the folder the command runs in}``: the document's relative paths start there
+    (``hlcli report`` run from elsewhere resolves them against it). Empty if it is gone."""
+    try:
+        return {"cwd": os.getcwd()}
+    except OSError:
+        return {}
 
 
 def command_line(argv: list[str] | None = None) -> list[str]:
