@@ -88,11 +88,12 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               help="Extra metrics computed in the same pass, comma-separated: psnr, psnr_y, ssim, ssim_y "
                    "(BasicSR's definitions, with --crop-border), lpips, lpips_vgg (LPIPS v0.1; needs "
                    "hlcli[lpips]). See docs/metrics.md.")
-@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_WEIGHTS",
-              metavar="FILE", help="AlexNet ImageNet checkpoint (torchvision format) for lpips [env: HLCLI_LPIPS_WEIGHTS].")
-@click.option("--lpips-vgg-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_VGG_WEIGHTS",
-              metavar="FILE", help="VGG-16 ImageNet checkpoint (torchvision format) for lpips_vgg "
-                                   "[env: HLCLI_LPIPS_VGG_WEIGHTS].")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="AlexNet ImageNet checkpoint (torchvision format) for lpips. Else $HLCLI_LPIPS_WEIGHTS, the "
+                   "torch cache, a download.")
+@click.option("--lpips-vgg-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="VGG-16 ImageNet checkpoint (torchvision format) for lpips_vgg. Else $HLCLI_LPIPS_VGG_WEIGHTS, "
+                   "the torch cache, a download.")
 @click.option("--alpha", type=click.Choice(["error", "composite", "ignore"]), default="error", show_default=True,
               help="Images with real transparency: refuse, composite over black, or drop alpha.")
 @click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",

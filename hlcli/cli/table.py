@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream, warn_unofficial
 
 
 @click.command("table", short_help="The results table of a paper: runs × (dataset, metric), best in bold.")
@@ -59,3 +59,4 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
                          allow_settings_mismatch=allow_settings_mismatch, average=average)
     with output_stream(output) as out:
         write_paper_table(result, fmt, out, terminal=is_terminal(out), digits=digits)
+    warn_unofficial(result)  # under the output, as the score table's note

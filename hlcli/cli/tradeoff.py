@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda
+from .common import announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, warn_unofficial, parse_lambda
 
 
 def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -62,3 +62,4 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
         announce_written(plot)
     with output_stream(output) as out:
         write_tradeoff(result, fmt, out, terminal=is_terminal(out))
+    warn_unofficial(result)  # under the output, as the score table's note

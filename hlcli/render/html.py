@@ -22,7 +22,7 @@ from ..readers import metric_names as run_metric_names
 from ..metricdefs import get
 from . import html_media as media
 from ..text import plural
-from .common import num, percent, weights_warning
+from .common import num, percent, weights_warnings
 from .table import metric_header
 from .html_assets import CSS, JS, script_hash
 
@@ -118,8 +118,8 @@ def _header(doc: dict[str, Any]) -> str:
         if paths:
             items = "".join(f"<li><code>{e(p)}</code></li>" for p in paths)
             lists.append(f"<h2>{e(label)} ({len(paths)})</h2><ul class=\"unmatched\">{items}</ul>")
-    note = weights_warning(weights)
-    warning = f"<p class=\"warning\" id=\"weights-warning\">Warning: {e(note)}</p>" if note else ""
+    warning = "".join(f"<p class=\"warning\" id=\"weights-warning{'' if i == 0 else f'-{i + 1}'}\">Warning: {e(note)}</p>"
+                      for i, note in enumerate(weights_warnings(s)))
     return (f"<header><h1>hlcli report: {plural(len(doc['pairs']), 'pair')} scored</h1>"
             f"<div id=\"verdict\">{_verdict(doc)}</div>{warning}<dl class=\"meta\">{meta}</dl>{''.join(lists)}</header>")
 
