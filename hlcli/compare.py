@@ -16,7 +16,7 @@ from typing import Any
 
 from ._version import __version__
 from .errors import InputError
-from .documents import comparable_settings, mismatch_error, pair_value, settings_differences
+from .documents import comparable_settings, mismatch_error, pair_value, settings_differences, unofficial_by_run
 from .readers import metric_names as run_metric_names
 from .metricdefs import get
 
@@ -132,6 +132,7 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_n
     return {
         "schema_version": SCHEMA_VERSION, "tool": "hlcli", "kind": "compare", "hlcli_version": __version__,
         "a": _brief(a, a_name), "b": _brief(b, b_name),
+        **unofficial_by_run([(a_name, a["settings"]), (b_name, b["settings"])]),
         "settings_differences": differences,
         "difference": ("B - A; for a lower-is-better metric a negative difference means B is better, for a "
                        "higher-is-better one (PSNR, SSIM) a positive one"),

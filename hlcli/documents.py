@@ -22,6 +22,40 @@ from .text import plural
 OVERRIDE_FLAG = "--allow-settings-mismatch"
 
 
+def unofficial_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The networks of a run (``settings`` of a score document) whose checkpoint is not
+    torchvision's official ImageNet one: VGG-19 of the hybrid and the LPIPS backbones, one rule
+    for all. Each: ``title`` (``VGG-19``), ``used_for``, ``path``, ``source`` (as a person
+    would name it: ``--weights``, ``$HLCLI_LPIPS_WEIGHTS``...) and ``sha256``. Every view that
+    shows a run asks this (score table, Markdown, report, table, compare, tradeoff, calibrate,
+    the sweep table)."""
+    from .netspecs import NETS
+
+    records = [("vgg19", settings.get("weights") or {})]
+    for name, rec in sorted((settings.get("lpips_networks") or {}).items()):
+        backbone = rec.get("backbone") or {} if isinstance(rec, dict) else {}
+        net = {"alex": "alexnet", "vgg": "vgg16"}.get(rec.get("net") if isinstance(rec, dict) else None, "")
+        records.append((net or str(backbone.get("name", name)), backbone))
+    out = []
+    for net, rec in records:
+        if not isinstance(rec, dict) or rec.get("official_imagenet1k_v1", True) is not False:
+            continue
+        spec = NETS.get(net)
+        source = str(rec.get("source", "?"))
+        how = {"option": spec.option, "env": f"${spec.env}"}.get(source, source) if spec else source
+        out.append({"net": net, "title": spec.title if spec else net, "used_for": spec.used_by if spec else "",
+                    "path": str(rec.get("path", "?")), "source": how, "sha256": str(rec.get("sha256", "?"))})
+    return out
+
+
+def unofficial_by_run(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """``{"unofficial_weights": [{"run": name, **network}, ...]}`` for the analyses' documents
+    (``table``, ``compare``, ``tradeoff``, ``calibrate``) over ``(name, settings)`` pairs; empty
+    when every network of every run is official (their documents are then unchanged)."""
+    found = [{"run": name, **net} for name, settings in runs for net in unofficial_networks(settings)]
+    return {"unofficial_weights": found} if found else {}
+
+
 def pair_value(pair: dict[str, Any], metric: str) -> float:
     """A metric of a pair as written in a JSON document (``PairResult.as_dict()``): a base or
     extra metric at the top level (null, written for PSNR's +inf, reads as +inf), a layer

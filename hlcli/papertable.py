@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from ._version import __version__
-from .documents import comparable_settings, common_pairs, load_runs, pair_value
+from .documents import comparable_settings, common_pairs, load_runs, pair_value, unofficial_by_run
 from .readers import metric_names as run_metric_names
 from .errors import InputError
 from .metricdefs import EXTRA, better, get
@@ -133,4 +133,5 @@ def paper_table(runs: Any, *, names: Any = None, metrics: Any = None, group_by: 
         "pairs": {"common": len(keys), "only_in": {n: k for n, k in only.items() if k}},
         "columns": columns,
         "rows": [{"name": s.name, "path": s.path, "values": row} for s, row in zip(stored, values)],
+        **unofficial_by_run([(s.name, s.doc["settings"]) for s in stored]),
     }

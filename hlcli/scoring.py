@@ -24,7 +24,7 @@ from .errors import InputError, MissingFilesError, NonFiniteError
 from .layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size
 from .loader import DecodedBatch, Failure, Planned, batches, decoded_batches, plan_pair
 from .options import ScoreOptions, extra_metrics, option_settings, validate_options
-from .pairing import Pairing, find_pairs, pairs_from_paths
+from .pairing import Pairing, dir_inputs, find_pairs, pairs_from_paths
 from .results import Missing, PairResult, Run, Skipped
 
 __all__ = ["ScoreOptions", "option_settings", "run_settings", "score_dirs", "score_pairing", "score_pairs",
@@ -70,7 +70,17 @@ def environment_info(device: Any, backends: dict[str, Any]) -> dict[str, Any]:
         "device": {"type": device.type, "index": device.index, **backends},
         "threads": torch.get_num_threads(),
         "command": command_line(),
+        **_cwd(),
     }
+
+
+def _cwd() -> dict[str, str]:
+    """``{"cwd": the folder the command runs in}``: the document's relative paths start there
+    (``hlcli report`` run from elsewhere resolves them against it). Empty if it is gone."""
+    try:
+        return {"cwd": os.getcwd()}
+    except OSError:
+        return {}
 
 
 def command_line(argv: list[str] | None = None) -> list[str]:
@@ -155,7 +165,11 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
     if len(missing) and not opts.allow_missing:
         raise MissingFilesError(missing)
     if not pairing.pairs:
-        raise InputError("no pairs to score", None, "check that both sides hold files with the same names")
+        from .pairing import near_misses
+
+        hints = near_misses(missing.restored_only, missing.gt_only)
+        raise InputError("no pairs to score", None, "check that both sides hold files with the same names"
+                         + "".join(f"; {h}" for h in hints[:1]))
     min_side = max([min_size(specs), *(metricdefs.get(n).min_side for n in extra_metrics(opts))])
     plans: list[Planned] = []
     skipped: list[Skipped] = []
@@ -392,11 +406,13 @@ def _options(lam: float, layers: Iterable[str], options: dict[str, Any]) -> Scor
 
 
 def score_dirs(restored: str | os.PathLike[str], gt: str | os.PathLike[str], *, lam: float = 0.05,
-               layers: Iterable[str] = DEFAULT_LAYERS, recursive: bool = False, **options: Any) -> Run:
+               layers: Iterable[str] = DEFAULT_LAYERS, recursive: bool = False, restored_suffix: str = "",
+               **options: Any) -> Run:
     """Score every restored image in ``restored`` against its ground truth in ``gt`` (paired by
     relative path without extension, as ``hlcli score RESTORED GT`` does) and return the
     :class:`~hlcli.Run`. ``options`` are the other fields of :class:`~hlcli.ScoreOptions`
     (``layer_weights``, ``device``, ``precision``, ``weights``, ``on_error``...).
+    ``restored_suffix`` (e.g. ``"_x4"``) is removed from restored file names before pairing.
     Raises :class:`~hlcli.InputError` or :class:`~hlcli.HlcliEnvironmentError`.
 
     >>> run = hlcli.score_dirs("samples/restored", "samples/gt", lam=0.05)  # doctest: +SKIP
@@ -404,8 +420,8 @@ def score_dirs(restored: str | os.PathLike[str], gt: str | os.PathLike[str], *, 
     0.0412...
     """
     opts = _options(lam, layers, options)
-    pairing = find_pairs(restored, gt, recursive=recursive)
-    return score_pairing(pairing, opts, inputs={"restored": str(restored), "gt": str(gt), "recursive": recursive})
+    pairing = find_pairs(restored, gt, recursive=recursive, restored_suffix=restored_suffix)
+    return score_pairing(pairing, opts, inputs=dir_inputs(restored, gt, recursive, restored_suffix))
 
 
 def score_pairs(pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]], *, lam: float = 0.05,

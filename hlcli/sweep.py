@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from .errors import HlcliError, InputError
 from .layers import DEFAULT_LAYERS, LayerSpec
 from .loader import DecodedBatch, Failure, Planned, batches, decode_side, iterate_dataset, stack_images
-from .pairing import Pairing, find_pairs
+from .pairing import Pairing, dir_inputs, find_pairs
 from .results import PairResult, Run, Skipped
 from .scoring import (ScoreOptions, _options, _skip_or_raise, build_results, extra_metrics, load_engine, pair_results,
                       plan_pairs, validate_options)
@@ -234,7 +234,8 @@ def _measure_shared(eng: Any, batch: SweepBatch, shared: list[int], scale: int) 
 
 
 def score_models(models: dict[str, str | os.PathLike[str]], gt: str | os.PathLike[str], *, lam: float = 0.05,
-                 layers: Any = DEFAULT_LAYERS, recursive: bool = False, **options: Any) -> dict[str, Run]:
+                 layers: Any = DEFAULT_LAYERS, recursive: bool = False, restored_suffix: str = "",
+                 **options: Any) -> dict[str, Run]:
     """Score several models' folders against one ground-truth folder in one sweep (each
     ground-truth image decoded and passed through VGG-19 once per batch) and return
     ``{name: Run}``, each run equal to :func:`hlcli.score_dirs` of that model alone.
@@ -246,8 +247,8 @@ def score_models(models: dict[str, str | os.PathLike[str]], gt: str | os.PathLik
     """
     opts = _options(lam, layers, options)
     check_models(models, gt)
-    entries = [Model(name, find_pairs(path, gt, recursive=recursive),
-                     {"restored": str(path), "gt": str(gt), "recursive": recursive}) for name, path in models.items()]
+    entries = [Model(name, find_pairs(path, gt, recursive=recursive, restored_suffix=restored_suffix),
+                     dir_inputs(path, gt, recursive, restored_suffix)) for name, path in models.items()]
     return score_sweep(entries, opts)
 
 

@@ -112,8 +112,8 @@ def test_markdown_rendering_complete():
     text = out.getvalue()
     lines = text.splitlines()
     assert lines[0] == "## hlcli score · ❌ gates failed"
-    assert lines[2].startswith("**3 pairs scored** · λ = 0.05 · layers conv3_3×1, conv4_3×1 · precision fp32 · "
-                               "device cpu · weights `abababababab` (**not** the official ImageNet weights)")
+    assert lines[2].startswith("**3 pairs scored** · λ = 0.05 · layers conv3_3×1, conv4_3×1 · crop border 0 · "
+                               "precision fp32 · device cpu · weights `abababababab` (**not** the official ImageNet weights)")
     assert "**Incomplete**: 1 skipped, 2 unmatched" in lines
     assert "| metric | mean | median | std | min | max | p95 | p99 |" in lines
     assert [ln.split(" | ")[0] for ln in lines if ln.startswith("| ") and not ln.startswith("| `")
@@ -137,6 +137,15 @@ def test_markdown_rendering_complete():
     write_markdown(run, summary_only, summary_only=True)
     assert "### Worst pairs" not in summary_only.getvalue() and "### Gates" in summary_only.getvalue()
     validate_score(run.document())
+
+
+def test_markdown_header_says_the_crop_border():
+    """The crop border changes every number, so the Markdown settings line always states it."""
+    run = synthetic.run([synthetic.pair("a", 0.5)])
+    run.settings["crop_border"] = 4
+    out = io.StringIO()
+    write_markdown(run, out)
+    assert " · crop border 4 · " in out.getvalue().splitlines()[2]
 
 
 def test_csv_column_order_is_fixed():

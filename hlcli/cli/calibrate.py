@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream, warn_unofficial
 
 
 @click.command("calibrate", short_help="Choose λ from a stored run: the share of the perceptual term.")
@@ -45,3 +45,4 @@ def calibrate_cmd(run: Path, share: float, balance_layers: bool, fmt: str | None
     result = calibrate_lambda(str(run), share=share, balance_layers=balance_layers)
     with output_stream(output) as out:
         write_calibrate(result, fmt, out, terminal=is_terminal(out))
+    warn_unofficial(result)  # under the output, as the score table's note

@@ -43,6 +43,15 @@ def _err(message: str) -> None:
     click.echo(f"Error: {message}".translate(_CONTROL), err=True)
 
 
+def warn_unofficial(result: dict[str, Any]) -> None:
+    """Say on stderr, one ``Warning:`` line each, which runs of an analysis (``table``,
+    ``compare``, ``tradeoff``, ``calibrate``) were scored with non-official network weights."""
+    from ..render.common import unofficial_lines
+
+    for line in unofficial_lines(result):
+        echo_err(line)
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into one-line messages and exit codes; tracebacks only with
     ``--debug``. Ctrl-C exits 130, a closed output pipe (``| head``) exits quietly. Every

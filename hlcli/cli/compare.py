@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import helptext
-from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream, warn_unofficial
 
 _HELP = f"""Compare two runs over the same ground truth (e.g. two models), pair by pair.
 
@@ -54,3 +54,4 @@ def compare_cmd(run_a: Path, run_b: Path, fmt: str | None, output: str | None, s
                           allow_settings_mismatch=allow_settings_mismatch)
     with output_stream(output) as out:
         write_compare(result, fmt, out, terminal=is_terminal(out))
+    warn_unofficial(result)  # under the output, as the score table's note

@@ -60,7 +60,7 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
     \b
     Examples:
       hlcli merge part-*.json -o run.json
-      hlcli merge part-*.json -f markdown --fail-if 'mean.hybrid>0.08' --baseline old.json
+      hlcli merge part-*.json --fail-if 'mean.hybrid>0.08' --baseline old.json
     """
     from ..documents import load_document
     from ..sharding import merge_documents

@@ -14,7 +14,8 @@ import click
 
 from ..errors import HlcliError
 from ..text import plural
-from .common import EXIT_GATE, EXIT_OK, echo_err, is_terminal, output_stream, stderr_is_terminal
+from .common import (EXIT_ENV, EXIT_GATE, EXIT_INTERRUPT, EXIT_OK, echo_err, is_terminal, output_stream,
+                     stderr_is_terminal)
 
 
 @dataclass
@@ -46,14 +47,19 @@ class RunView:
             run = score_pairing(pairing, opts, inputs=inputs, on_start=self.on_start, on_pair=self.on_pair,
                                 on_skip=self.on_skip, shard=self.shard)
         except MissingFilesError as err:
-            for path in err.missing.restored_only:
-                echo_err(f"missing: no ground truth for {path}")
-            for path in err.missing.gt_only:
-                echo_err(f"missing: no restored file for {path}")
+            echo_missing(err.missing)
             raise
         except HlcliError as err:
             if self._jsonl:
                 self._jsonl.aborted(err.render(), err.exit_code)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: the stream still ends on a record that says it was cut
+            if self._jsonl:
+                self._jsonl.aborted("interrupted", EXIT_INTERRUPT)
+            raise
+        except Exception as exc:  # a bug (handle_errors says so on stderr, exit 3): the stream says it too
+            if self._jsonl:
+                self._jsonl.aborted(f"internal error: {type(exc).__name__}: {exc}", EXIT_ENV)
             raise
         finally:
             if self._progress is not None:
@@ -118,6 +124,7 @@ class RunView:
     def report(self, run: Any, elapsed: float, done: str | None = None) -> None:
         """Notes and gate results on stderr (gate failures even with --quiet, like errors).
         ``done`` replaces the "scored N pairs in T s" line (e.g. for ``hlcli merge``)."""
+        from ..pairing import near_misses
         from ..render.gate import failure_lines, note_lines
 
         if not self.quiet:
@@ -125,6 +132,8 @@ class RunView:
                 echo_err(f"Warning: no ground truth for {path} (not scored)")
             for path in run.missing.gt_only:
                 echo_err(f"Warning: no restored file for {path} (not scored)")
+            for hint in near_misses(run.missing.restored_only, run.missing.gt_only):
+                echo_err(f"Hint: {hint}")
             if stderr_is_terminal():
                 click.echo(done or f"scored {plural(len(run.pairs), 'pair')} in {elapsed:.1f} s", err=True)
             for line in note_lines(run.gate):
@@ -140,6 +149,19 @@ class RunView:
                        "(pass --allow-skips to accept that)", err=True)
             return max(s.exit_code for s in run.skipped)
         return EXIT_GATE if run.gate and not run.gate["passed"] else EXIT_OK
+
+
+def echo_missing(missing: Any) -> None:
+    """The unmatched files of a refused run on stderr, one line each, then a "did you mean" line
+    per kind of near miss (names equal but for case, or for a restored suffix)."""
+    from ..pairing import near_misses
+
+    for path in missing.restored_only:
+        echo_err(f"missing: no ground truth for {path}")
+    for path in missing.gt_only:
+        echo_err(f"missing: no restored file for {path}")
+    for hint in near_misses(missing.restored_only, missing.gt_only):
+        echo_err(f"Hint: {hint}")
 
 
 def emit_run(view: Any, run: Any, output: str | None, started: float, done: str | None = None) -> int:

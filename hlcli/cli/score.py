@@ -48,6 +48,10 @@ def _is_sweep(params: dict[str, Any]) -> bool:
               help="CSV manifest of 'restored,gt' paths, one pair per line ('-' reads stdin), "
                    "instead of RESTORED and GT.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories (pairs keyed by relative path).")
+@click.option("--restored-suffix", default="", metavar="SUFFIX",
+              help="Remove SUFFIX from the end of restored file names before pairing, as BasicSR's "
+                   "filename_tmpl '{}_x4' adds it: --restored-suffix _x4 pairs rocket_x4.png with "
+                   "rocket.png (key 'rocket').")
 @click.option("--group-by", type=click.Choice(["none", "top", "dir"]), default="none", show_default=True,
               help="Also summarise each group of pairs: top = top-level folder (gt/Set5/x.png is in Set5), "
                    "dir = whole parent folder. Adds a per-group summary and a 'group' column.")
@@ -90,11 +94,12 @@ def _is_sweep(params: dict[str, Any]) -> bool:
 @click.option("--metrics", "metrics", default="", metavar="LIST", callback=parse_metrics,
               help=f"Extra metrics computed in the same pass, comma-separated: {helptext.extra_metrics_by_need()}. "
                    "See docs/metrics.md.")
-@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_WEIGHTS",
-              metavar="FILE", help="AlexNet ImageNet checkpoint (torchvision format) for lpips [env: HLCLI_LPIPS_WEIGHTS].")
-@click.option("--lpips-vgg-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_VGG_WEIGHTS",
-              metavar="FILE", help="VGG-16 ImageNet checkpoint (torchvision format) for lpips_vgg "
-                                   "[env: HLCLI_LPIPS_VGG_WEIGHTS].")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="AlexNet ImageNet checkpoint (torchvision format) for lpips. Else $HLCLI_LPIPS_WEIGHTS, the "
+                   "torch cache, a download.")
+@click.option("--lpips-vgg-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="VGG-16 ImageNet checkpoint (torchvision format) for lpips_vgg. Else $HLCLI_LPIPS_VGG_WEIGHTS, "
+                   "the torch cache, a download.")
 @click.option("--alpha", type=click.Choice(["error", "composite", "ignore"]), default="error", show_default=True,
               help="Images with real transparency: refuse, composite over black, or drop alpha.")
 @click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
@@ -162,11 +167,11 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
     Examples:
       hlcli score samples/restored samples/gt --lambda 0.05
       hlcli score out/ gt/ -r --format json -o scores.json
-      hlcli score out/ gt/ --metrics psnr_y,ssim_y,lpips --crop-border 4   # the paper's numbers too
-      hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 --format csv | sort -t, -k9 -g
-      hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03' -f markdown
-      hlcli score out/ gt/ -f json -o new.json --baseline old.json --max-regression 2%
-      hlcli score ckpts/*/ gt/ -o sweep/          # a sweep: sweep/<checkpoint>.json each
+      hlcli score out/ gt/ --metrics psnr_y,ssim_y,lpips --crop-border 4
+      hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 -f csv
+      hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03'
+      hlcli score out/ gt/ -o new.json --baseline old.json --max-regression 2%
+      hlcli score ckpts/*/ gt/ -o sweep/     # a sweep: sweep/<checkpoint>.json
     """
     import warnings
 
@@ -195,7 +200,7 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
                        gates=gates, table=_table_options(options, opts.layers, opts.metrics))
         sys.exit(run_sweep(list(paths), view, opts, {**options, "names": names, "pairs_file": pairs_file},
                            output=output))
-    pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"])
+    pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"], options["restored_suffix"])
     _check_gate_groups(gates, pairing, opts)  # an unknown group is exit 2 before scoring
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet,
                    allow_skips=allow_skips, summary_only=summary_only, gates=gates,

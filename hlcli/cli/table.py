@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import helptext
-from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream, warn_unofficial
 
 _LAYERS = "the runs' layers"
 
@@ -48,9 +48,9 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
     \b
     Examples:
       hlcli table ours.json baseline.json --group-by top -f markdown
-      hlcli table ours.json baseline.json --group-by top --metrics hybrid,l1 -o results.tex
+      hlcli table ours.json base.json --group-by top --metrics hybrid,l1 -o t.tex
       hlcli table a.json b.json --metrics psnr_y,ssim_y,lpips,hybrid -f latex
-      hlcli table a.json b.json --group-by dir --average groups --metrics psnr_y   # REDS4 clips
+      hlcli table a.json b.json --group-by dir --average groups  # REDS4 clips
     """
     from ..papertable import paper_table
     from ..render.papertable import FORMATS, write_paper_table
@@ -62,3 +62,4 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
                          allow_settings_mismatch=allow_settings_mismatch, average=average)
     with output_stream(output) as out:
         write_paper_table(result, fmt, out, terminal=is_terminal(out), digits=digits)
+    warn_unofficial(result)  # under the output, as the score table's note

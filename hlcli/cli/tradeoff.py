@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import helptext
-from .common import OutputPath, announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda
+from .common import OutputPath, announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda, warn_unofficial
 
 
 def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -49,7 +49,7 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
     Examples:
       hlcli tradeoff modelA.json modelB.json modelC.json
       hlcli tradeoff a.json b.json --name sharp --name smooth --plot tradeoff.png
-      hlcli tradeoff ckpt_*.json --per-pair -f json | jq '.runs[] | {name, best_lambda}'
+      hlcli tradeoff ckpt_*.json -f json | jq '.runs[] | {name, best_lambda}'
     """
     from ..render.tradeoff import FORMATS, plot_tradeoff, write_tradeoff
     from ..tradeoff import tradeoff_runs
@@ -64,3 +64,4 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
         announce_written(plot)
     with output_stream(output) as out:
         write_tradeoff(result, fmt, out, terminal=is_terminal(out))
+    warn_unofficial(result)  # under the output, as the score table's note

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from ..metricdefs import get
 from . import html_media as media
 from ..text import plural
 from ..gate import excess
-from .common import num, percent, weights_warning
+from .common import num, percent, weights_warnings
 from .gate import allowance, over_by
 from .table import metric_header
 from .html_assets import CSS, JS, script_hash
@@ -39,6 +39,8 @@ class ReportOptions:
     top: int = 12
     thumb_size: int = 512
     images: str = "embed"
+    image_bases: list[Path] | None = None  # where relative image paths start (None: the current folder)
+    not_found: list[str] = field(default_factory=list)  # filled by render_report: pictures not found
 
 
 _CONTROL = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]})
@@ -103,8 +105,9 @@ def _header(doc: dict[str, Any]) -> str:
                                f"{'' if device.get('index') is None else ':' + str(device.get('index'))}"
                                f" / {s.get('precision', '?')}"),
         ("command", shlex.join(command) if isinstance(command, list) else ""),
+        *([("run in", doc["cwd"])] if isinstance(doc.get("cwd"), str) else []),
     ]
-    code = ("command", "weights sha256")
+    code = ("command", "run in", "weights sha256")
     meta = "".join(f"<dt>{e(k)}</dt><dd>{'<code>' + e(v) + '</code>' if k in code else e(v)}</dd>" for k, v in rows)
     lists = []
     skipped = doc.get("skipped") or []
@@ -117,8 +120,8 @@ def _header(doc: dict[str, Any]) -> str:
         if paths:
             items = "".join(f"<li><code>{e(p)}</code></li>" for p in paths)
             lists.append(f"<h2>{e(label)} ({len(paths)})</h2><ul class=\"unmatched\">{items}</ul>")
-    note = weights_warning(weights)
-    warning = f"<p class=\"warning\" id=\"weights-warning\">Warning: {e(note)}</p>" if note else ""
+    warning = "".join(f"<p class=\"warning\" id=\"weights-warning{'' if i == 0 else f'-{i + 1}'}\">Warning: {e(note)}</p>"
+                      for i, note in enumerate(weights_warnings(s)))
     return (f"<header><h1>hlcli report: {plural(len(doc['pairs']), 'pair')} scored</h1>"
             f"<div id=\"verdict\">{_verdict(doc)}</div>{warning}<dl class=\"meta\">{meta}</dl>{''.join(lists)}</header>")
 
@@ -358,8 +361,11 @@ def _worst_item(rank: int, p: dict[str, Any], alpha: str, opts: ReportOptions) -
     link = opts.images == "link"
     panels = []
     for kind, caption, path in (("restored", "restored", p["restored"]), ("gt", "ground truth", p["gt"])):
-        src = media.link(path, opts.output) if link and media.is_regular_file(path) else None
-        rgb = None if src else media.photo_thumb(path, size, alpha)
+        found = media.find_image(path, opts.image_bases if opts.image_bases is not None else [Path.cwd()])
+        if found is None:
+            opts.not_found.append(path)
+        src = media.link(found, opts.output) if link and found is not None else None
+        rgb = None if src or found is None else media.photo_thumb(found, size, alpha)
         panels.append(_panel(kind, caption, _img(rgb, src, caption, size), path))
     index = opts.maps_index
     if index and opts.maps_dir is not None:
