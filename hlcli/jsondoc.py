@@ -237,7 +237,8 @@ def as_floats(doc: Any, kind: str, file: str | Path | None, fix: str) -> Any:
     """``doc`` (already checked against ``<kind>.schema.json``) with every value that the schema
     types as a number (``"number"``, not ``"integer"``) converted to a Python float: the one place
     where a score or statistic written as an integer (``"hybrid": 1180591620717411303424``)
-    becomes the float every consumer expects. A number too large for a float is refused."""
+    becomes the float every consumer expects. A number too large for a float is refused. The
+    conversion is in place (the readers' documents are freshly parsed); ``doc`` is returned."""
     return _floats(doc, inlined_schema(kind), [], file, fix)
 
 
