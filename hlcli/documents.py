@@ -163,8 +163,7 @@ def as_document(run: Any, role: str = "input") -> tuple[dict[str, Any], str | No
     if not isinstance(run, dict):
         raise InputError(f"the {role} run is a {type(run).__name__}", None,
                          "pass a Run, a document of `hlcli score --format json` (with its pairs) or its path")
-    check_score(run, None)
-    return run, None
+    return check_score(run, None), None  # its numbers made floats, in place
 
 
 def load_runs(runs: Any, names: Any = None, *, ignore: tuple[str, ...] = (),
