@@ -34,8 +34,8 @@ HOSTILE = [
     "../../etc/passwd", f"{MARKER}\x00nul", "a\nb", "", " ", "%s%n{0}{}", "'\"&<>`", "\ud800", "\u2028x\u2029",
     "x" * 5000, "conv3_3", "l1", "hybrid", "NaN", "null", "settings", "set5/a",
 ]
-NUMBERS = [0, -1, 1, -0.0, 0.5, 1e-320, 5e-324, 1e300, -1e300, 1e99, 1e101, 2 ** 63, 10 ** 40, float("inf"),
-           float("-inf"), float("nan"), 1.0, 3, 1e16 + 1]
+NUMBERS = [0, -1, 1, -0.0, 0.5, 1e-320, 5e-324, 1e300, -1e300, 1e99, 1e101, 2 ** 63, 2 ** 70, 10 ** 40, float("inf"),
+           float("-inf"), float("nan"), 1.0, 3, 1e16 + 1, 1 + 2 ** -51, -1 - 2 ** -51, 1.000000002, -1e-17]
 OTHERS = [None, True, False, [], {}, [1, 2], {"a": 1}, "x"]
 
 

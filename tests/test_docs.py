@@ -96,6 +96,17 @@ def test_cli_reference_help_does_not_depend_on_the_terminal(monkeypatch):
     assert gen_cli_docs.render() == narrow
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_help_fits_80_columns(command):
+    """Every --help, examples included (``\\b`` blocks are not rewrapped), fits an 80-column terminal."""
+    from click.testing import CliRunner
+
+    res = CliRunner().invoke(cli, [*command.split()[1:], "--help"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    wide = [line for line in res.output.splitlines() if len(line) > 80]
+    assert wide == [], f"`{command} --help` at 80 columns has lines wider than 80: {wide}"
+
+
 def test_cli_reference_follows_the_groups_order():
     assert list(_sections(CLI_MD.read_text(encoding="utf-8"))) == list(COMMANDS)
 

@@ -6,6 +6,7 @@ early (no traceback) and Pillow's warnings kept off stderr."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -236,13 +237,16 @@ def test_ctrl_c_exits_130_without_traceback(proc_env, many_pairs):
             if '"type": "pair"' in line:
                 break
         os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C: the whole process group
-        _, err = proc.communicate(timeout=60)
+        rest, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.splitlines()[-1] == "Interrupted."
+    # the stream ends on the `aborted` record docs/formats.md promises, not on a pair line
+    last = json.loads(rest.splitlines()[-1])
+    assert last == {"type": "aborted", "error": "interrupted", "exit_code": 130}, rest
 
 
 @pytest.mark.slow

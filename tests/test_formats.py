@@ -112,17 +112,20 @@ def test_markdown_rendering_complete():
     text = out.getvalue()
     lines = text.splitlines()
     assert lines[0] == "## hlcli score · ❌ gates failed"
-    assert lines[2].startswith("**3 pairs scored** · λ = 0.05 · layers conv3_3×1, conv4_3×1 · precision fp32 · "
-                               "device cpu · weights `abababababab` (**not** the official ImageNet weights)")
+    assert lines[2].startswith("**3 pairs scored** · λ = 0.05 · layers conv3_3×1, conv4_3×1 · crop border 0 · "
+                               "precision fp32 · device cpu · weights `abababababab` (**not** the official ImageNet weights)")
     assert "**Incomplete**: 1 skipped, 2 unmatched" in lines
     assert "| metric | mean | median | std | min | max | p95 | p99 |" in lines
-    assert [ln.split(" | ")[0] for ln in lines if ln.startswith("| ") and ln.count("|") == 9][1:] == \
+    assert [ln.split(" | ")[0] for ln in lines if ln.startswith("| ") and not ln.startswith("| `")
+                                             and ln.count("|") == 9][1:] == \
         ["| l1", "| conv3_3", "| conv4_3", "| perceptual", "| hybrid"]
     assert "| `mean.hybrid>0.1` | 0.259375 | ❌ fail |" in lines and "| `count.l1<1` | 3 | ✅ pass |" in lines
     assert "### Regression against `base.json`" in lines
     assert "2 pairs compared · limits `2%` · 1 new · 1 missing" in lines
-    assert any(ln.startswith("| hybrid | 0.259375 | 0.389063 | +50% | +0.0051875 | ❌ regressed |") for ln in lines)
-    assert "| `a\\|b` | hybrid | 0.259375 | 0.51875 | +100% | +0.0051875 |" in lines  # pipes escaped
+    # allowance and over-by: amounts in the metric's bad direction (a rise of hybrid)
+    assert any(ln.startswith("| hybrid | 0.259375 | 0.389063 | +50% | 0.0051875 rise | 0.1245 | ❌ regressed |")
+               for ln in lines)
+    assert "| `a\\|b` | hybrid | 0.259375 | 0.51875 | +100% | 0.0051875 rise | 0.254188 |" in lines  # pipes escaped
     assert "New pairs (not in the baseline): `z`" in lines
     assert "Missing pairs (in the baseline, not scored now): `gone`" in lines
     assert "| `a\\|b` | 0.51875 | 0.5 | 0.375 |" in lines  # worst pairs
@@ -134,6 +137,15 @@ def test_markdown_rendering_complete():
     write_markdown(run, summary_only, summary_only=True)
     assert "### Worst pairs" not in summary_only.getvalue() and "### Gates" in summary_only.getvalue()
     validate_score(run.document())
+
+
+def test_markdown_header_says_the_crop_border():
+    """The crop border changes every number, so the Markdown settings line always states it."""
+    run = synthetic.run([synthetic.pair("a", 0.5)])
+    run.settings["crop_border"] = 4
+    out = io.StringIO()
+    write_markdown(run, out)
+    assert " · crop border 4 · " in out.getvalue().splitlines()[2]
 
 
 def test_csv_column_order_is_fixed():

@@ -178,7 +178,7 @@ def test_pair_regression_fails_while_the_mean_passes():
     assert l1["passed"] and (l1["baseline"], l1["observed"], l1["delta"]) == (1.5, 1.75, 0.25)
     assert by_metric(reg)["hybrid"]["allowed"] is None  # no limit on hybrid: reported only
     line = [x for x in gr.failure_lines({"passed": False, "checks": [], "regressions": reg})]
-    assert line == ["Regression: pair b l1 2.5 vs baseline 2 (+25%, allowed +0.4)"]
+    assert line == ["Regression: pair b l1 2.5 vs baseline 2 (+25%; allowed 0.4 rise, over by 0.1)"]
 
 
 def test_summary_regression_fails_while_every_pair_passes():
@@ -189,7 +189,7 @@ def test_summary_regression_fails_while_every_pair_passes():
     assert not l1["passed"] and l1["relative_change"] == 0.25
     assert [lim["scope"] for lim in reg["limits"]] == ["mean", "pairs"]
     assert gr.failure_lines({"passed": False, "checks": [], "regressions": reg}) == [
-        "Regression: mean l1 over 4 common pairs 1.25 vs baseline 1 (+25%, allowed +0.01)"]
+        "Regression: mean l1 over 4 common pairs 1.25 vs baseline 1 (+25%; allowed 0.01 rise, over by 0.24)"]
 
 
 def test_regression_equal_to_the_limit_passes_and_just_above_fails():
@@ -383,7 +383,7 @@ def test_cli_baseline_regressions(runner, pair_dirs, baseline):
     res = score(runner, pair_dirs, "-f", "markdown", "--baseline", str(edit(baseline, better_past)),
                 "--max-regression", "2%", "--max-pair-regression", "10%")
     assert res.exit_code == 1, res.stderr
-    assert "Regression: pair a hybrid" in res.stderr and "(+100%, allowed +" in res.stderr
+    assert "Regression: pair a hybrid" in res.stderr and "(+100%; allowed " in res.stderr
     assert "Regression: mean hybrid over 3 common pairs" in res.stderr
     assert "Note: 1 pair not in the baseline: c" in res.stderr
     assert "Note: 1 pair in the baseline but not scored now: old" in res.stderr

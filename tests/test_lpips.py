@@ -156,6 +156,12 @@ def test_bad_heads_are_refused():
         L.check_heads({**heads, "lin5.model.1.weight": heads["lin4.model.1.weight"]}, "alex")
     with pytest.raises(HlcliEnvironmentError, match="not a state dict"):
         L.check_heads([1, 2], "alex")
+    # negative weights would make LPIPS negative, below the schemas' minimum 0 (docs/formats.md)
+    for bad in (-1e-3, float("nan")):
+        broken = heads["lin2.model.1.weight"].clone()
+        broken[0, 3] = bad
+        with pytest.raises(HlcliEnvironmentError, match="lin2.model.1.weight has negative or non-finite"):
+            L.check_heads({**heads, "lin2.model.1.weight": broken}, "alex")
 
 
 @pytest.mark.parametrize("case", ["wrong-shape", "missing-key", "other-net", "not-a-dict", "code", "garbage"])

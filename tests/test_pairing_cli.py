@@ -295,3 +295,91 @@ def test_whole_run_input_errors(make, env, tmp_path):
         assert res.exit_code == 2, (mode, res.stderr)
         assert res.stdout == ""
         assert_one_line_error(res.stderr, *needles)
+
+
+# ------------------------------------------------------- near misses and --restored-suffix (issue 22)
+
+def test_near_misses_name_the_case_and_the_suffix():
+    from hlcli.inputs.pairing import near_misses, strip_suffix
+
+    hints = near_misses(["r/Coffee.png", "r/rocket_x4.png", "r/bird_x4.png", "r/zebra.png", "r/a-x2.png"],
+                        ["g/coffee.png", "g/rocket.png", "g/bird.png", "g/lion.png", "g/a.png"])
+    assert len(hints) == 3, hints
+    assert "r/Coffee.png with g/coffee.png" in hints[0] and "only in case" in hints[0]
+    assert "2 such files" in hints[1] and hints[1].endswith("--restored-suffix _x4")
+    assert hints[2].endswith("--restored-suffix=-x2")  # a suffix that looks like an option
+    assert near_misses(["r/zebra.png"], ["g/lion.png"]) == []
+    assert strip_suffix("a/rocket_x4", "_x4") == "a/rocket" and strip_suffix("a/rocket", "_x4") == "a/rocket"
+    assert strip_suffix("a_x4/_x4", "_x4") == "a_x4/_x4"  # never an empty name
+
+
+@pytest.fixture
+def suffixed(tmp_path):
+    """BasicSR's layout: results/<set>/<name>_x4.png against gt/<set>/<name>.png."""
+    for i, (group, name) in enumerate([("Set5", "rocket"), ("Set5", "bird"), ("Set14", "coffee")]):
+        gt = textured(40, 40, seed=i)
+        save(tmp_path / "gt" / group / f"{name}.png", gt)
+        save(tmp_path / "res" / group / f"{name}_x4.png", degrade(gt, seed=i))
+    return tmp_path / "res", tmp_path / "gt"
+
+
+def test_unmatched_files_say_did_you_mean(cli_env, tmp_path):
+    for name, gt_name in (("rocket_x4", "rocket"), ("Coffee", "coffee")):
+        save(tmp_path / "r" / f"{name}.png", textured(40, 40, 1))
+        save(tmp_path / "g" / f"{gt_name}.png", textured(40, 40, 1))
+    r = score(tmp_path / "r", tmp_path / "g")
+    assert r.exit_code == 2
+    hints = [ln for ln in r.stderr.splitlines() if ln.startswith("Hint: did you mean")]
+    assert len(hints) == 2, r.stderr
+    assert "Coffee.png" in hints[0] and "coffee.png" in hints[0] and "case" in hints[0]
+    assert "rocket_x4.png" in hints[1] and hints[1].endswith("--restored-suffix _x4")
+    r = score(tmp_path / "r", tmp_path / "g", "--allow-missing", "-f", "json")  # nothing paired: in the error
+    assert r.exit_code == 2 and "did you mean" in r.stderr.splitlines()[-1], r.stderr
+    save(tmp_path / "r" / "zebra.png", textured(40, 40, 2))
+    save(tmp_path / "g" / "zebra.png", textured(40, 40, 2))
+    r = score(tmp_path / "r", tmp_path / "g", "--allow-missing", "-f", "json")  # a run: as a note
+    assert r.exit_code == 0 and sum(ln.startswith("Hint: did you mean") for ln in r.stderr.splitlines()) == 2, \
+        r.stderr
+
+
+def test_restored_suffix_pairs_basicsr_names_with_groups_baselines_and_shards(cli_env, suffixed, tmp_path):
+    res, gt = suffixed
+    doc = ok_json(res, gt, "-r", "--restored-suffix", "_x4", "--group-by", "top")
+    assert [p["key"] for p in doc["pairs"]] == ["Set14/coffee", "Set5/bird", "Set5/rocket"]
+    assert set(doc["summary"]["groups"]) == {"Set5", "Set14"}
+    assert doc["settings"]["inputs"]["restored_suffix"] == "_x4"
+    validate_score(doc)
+    # keys are the stripped names: a baseline scored without the suffix (gt against itself) compares
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(ok_json(gt, gt, "-r")), encoding="utf-8")
+    r = score(res, gt, "-r", "--restored-suffix", "_x4", "--baseline", base, "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    regression = json.loads(r.stdout)["gate"]["regressions"]
+    assert regression["pairs_compared"] == 3 and regression["new"] == regression["missing"] == []
+    # shards and merge
+    parts = []
+    for i in range(2):
+        part = tmp_path / f"part{i}.json"
+        r = score(res, gt, "-r", "--restored-suffix", "_x4", "--shard", f"{i}/2", "-o", part)
+        assert r.exit_code == 0, r.stderr
+        parts.append(part)
+    merged = CliRunner().invoke(cli, ["merge", *map(str, parts), "-f", "json"])
+    assert merged.exit_code == 0, merged.stderr
+    assert [p["key"] for p in json.loads(merged.stdout)["pairs"]] == [p["key"] for p in doc["pairs"]]
+
+
+def test_restored_suffix_in_a_sweep_and_not_with_a_manifest(cli_env, suffixed, tmp_path):
+    res, gt = suffixed
+    import shutil
+
+    shutil.copytree(res, tmp_path / "res2")
+    out = tmp_path / "sweep"
+    r = score(res, tmp_path / "res2", gt, "-r", "--restored-suffix", "_x4", "-o", out)
+    assert r.exit_code == 0, r.stderr
+    docs = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(docs) == {"res", "res2"}
+    assert all([p["key"] for p in d["pairs"]] == ["Set14/coffee", "Set5/bird", "Set5/rocket"] for d in docs.values())
+    manifest = tmp_path / "pairs.csv"
+    manifest.write_text(f"{res / 'Set5' / 'bird_x4.png'},{gt / 'Set5' / 'bird.png'}\n", encoding="utf-8")
+    r = score("--pairs", manifest, "--restored-suffix", "_x4")
+    assert r.exit_code == 2 and "--restored-suffix" in r.stderr

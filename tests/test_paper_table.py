@@ -204,3 +204,35 @@ def test_cli_table_refusals(runs, tmp_path):
     bad.write_text(json.dumps(doc))
     res = runner.invoke(cli, ["table", str(a), str(bad)])
     assert res.exit_code == 2 and "bad.json" in res.stderr and res.stderr.count("\n") == 1
+
+
+def with_extras(values: dict[str, float], extras: tuple[str, ...]) -> dict:
+    """A score document whose pairs also carry the extra metrics (PSNR falls as l1 rises)."""
+    pairs = synthetic.pairs(values)
+    for p in pairs:
+        for m in extras:
+            p.extra[m] = {"psnr": 40.0 - p.l1, "ssim": 1.0 / (1.0 + p.l1), "lpips": p.l1 / 10}[m]
+    run = synthetic.run(pairs)
+    run.settings["metrics"] = list(extras)
+    return run.document()
+
+
+def test_default_columns_are_the_metrics_every_run_has(tmp_path):
+    """Without --metrics: hybrid, l1, perceptual and every extra metric that every run scored
+    (issue 22 §2), in the registry's order, best by each metric's direction."""
+    a, b = with_extras(A, ("psnr", "ssim", "lpips")), with_extras(B, ("psnr", "ssim"))
+    t = hlcli.paper_table([a, b], names=["A", "B"])
+    assert [c["metric"] for c in t["columns"]] == ["hybrid", "l1", "perceptual", "psnr", "ssim"]
+    psnr = next(c for c in t["columns"] if c["metric"] == "psnr")
+    l1 = next(c for c in t["columns"] if c["metric"] == "l1")
+    assert psnr["higher_is_better"] and psnr["best"] == l1["best"] == ["B"]  # lower l1 <=> higher PSNR here
+    assert [c["metric"] for c in table()["columns"]] == ["hybrid", "l1", "perceptual"]  # no extras: as before
+    paths = []
+    for name, doc in (("a", a), ("b", b)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(doc))
+    res = CliRunner().invoke(cli, ["table", *map(str, paths), "-f", "markdown"])
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.startswith("| run | hybrid↓ | l1↓ | perceptual↓ | PSNR↑ dB | SSIM↑ |")
+    res = CliRunner().invoke(cli, ["table", *map(str, paths), "-f", "csv", "--metrics", "l1"])
+    assert res.stdout.splitlines()[0] == "run,path,l1"

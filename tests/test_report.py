@@ -133,3 +133,66 @@ def test_histogram_counts_are_whole(n):
     lo, hi = ax.get_ylim()
     ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+# ------------------------------------------------ relative image paths from another folder (issue 22)
+
+@pytest.fixture
+def relative_run(tmp_path, monkeypatch, weights_file):
+    """Four small pairs in proj/, scored from proj/ with relative paths, the document in proj/out/."""
+    from .conftest import degrade, save, textured
+
+    proj = tmp_path / "proj"
+    for i in range(4):
+        gt = textured(32, 40, seed=i)
+        save(proj / "gt" / f"p{i}.png", gt)
+        save(proj / "restored" / f"p{i}.png", degrade(gt, seed=i))
+    (proj / "out").mkdir()
+    monkeypatch.chdir(proj)
+    result = CliRunner().invoke(cli, ["score", "restored", "gt", "--weights", str(weights_file), "-q", "-f", "json",
+                                      "-o", "out/run.json", "--layers", "conv1_2", "--workers", "0"])
+    assert result.exit_code == 0, result.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    return proj
+
+
+def test_report_from_another_folder_finds_the_images(relative_run, tmp_path):
+    doc = json.loads((relative_run / "out" / "run.json").read_text())
+    assert doc["cwd"] == str(relative_run) and doc["pairs"][0]["restored"].startswith("restored")
+    for images in ("embed", "link"):
+        out = tmp_path / f"r-{images}.html"
+        result = report(str(relative_run / "out" / "run.json"), "-o", str(out), "--thumb-size", "32",
+                        "--images", images)
+        assert result.exit_code == 0 and "Warning" not in result.stderr, result.stderr
+        page = out.read_text()
+        assert "not available" not in page and f"<code>{relative_run}</code>" in page
+
+
+def test_old_document_falls_back_to_its_own_folder(relative_run, tmp_path):
+    doc = json.loads((relative_run / "out" / "run.json").read_text())
+    del doc["cwd"]  # written before hlcli recorded it
+    old = relative_run / "old.json"  # beside restored/ and gt/
+    old.write_text(json.dumps(doc))
+    out = tmp_path / "r.html"
+    result = report(str(old), "-o", str(out), "--thumb-size", "32")
+    assert result.exit_code == 0 and "Warning" not in result.stderr, result.stderr
+    assert "not available" not in out.read_text()
+
+
+def test_images_truly_gone_are_one_warning_and_images_root_points_at_them(relative_run, tmp_path):
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.move(str(relative_run), str(moved))
+    out = tmp_path / "r.html"
+    result = report(str(moved / "out" / "run.json"), "-o", str(out), "--thumb-size", "32")
+    assert result.exit_code == 0
+    lines = [ln for ln in result.stderr.splitlines() if not ln.startswith("wrote ")]
+    assert len(lines) == 1 and lines[0].startswith("Warning: 8 pictures of the report not found"), result.stderr
+    assert "e.g. restored/" in lines[0] and "--images-root DIR" in lines[0]
+    assert out.read_text().count("not available") == 8
+    result = report(str(moved / "out" / "run.json"), "-o", str(out), "--thumb-size", "32", "--images-root", str(moved))
+    assert result.exit_code == 0 and "Warning" not in result.stderr, result.stderr
+    assert "not available" not in out.read_text()

@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from hlcli.cli import cli
+from hlcli.analysis import gate as g
+from hlcli.render.gate import allowance, over_by
 
 from .conftest import SAMPLES, degrade, save, textured
 
@@ -232,14 +234,15 @@ def test_failing_report_shows_first_what_failed(browser, failing_report):
         ".map(c => c.textContent))")
     assert len(rows) == len(regressed)  # every regressed pair of the JSON, listed
     assert {(r[0], r[1]) for r in rows} == {(x["key"], x["metric"]) for x in regressed}
-    over = [(x["delta"] - x["allowed"]) / abs(x["baseline"]) for x in
+    over = [g.excess(x) / abs(x["baseline"]) for x in
             sorted(regressed, key=lambda x: [r[:2] for r in rows].index([x["key"], x["metric"]]))]
     assert over == sorted(over, reverse=True)  # furthest over its allowance first
     for r in rows:  # baseline, this run, allowance as in the JSON
         x = next(x for x in regressed if (x["key"], x["metric"]) == (r[0], r[1]))
         assert float(r[2]) == pytest.approx(x["baseline"], rel=1e-5)
         assert float(r[3]) == pytest.approx(x["observed"], rel=1e-5)
-        assert float(r[4]) == pytest.approx(x["allowed"], rel=1e-5)
+        assert r[4] == allowance(x) and float(r[4].split()[0]) == pytest.approx(x["allowed"], rel=1e-5)
+        assert r[5] == over_by(x) and float(r[5].split()[0]) == pytest.approx(g.excess(x), rel=1e-5)
     # links into the pairs table and the gallery land on that pair
     targets = browser.execute_script(
         "return Array.from(document.querySelectorAll('#regressed tbody tr')).map(r => Array.from("

@@ -20,7 +20,7 @@ import math
 from typing import Any
 
 from .._version import __version__
-from ..runs.documents import as_document
+from ..runs.documents import as_document, unofficial_by_run
 from ..errors import InputError
 
 SCHEMA_VERSION = 1
@@ -117,6 +117,7 @@ def calibrate_lambda(run: Any, *, share: float = DEFAULT_SHARE, balance_layers: 
         "run": {"path": path, "pairs": len(pairs), "precision": settings.get("precision"),
                 "weights_sha256": settings.get("weights", {}).get("sha256")},
         "current_lambda": lam, "share": share, "lambda": new_lam,
+        **unofficial_by_run([(path or "run", settings)]),
         "terms": _terms(a, layer_means, weights, p, lam),
         "calibrated_terms": _terms(a, layer_means, balanced or weights, p, new_lam),
         "pair_share": {"current": _share_stats(pairs, lam, weights),

@@ -1,8 +1,9 @@
 """``hlcli compare A.json B.json``: two runs over the same ground truth, pair by pair (no torch).
 
 Pairs are matched by key; only pairs in both runs are compared (the others are listed). For
-each metric (lower is better) and each common pair, ``d = B − A``: B *wins* a pair when
-``d < 0``, *loses* when ``d > 0``, ties on exact equality. The mean difference comes with a
+each metric and each common pair, ``d = B − A``: B *wins* a pair when it is better by the
+metric's direction (:mod:`hlcli.metrics.registry`: ``d < 0`` for a lower-is-better metric, ``d > 0``
+for a higher-is-better one), *loses* when it is worse, ties on exact equality. The mean difference comes with a
 seeded bootstrap percentile interval: ``resamples`` times, draw n pairs with replacement
 (numpy ``default_rng(seed)``, the same draws for every metric), take the mean of d; the
 interval is the 2.5th and 97.5th percentile (numpy's linear method) of those means.
@@ -16,7 +17,7 @@ import math
 
 from .._version import __version__
 from ..errors import InputError
-from ..runs.documents import comparable_settings, mismatch_error, pair_value, settings_differences
+from ..runs.documents import comparable_settings, mismatch_error, pair_value, settings_differences, unofficial_by_run
 from ..runs.readers import metric_names as run_metric_names
 from ..metrics.registry import get
 
@@ -130,6 +131,7 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_n
     return {
         "schema_version": SCHEMA_VERSION, "tool": "hlcli", "kind": "compare", "hlcli_version": __version__,
         "a": _brief(a, a_name), "b": _brief(b, b_name),
+        **unofficial_by_run([(a_name, a["settings"]), (b_name, b["settings"])]),
         "settings_differences": differences,
         "difference": ("B - A; for a lower-is-better metric a negative difference means B is better, for a "
                        "higher-is-better one (PSNR, SSIM) a positive one"),

@@ -4,20 +4,25 @@
   (``mean.hybrid>0.08`` fails a run whose mean hybrid is above 0.08; exactly 0.08 passes).
   STAT is ``count``, ``mean``, ``median``, ``std``, ``min``, ``max`` or a percentile ``pN``
   (0 <= N <= 100, e.g. ``p95``, ``p99.9``), all as defined in :mod:`hlcli.runs.results`; METRIC is
-  ``l1``, ``perceptual``, ``hybrid`` or a scored layer; OP is one of ``> >= < <= == !=``.
+  any metric the run scores (:func:`hlcli.runs.results.metric_names`: ``l1``, the layers,
+  ``perceptual``, ``hybrid`` and the extra metrics of :data:`hlcli.metrics.registry.EXTRA`); OP is one
+  of ``> >= < <= == !=``, whatever the metric's direction.
   A statistic that is undefined (no pairs scored) fails its gate. ``STAT.METRIC[GROUP] OP VALUE``
   (``mean.hybrid[Urban100]>0.1``) evaluates over one group's pairs of a run scored with
   ``--group-by`` (:mod:`hlcli.inputs.groups`); the group must be one of the run's.
 * ``--baseline RUN.json`` with ``--max-regression [METRIC=]VALUE[%]``: compare this run with a
   stored ``hlcli score -f json`` document, pair by pair and on the mean over the pairs both runs
-  scored. A pair or mean *regresses* when ``new - old > allowed`` (equal passes), where
-  ``allowed`` is the most lenient of the limits given for that metric: ``VALUE`` (absolute) or
-  ``VALUE% * |old|`` (relative, so an old value of 0 allows no rise under a relative limit).
+  scored. A pair or mean *regresses* when it got worse by more than ``allowed`` (equal passes):
+  ``regression(metric, old, new) > allowed``, a rise of L1, a drop of PSNR (:mod:`hlcli.metrics.registry`).
+  ``allowed``, a non-negative amount in the metric's bad direction, is the most lenient of the
+  limits given for that metric: ``VALUE`` (absolute) or ``VALUE% * |old|`` (relative, so an old
+  value of 0 allows no change for the worse under a relative limit); :func:`excess` is how far
+  beyond it a record is.
   A bare VALUE limits ``hybrid``; ``all=VALUE`` limits every metric not named on its own.
   ``--max-pair-regression`` (same syntax), when given, replaces the limits for single pairs,
   so that noisy pairs may move more than the mean.
-  Runs made with different settings (λ, layers and their weights, weights sha256, precision)
-  are refused unless the user passes :data:`OVERRIDE_FLAG`.
+  Runs made with different settings (λ, layers and their weights, weights sha256, precision,
+  crop border) are refused unless the user passes :data:`OVERRIDE_FLAG`.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from ..errors import InputError
 from ..runs.results import STATS, PairResult, Run, describe, metric_names
 from ..inputs.groups import group_of
 
-__all__ = ["OPS", "OVERRIDE_FLAG", "Gate", "GateSpec", "Limit", "check_groups", "check_metrics", "compare_to_baseline",
+__all__ = ["OPS", "OVERRIDE_FLAG", "Gate", "GateSpec", "Limit", "check_groups", "check_metrics", "compare_to_baseline", "excess",
            "evaluate_gates", "load_document", "parse_gate", "parse_limit", "scoped", "statistic"]
 
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
@@ -203,6 +208,18 @@ def _finite_or_none(x: float) -> float | None:
 
 def _rel(delta: float, old: float) -> float | None:
     return delta / abs(old) if old != 0 and math.isfinite(delta) and math.isfinite(old) else None
+
+
+def excess(record: dict[str, Any]) -> float | None:
+    """How far a regression record (a ``summary`` entry or a ``regressed`` pair) is beyond its
+    allowance, as an amount in the metric's bad direction (a PSNR drop of 0.99 dB against an
+    allowed drop of 0.5 dB is 0.49; negative: within it). None when no limit applies. A stored
+    ``baseline`` or ``observed`` of null is +inf (PSNR of an identical pair)."""
+    if record.get("allowed") is None:
+        return None
+    old = math.inf if record["baseline"] is None else record["baseline"]
+    new = math.inf if record["observed"] is None else record["observed"]
+    return regression(record["metric"], old, new) - record["allowed"]
 
 
 def scoped(limits: list[Limit], pair_limits: list[Limit]) -> list[Limit]:

@@ -3,8 +3,10 @@
 One row per run, one column per (group, metric) and one per metric over all pairs; a value is
 the mean over the pairs present in every run (the others are listed), in float64
 (``math.fsum``). Groups come from the pair keys (:func:`hlcli.inputs.groups.group_of`: ``top`` is the
-top-level folder, e.g. the dataset of ``Set5/baby``). In each column the lowest value is the
-best (every metric is lower-is-better); equal lowest values are all best. The runs must have
+top-level folder, e.g. the dataset of ``Set5/baby``). In each column the best value follows the
+metric's direction (:mod:`hlcli.metrics.registry`: the lowest L1, the highest PSNR); equal best values
+are all best. Without a choice of metrics, the columns are :data:`DEFAULT_METRICS` and every
+extra metric (``--metrics`` of ``hlcli score``) that every run scored. The runs must have
 been made with the same settings (λ included: the hybrid depends on it).
 """
 
@@ -14,7 +16,7 @@ import math
 from typing import Any
 
 from .._version import __version__
-from ..runs.documents import comparable_settings, common_pairs, load_runs, pair_value
+from ..runs.documents import comparable_settings, common_pairs, load_runs, pair_value, unofficial_by_run
 from ..runs.readers import metric_names as run_metric_names
 from ..errors import InputError
 from ..metrics.registry import EXTRA, better, get
@@ -27,8 +29,17 @@ DEFAULT_METRICS = ("hybrid", "l1", "perceptual")
 AVERAGES = ("pairs", "groups")
 
 
+def default_metrics(docs: list[dict[str, Any]]) -> list[str]:
+    """The columns without ``--metrics``: :data:`DEFAULT_METRICS`, then each extra metric that
+    every run scored, in :data:`hlcli.metrics.registry.EXTRA` order (as a sweep's table shows them)."""
+    return [*DEFAULT_METRICS, *(m for m in EXTRA if all(m in run_metric_names(d["settings"]) for d in docs))]
+
+
 def _metrics(metrics: Any, docs: list[dict[str, Any]]) -> list[str]:
-    """The metrics asked for, each one scored by every run (extra metrics need --metrics)."""
+    """The metrics asked for, each one scored by every run (extra metrics need --metrics);
+    ``None``: :func:`default_metrics`."""
+    if metrics is None:
+        return default_metrics(docs)
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
     allowed = [m for m in run_metric_names(docs[0]["settings"]) if all(m in run_metric_names(d["settings"]) for d in docs[1:])]
     unknown = [m for m in names if m not in allowed]
@@ -67,12 +78,13 @@ def _columns(keys: list[str], group_by: str, metrics: list[str]) -> list[dict[st
     return [{"group": g, "metric": m, "pairs": len(ks), "keys": ks} for g, ks in sets for m in metrics]
 
 
-def paper_table(runs: Any, *, names: Any = None, metrics: Any = DEFAULT_METRICS, group_by: str = "none",
+def paper_table(runs: Any, *, names: Any = None, metrics: Any = None, group_by: str = "none",
                 allow_settings_mismatch: bool = False, average: str = "pairs") -> dict[str, Any]:
     """The results table of a paper from stored runs: one row per run, one column per (group,
     metric) plus each metric's mean over all pairs, with the best (lowest) run of each column.
     ``runs``: :class:`~hlcli.Run` objects, score documents or their paths; ``metrics``: names
-    (``"hybrid,l1"`` or a list) among l1, perceptual, hybrid and the runs' layers; ``group_by``:
+    (``"hybrid,l1"`` or a list) among l1, perceptual, hybrid, the runs' layers and the extra
+    metrics every run scored (default None: hybrid, l1, perceptual and those extras); ``group_by``:
     ``none``, ``top`` or ``dir``; ``average``: the overall column is the mean over all ``pairs``
     (default) or, with groups, the mean of the per-group means (``groups``: BasicSR's convention
     for video clips). The best of a column follows the metric's direction (highest PSNR, lowest
@@ -121,4 +133,5 @@ def paper_table(runs: Any, *, names: Any = None, metrics: Any = DEFAULT_METRICS,
         "pairs": {"common": len(keys), "only_in": {n: k for n, k in only.items() if k}},
         "columns": columns,
         "rows": [{"name": s.name, "path": s.path, "values": row} for s, row in zip(stored, values)],
+        **unofficial_by_run([(s.name, s.doc["settings"]) for s in stored]),
     }

@@ -20,7 +20,7 @@ import math
 from typing import Any
 
 from .._version import __version__
-from ..runs.documents import comparable_settings, common_pairs, load_runs
+from ..runs.documents import comparable_settings, common_pairs, load_runs, unofficial_by_run
 from ..errors import InputError
 
 SCHEMA_VERSION = 1
@@ -153,4 +153,5 @@ def tradeoff_runs(runs: Any, *, names: Any = None, lam: float | None = None, per
         "ties": ties, "intervals": INTERVALS,
         "pairs": {"common": len(keys), "only_in": {n: k for n, k in only.items() if k}},
         "per_pair": _per_pair(stored, keys, intervals, lambdas) if per_pair else None,
+        **unofficial_by_run([(s.name, s.doc["settings"]) for s in stored]),
     }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
+from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream, OutputPath, warn_unofficial
 from ..analysis.calibrate import calibrate_lambda
 from ..render.calibrate import FORMATS, write_calibrate
 
@@ -21,7 +21,7 @@ from ..render.calibrate import FORMATS, write_calibrate
                    "(keeping the mean perceptual, so the λ above still holds).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               help="Output format. Default: from -o's extension, else table.")
-@click.option("-o", "--output", metavar="FILE", help="Write the result to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="calibrate.json"), metavar="FILE", help="Write the result to FILE (atomically) instead of stdout.")
 @debug_option
 @handle_errors
 def calibrate_cmd(run: Path, share: float, balance_layers: bool, fmt: str | None, output: str | None,
@@ -44,3 +44,4 @@ def calibrate_cmd(run: Path, share: float, balance_layers: bool, fmt: str | None
     result = calibrate_lambda(str(run), share=share, balance_layers=balance_layers)
     with output_stream(output) as out:
         write_calibrate(result, fmt, out, terminal=is_terminal(out))
+    warn_unofficial(result)  # under the output, as the score table's note

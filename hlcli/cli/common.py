@@ -15,13 +15,14 @@ from typing import IO, Any
 
 import click
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, is_special
 from ..errors import HlcliError
 from ..text import human_size
 from ..nets.layers import resolve_layers
 from ..metrics.registry import check_extra
 from ..analysis.gate import parse_gate, parse_limit
 from ..inputs.diagnostics import warning_lines
+from ..render.common import unofficial_lines
 
 EXIT_OK, EXIT_GATE, EXIT_ENV, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 3, 130, 141
 EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -47,13 +48,23 @@ def _err(message: str) -> None:
     click.echo(f"Error: {message}".translate(_CONTROL), err=True)
 
 
+def warn_unofficial(result: dict[str, Any]) -> None:
+    """Say on stderr, one ``Warning:`` line each, which runs of an analysis (``table``,
+    ``compare``, ``tradeoff``, ``calibrate``) were scored with non-official network weights."""
+    for line in unofficial_lines(result):
+        echo_err(line)
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into one-line messages and exit codes; tracebacks only with
-    ``--debug``. Ctrl-C exits 130, a closed output pipe (``| head``) exits quietly."""
+    ``--debug``. Ctrl-C exits 130, a closed output pipe (``| head``) exits quietly. Every
+    output path of the command (options of type :class:`OutputPath`) is checked first, before
+    any work (:func:`check_outputs`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug"))
+        check_outputs(click.get_current_context(silent=True))
         try:
             return func(*args, **kwargs)
         except HlcliError as err:
@@ -83,6 +94,75 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(EXIT_ENV)
 
     return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# Output paths: every file or folder a command will write, checked before any work
+
+
+class OutputPath(click.ParamType):
+    """An output file (``-o``, ``--report``, ``--plot``) or folder (``--save-maps``, a sweep's
+    ``-o DIR/``): parsed as a string, checked by :func:`check_outputs` once every parameter is
+    known (a sweep's ``-o`` is a folder, a single run's a file: ``folder_if`` tells which).
+
+    A file must not be an existing folder, nor end in a slash; its folder must exist (it is not
+    created) and be writable. A folder must not be an existing file; it is created with its
+    parents when written, so its nearest existing ancestor must be a writable folder."""
+
+    name = "path"
+
+    def __init__(self, *, folder: bool = False, example: str = "out.json",
+                 folder_if: Callable[[dict[str, Any]], bool] | None = None):
+        self.folder, self.example, self.folder_if = folder, example, folder_if
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value if value is None else str(value)
+
+    def problem(self, value: str, params: dict[str, Any]) -> str | None:
+        """Why ``value`` cannot be written, with the fix; None when it can."""
+        if value == "-":
+            return None if not (self.folder or (self.folder_if and self.folder_if(params))) else \
+                "'-' (stdout) is no folder: give a folder for the documents, e.g. out/"
+        folder = self.folder or (self.folder_if is not None and self.folder_if(params))
+        target = Path(value)
+        if folder:
+            if target.exists() and not target.is_dir():
+                return f"{value} is a file, not a folder: give a folder (it is created if missing)"
+            ancestor = target
+            while not ancestor.exists() and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            if not ancestor.is_dir():
+                return f"{value} cannot be created: {ancestor} is a file, not a folder; give another folder"
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                return f"{value} cannot be created: no permission to write in {ancestor}; give another folder"
+            return None
+        if is_special(target):  # a device or FIFO (-o /dev/null): written in place
+            return None if os.access(target, os.W_OK) else f"{value} cannot be written: no permission"
+        if target.is_dir() or value.endswith(("/", os.sep)):
+            name = f"{value.rstrip('/' + os.sep)}{os.sep}{self.example}"
+            return f"{value} is a folder: give a file name, e.g. {name}"
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.exists():
+            return f"the folder {parent} of {value} does not exist: create it first (mkdir -p {parent})"
+        if not parent.is_dir():
+            return f"{value} cannot be written: {parent} is a file, not a folder; give another path"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"{value} cannot be written: no permission to write in {parent}; give another path"
+        return None
+
+
+def check_outputs(ctx: click.Context | None) -> None:
+    """Exit 2 (a usage error naming the option, the path and the fix) if an output path of
+    ``ctx``'s command cannot be written: before any image is read or any run scored, so a bad
+    ``-o`` costs nothing. The one place every command's output paths are checked."""
+    if ctx is None:
+        return
+    for param in ctx.command.params:
+        if isinstance(param.type, OutputPath) and param.name is not None:
+            value = ctx.params.get(param.name)
+            problem = None if value is None else param.type.problem(str(value), ctx.params)
+            if problem is not None:
+                raise click.BadParameter(problem, ctx=ctx, param=param)
 
 
 debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
@@ -188,12 +268,15 @@ def output_stream(path: str | None, *, quiet: bool = False, option: str = "-o") 
         return
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
+    if not directory.is_dir():  # checked before any work (OutputPath); gone since then
         raise click.BadParameter(f"directory {directory} does not exist", param_hint=f"'{option}'")
+    if target.is_dir():
+        raise click.BadParameter(f"{path} is a folder: give a file name", param_hint=f"'{option}'")
     with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
         yield fh
         fh.flush()
-        os.fsync(fh.fileno())
+        if tmp != target:  # not a device written in place (-o /dev/null): no fsync there
+            os.fsync(fh.fileno())
     if not quiet:
         announce_written(path)
 

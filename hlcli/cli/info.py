@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import debug_option, default_output_format, handle_errors, output_stream, parse_device
+from .common import debug_option, default_output_format, handle_errors, output_stream, parse_device, OutputPath
 from ..engine import sysinfo
 from ..render.info import write_info
 
@@ -14,7 +14,7 @@ from ..render.info import write_info
 @click.command("info", short_help="Devices, CPU capability, native precisions, versions, weights.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]),
               help="Output format. Default: from -o's extension, else table.")
-@click.option("-o", "--output", metavar="FILE", help="Write to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="machine.json"), metavar="FILE", help="Write to FILE (atomically) instead of stdout.")
 @click.option("--device", default="auto", show_default=True, callback=parse_device,
               help="The device `score --device` would use, and the one --bench measures.")
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),

@@ -12,8 +12,10 @@ import click
 
 from ..render.score import FORMATS
 from ..text import plural
+from ..render import helptext
 from .common import (
     EXTENSION_FORMATS,
+    OutputPath,
     debug_option,
     default_format,
     handle_errors,
@@ -31,13 +33,14 @@ from ..analysis.gate import GateSpec, check_metrics, scoped
 @click.argument("parts", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
               help="Output format. Default: from -o's extension, else table on a terminal, csv when piped.")
-@click.option("-o", "--output", metavar="FILE", help="Write the run to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="run.json"), metavar="FILE", help="Write the run to FILE (atomically) instead of stdout.")
 @click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True, help="How many worst pairs the summary lists.")
 @click.option("--summary-only", is_flag=True, help="Only the summary, as `hlcli score --summary-only`.")
 @click.option("--rows", default="40", show_default=True, metavar="N|all", callback=lambda c, p, v: _rows(v),
               help="Table: show at most N pairs, the worst by --sort ('all': every pair), as `hlcli score --rows`.")
 @click.option("--sort", default="hybrid", show_default=True, metavar="METRIC",
-              help="Table: order of the pairs, highest first (l1, perceptual, hybrid, a layer, or 'key').")
+              help="Table: order of the pairs, worst first by the metric's direction, as `hlcli score --sort`: "
+                   f"{helptext.metric_names()}, or 'key'.")
 @click.option("--allow-skips", is_flag=True, help="Exit 0 even if some parts skipped files.")
 @click.option("--fail-if", "gates", multiple=True, callback=parse_gates, metavar="'STAT.METRIC OP VALUE'",
               help="Exit 1 if this is true of the merged run, as `hlcli score --fail-if`. Repeatable.")
@@ -47,7 +50,8 @@ from ..analysis.gate import GateSpec, check_metrics, scoped
               help="With --baseline: as `hlcli score --max-regression`. Repeatable.")
 @click.option("--max-pair-regression", "pair_limits", multiple=True, callback=parse_limits,
               metavar="[METRIC=]VALUE[%]", help="With --baseline: as `hlcli score --max-pair-regression`.")
-@click.option("--allow-settings-mismatch", is_flag=True, help="Compare with a baseline made with other settings.")
+@click.option("--allow-settings-mismatch", is_flag=True,
+              help=f"Compare with a baseline made with other {helptext.compared_settings()}.")
 @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (errors still shown).")
 @debug_option
 @handle_errors
@@ -61,7 +65,7 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
     \b
     Examples:
       hlcli merge part-*.json -o run.json
-      hlcli merge part-*.json -f markdown --fail-if 'mean.hybrid>0.08' --baseline old.json
+      hlcli merge part-*.json --fail-if 'mean.hybrid>0.08' --baseline old.json
     """
     started = time.perf_counter()
     docs = [(str(p), load_document(p, role="part")) for p in parts]

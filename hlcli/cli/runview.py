@@ -14,7 +14,16 @@ import click
 
 from ..errors import HlcliError, MissingFilesError
 from ..text import plural
-from .common import EXIT_GATE, EXIT_OK, echo_err, is_terminal, output_stream, stderr_is_terminal
+from .common import (
+    echo_err,
+    EXIT_ENV,
+    EXIT_GATE,
+    EXIT_INTERRUPT,
+    EXIT_OK,
+    is_terminal,
+    output_stream,
+    stderr_is_terminal,
+)
 from ..render.score import JsonlStream, write_score
 from ..render.gate import failure_lines, note_lines
 from ..engine.sysinfo import precision_warning
@@ -47,14 +56,19 @@ class RunView:
             run = score_pairing(pairing, opts, inputs=inputs, on_start=self.on_start, on_pair=self.on_pair,
                                 on_skip=self.on_skip, shard=self.shard)
         except MissingFilesError as err:
-            for path in err.missing.restored_only:
-                echo_err(f"missing: no ground truth for {path}")
-            for path in err.missing.gt_only:
-                echo_err(f"missing: no restored file for {path}")
+            echo_missing(err.missing)
             raise
         except HlcliError as err:
             if self._jsonl:
                 self._jsonl.aborted(err.render(), err.exit_code)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: the stream still ends on a record that says it was cut
+            if self._jsonl:
+                self._jsonl.aborted("interrupted", EXIT_INTERRUPT)
+            raise
+        except Exception as exc:  # a bug (handle_errors says so on stderr, exit 3): the stream says it too
+            if self._jsonl:
+                self._jsonl.aborted(f"internal error: {type(exc).__name__}: {exc}", EXIT_ENV)
             raise
         finally:
             if self._progress is not None:
@@ -118,11 +132,15 @@ class RunView:
     def report(self, run: Any, elapsed: float, done: str | None = None) -> None:
         """Notes and gate results on stderr (gate failures even with --quiet, like errors).
         ``done`` replaces the "scored N pairs in T s" line (e.g. for ``hlcli merge``)."""
+        from ..inputs.pairing import near_misses  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
+
         if not self.quiet:
             for path in run.missing.restored_only:
                 echo_err(f"Warning: no ground truth for {path} (not scored)")
             for path in run.missing.gt_only:
                 echo_err(f"Warning: no restored file for {path} (not scored)")
+            for hint in near_misses(run.missing.restored_only, run.missing.gt_only):
+                echo_err(f"Hint: {hint}")
             if stderr_is_terminal():
                 click.echo(done or f"scored {plural(len(run.pairs), 'pair')} in {elapsed:.1f} s", err=True)
             for line in note_lines(run.gate):
@@ -138,6 +156,19 @@ class RunView:
                        "(pass --allow-skips to accept that)", err=True)
             return max(s.exit_code for s in run.skipped)
         return EXIT_GATE if run.gate and not run.gate["passed"] else EXIT_OK
+
+
+def echo_missing(missing: Any) -> None:
+    """The unmatched files of a refused run on stderr, one line each, then a "did you mean" line
+    per kind of near miss (names equal but for case, or for a restored suffix)."""
+    from ..inputs.pairing import near_misses  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
+
+    for path in missing.restored_only:
+        echo_err(f"missing: no ground truth for {path}")
+    for path in missing.gt_only:
+        echo_err(f"missing: no restored file for {path}")
+    for hint in near_misses(missing.restored_only, missing.gt_only):
+        echo_err(f"Hint: {hint}")
 
 
 def emit_run(view: Any, run: Any, output: str | None, started: float, done: str | None = None) -> int:

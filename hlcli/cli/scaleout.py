@@ -13,7 +13,7 @@ from dataclasses import replace
 import click
 
 from .common import EXIT_INTERRUPT, echo_err
-from .runview import emit_run
+from .runview import echo_missing, emit_run
 from ..engine.distributed import score_distributed, world_size
 from ..errors import InputError, MissingFilesError
 from ..engine.sharding import (
@@ -114,10 +114,7 @@ def score_torchrun(view: Any, output: str | None, pairing: Any, opts: Any, input
         run = score_distributed(pairing, opts, inputs=inputs, on_start=view.on_start,
                                 on_progress=lambda done: _progress(view, done))
     except MissingFilesError as err:  # listed as a single process lists them
-        for path in err.missing.restored_only:
-            echo_err(f"missing: no ground truth for {path}")
-        for path in err.missing.gt_only:
-            echo_err(f"missing: no restored file for {path}")
+        echo_missing(err.missing)
         raise
     finally:
         if view._progress is not None:

@@ -12,8 +12,10 @@ import click
 
 from ..nets.layers import DEFAULT_LAYERS
 from ..render.score import FORMATS
+from ..render import helptext
 from .common import (
     EXTENSION_FORMATS,
+    OutputPath,
     debug_option,
     default_format,
     file_warnings_shown,
@@ -37,12 +39,21 @@ from .sweep import run_sweep, sweep_format
 __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "score_cmd"]
 
 
+def _is_sweep(params: dict[str, Any]) -> bool:
+    """More than one RESTORED folder: ``-o`` names a folder of documents."""
+    return len(params.get("paths") or ()) > 2
+
+
 @click.command("score")
 @click.argument("paths", nargs=-1, metavar="RESTORED... GT", type=click.Path(exists=True, path_type=Path))
 @click.option("--pairs", "pairs_file", metavar="FILE",
               help="CSV manifest of 'restored,gt' paths, one pair per line ('-' reads stdin), "
                    "instead of RESTORED and GT.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories (pairs keyed by relative path).")
+@click.option("--restored-suffix", default="", metavar="SUFFIX",
+              help="Remove SUFFIX from the end of restored file names before pairing, as BasicSR's "
+                   "filename_tmpl '{}_x4' adds it: --restored-suffix _x4 pairs rocket_x4.png with "
+                   "rocket.png (key 'rocket').")
 @click.option("--group-by", type=click.Choice(["none", "top", "dir"]), default="none", show_default=True,
               help="Also summarise each group of pairs: top = top-level folder (gt/Set5/x.png is in Set5), "
                    "dir = whole parent folder. Adds a per-group summary and a 'group' column.")
@@ -54,7 +65,7 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               help="One weight per layer, same order as --layers (default: all 1).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
               help="Output format. Default: from -o's extension, else table on a terminal, csv when piped.")
-@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout. "
+@click.option("-o", "--output", type=OutputPath(example="scores.json", folder_if=_is_sweep), metavar="FILE", help="Write the report to FILE (atomically) instead of stdout. "
               "A sweep: a folder (created if missing) that receives <name>.<ext> per model (json unless -f).")
 @click.option("--name", "names", multiple=True, metavar="NAME",
               help="A sweep: the models' names, repeated in order (default: each folder's base name).")
@@ -83,14 +94,14 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               help="Shave N pixels from every side of both images before every metric, after any size "
                    "policy (BasicSR's crop_border, e.g. 4 for x4 super-resolution).")
 @click.option("--metrics", "metrics", default="", metavar="LIST", callback=parse_metrics,
-              help="Extra metrics computed in the same pass, comma-separated: psnr, psnr_y, ssim, ssim_y "
-                   "(BasicSR's definitions, with --crop-border), lpips, lpips_vgg (LPIPS v0.1; needs "
-                   "hlcli[lpips]). See docs/metrics.md.")
-@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_WEIGHTS",
-              metavar="FILE", help="AlexNet ImageNet checkpoint (torchvision format) for lpips [env: HLCLI_LPIPS_WEIGHTS].")
-@click.option("--lpips-vgg-weights", type=click.Path(dir_okay=False, path_type=Path), envvar="HLCLI_LPIPS_VGG_WEIGHTS",
-              metavar="FILE", help="VGG-16 ImageNet checkpoint (torchvision format) for lpips_vgg "
-                                   "[env: HLCLI_LPIPS_VGG_WEIGHTS].")
+              help=f"Extra metrics computed in the same pass, comma-separated: {helptext.extra_metrics_by_need()}. "
+                   "See docs/metrics.md.")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="AlexNet ImageNet checkpoint (torchvision format) for lpips. Else $HLCLI_LPIPS_WEIGHTS, the "
+                   "torch cache, a download.")
+@click.option("--lpips-vgg-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="VGG-16 ImageNet checkpoint (torchvision format) for lpips_vgg. Else $HLCLI_LPIPS_VGG_WEIGHTS, "
+                   "the torch cache, a download.")
 @click.option("--alpha", type=click.Choice(["error", "composite", "ignore"]), default="error", show_default=True,
               help="Images with real transparency: refuse, composite over black, or drop alpha.")
 @click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
@@ -101,28 +112,28 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               callback=lambda ctx, param, value: parse_rows(value),
               help="Table: show at most N pairs, the worst by --sort ('all': every pair; -f csv has all).")
 @click.option("--sort", default="hybrid", show_default=True, metavar="METRIC",
-              help="Table: order of the pairs, highest first: l1, perceptual, hybrid or a scored layer; "
-                   "'key' for by name.")
+              help=f"Table: order of the pairs, worst first by the metric's direction: {helptext.metric_names()} "
+                   f"({helptext.directions()}); 'key' for by name.")
 @click.option("--summary-only", is_flag=True,
               help="Only the summary, one line per metric, no per-pair rows (csv columns: metric, count, "
                    "mean, median, std, min, max, p50, p90, p95, p99; json: the document without 'pairs').")
 @click.option("--fail-if", "gates", multiple=True, callback=parse_gates, metavar="'STAT.METRIC OP VALUE'",
               help="Exit 1 if this is true of the run, e.g. 'mean.hybrid>0.08', 'p95.l1>0.03'. STAT: count, "
-                   "mean, median, std, min, max, pN (p95, p99.9); METRIC: l1, perceptual, hybrid or a "
-                   "scored layer; OP: > >= < <= == !=. 'mean.hybrid[Set5]>0.08' checks one group "
-                   "(with --group-by). Repeatable.")
+                   f"mean, median, std, min, max, pN (p95, p99.9); METRIC: {helptext.metric_names()}; "
+                   "OP: > >= < <= == !=. The gate fails when the expression is true, whatever the metric's "
+                   "direction. 'mean.hybrid[Set5]>0.08' checks one group (with --group-by). Repeatable.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="RUN.json",
               help="Compare with a run saved by `hlcli score -f json`, pair by pair and on the mean.")
 @click.option("--max-regression", "limits", multiple=True, callback=parse_limits, metavar="[METRIC=]VALUE[%]",
-              help="With --baseline: exit 1 if a pair or the mean rises by more than VALUE (absolute) or "
-                   "VALUE% (relative). A bare value limits hybrid; 'all=' every metric. Repeatable.")
+              help="With --baseline: exit 1 if a pair or the mean gets worse by more than VALUE (absolute, in "
+                   f"the metric's unit) or VALUE% (relative): {helptext.worse_words()} "
+                   f"({helptext.directions()}). A bare value limits hybrid; 'all=' every metric. Repeatable.")
 @click.option("--max-pair-regression", "pair_limits", multiple=True, callback=parse_limits,
               metavar="[METRIC=]VALUE[%]",
               help="Limits for single pairs instead of --max-regression's (which then limit only the mean).")
 @click.option("--allow-settings-mismatch", is_flag=True,
-              help="Compare with a baseline made with other λ, layers, layer weights, weights, precision or "
-                   "crop border.")
-@click.option("--save-maps", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help=f"Compare with a baseline made with other {helptext.compared_settings()}.")
+@click.option("--save-maps", type=OutputPath(folder=True), metavar="DIR",
               help="Write each pair's error maps to DIR/<key>.<l1|layer>.npy (mean = the score) and colour-mapped "
                    "PNGs (l1, each layer, perceptual), with DIR/maps.json. See docs/report.md. "
                    "A sweep: DIR/<name>/ per model.")
@@ -130,7 +141,7 @@ __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "sco
               help="With --save-maps: which files to keep.")
 @click.option("--maps-scale", type=click.Choice(["run", "pair"]), default="run", show_default=True,
               help="With --save-maps: PNG colours span [0, 99.5th percentile] of the whole run or of each pair.")
-@click.option("--report", metavar="FILE.html",
+@click.option("--report", type=OutputPath(example="report.html"), metavar="FILE.html",
               help="Also write the HTML report of `hlcli report` (maps in a temporary folder unless --save-maps). "
                    "A sweep: FILE-<name>.html per model.")
 @click.option("--shard", metavar="I/N",
@@ -158,11 +169,11 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
     Examples:
       hlcli score samples/restored samples/gt --lambda 0.05
       hlcli score out/ gt/ -r --format json -o scores.json
-      hlcli score out/ gt/ --metrics psnr_y,ssim_y,lpips --crop-border 4   # the paper's numbers too
-      hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 --format csv | sort -t, -k9 -g
-      hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03' -f markdown
-      hlcli score out/ gt/ -f json -o new.json --baseline old.json --max-regression 2%
-      hlcli score ckpts/*/ gt/ -o sweep/          # a sweep: sweep/<checkpoint>.json each
+      hlcli score out/ gt/ --metrics psnr_y,ssim_y,lpips --crop-border 4
+      hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 -f csv
+      hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03'
+      hlcli score out/ gt/ -o new.json --baseline old.json --max-regression 2%
+      hlcli score ckpts/*/ gt/ -o sweep/     # a sweep: sweep/<checkpoint>.json
     """
     from PIL import Image  # lazy: keeps PIL off the cheap paths (import hlcli, --help, reading runs)
 
@@ -187,7 +198,7 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
                        gates=gates, table=_table_options(options, opts.layers, opts.metrics))
         sys.exit(run_sweep(list(paths), view, opts, {**options, "names": names, "pairs_file": pairs_file},
                            output=output))
-    pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"])
+    pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"], options["restored_suffix"])
     _check_gate_groups(gates, pairing, opts)  # an unknown group is exit 2 before scoring
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet,
                    allow_skips=allow_skips, summary_only=summary_only, gates=gates,

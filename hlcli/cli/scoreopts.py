@@ -38,15 +38,18 @@ def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
     return opts
 
 
-def _pairing(restored: Path | None, gt: Path | None, pairs_file: str | None, recursive: bool) -> tuple[Any, dict[str, Any]]:
+def _pairing(restored: Path | None, gt: Path | None, pairs_file: str | None, recursive: bool,
+             restored_suffix: str = "") -> tuple[Any, dict[str, Any]]:
     """The pairs to score and the ``inputs`` record of the settings."""
-    from ..inputs.pairing import find_pairs, read_manifest  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
+    from ..inputs.pairing import find_pairs, read_manifest, dir_inputs  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     if pairs_file is not None:
+        if restored_suffix:
+            raise click.UsageError("--restored-suffix pairs folders by name; a --pairs manifest names the pairs itself")
         pairing = read_manifest(sys.stdin if pairs_file == "-" else pairs_file)
         return pairing, {"pairs": "<stdin>" if pairs_file == "-" else str(pairs_file)}
-    return find_pairs(restored, gt, recursive=recursive), {"restored": str(restored), "gt": str(gt),
-                                                            "recursive": recursive}
+    return (find_pairs(restored, gt, recursive=recursive, restored_suffix=restored_suffix),
+            dir_inputs(restored, gt, recursive, restored_suffix))
 
 
 def _check_gate_groups(spec: Any, pairing: Any, opts: Any) -> None:

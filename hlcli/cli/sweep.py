@@ -23,7 +23,7 @@ from ..engine.distributed import world_size
 from .scoreopts import _check_gate_groups
 from ..errors import MissingFilesError
 from ..render.sweep import write_sweep_csv, write_sweep_table
-from .runview import write_run  # every format, jsonl included, as `hlcli merge` writes a run
+from .runview import write_run, echo_missing  # every format, jsonl included, as `hlcli merge` writes a run
 from ..render.gate import failure_lines, note_lines
 from ..nets import weights
 from .report import write_report
@@ -75,7 +75,8 @@ def run_sweep(paths: list[Path], view: Any, opts: Any, options: dict[str, Any], 
     *model_paths, gt = paths
     names = model_names(model_paths, options.get("names") or ())
     check_models(dict(zip(names, model_paths)), gt)
-    models = [_model(Model, name, path, gt, options["recursive"]) for name, path in zip(names, model_paths)]
+    models = [_model(Model, name, path, gt, options["recursive"], options["restored_suffix"])
+              for name, path in zip(names, model_paths)]
     for m in models:
         _check_gate_groups(view.gates, m.pairing, opts)
     out_dir = Path(output) if output is not None else None
@@ -96,11 +97,11 @@ def run_sweep(paths: list[Path], view: Any, opts: Any, options: dict[str, Any], 
     return _report(view, runs, time.perf_counter() - started)
 
 
-def _model(cls: Any, name: str, path: Path, gt: Path, recursive: bool) -> Any:
-    from ..inputs.pairing import find_pairs  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
+def _model(cls: Any, name: str, path: Path, gt: Path, recursive: bool, suffix: str) -> Any:
+    from ..inputs.pairing import dir_inputs, find_pairs  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
-    return cls(name, find_pairs(path, gt, recursive=recursive), {"restored": str(path), "gt": str(gt),
-                                                                 "recursive": recursive})
+    return cls(name, find_pairs(path, gt, recursive=recursive, restored_suffix=suffix),
+               dir_inputs(path, gt, recursive, suffix))
 
 
 def _score(view: Any, models: list[Any], opts: Any) -> dict[str, Any]:
@@ -125,10 +126,7 @@ def _score(view: Any, models: list[Any], opts: Any) -> dict[str, Any]:
     try:
         return score_sweep(models, opts, on_start=on_start, on_pair=lambda name, r: view.on_pair(r), on_skip=on_skip)
     except MissingFilesError as err:
-        for path in err.missing.restored_only:
-            click.echo(f"missing: no ground truth for {path}", err=True)
-        for path in err.missing.gt_only:
-            click.echo(f"missing: no restored file for {path}", err=True)
+        echo_missing(err.missing)
         raise
     finally:
         if view._progress is not None:

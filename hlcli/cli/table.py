@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 
-from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream
 from ..analysis.papertable import paper_table
+from ..render import helptext
 from ..render.papertable import FORMATS, write_paper_table
+from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream, warn_unofficial
+
+_LAYERS = "the runs' layers"
 
 
 @click.command("table", short_help="The results table of a paper: runs × (dataset, metric), best in bold.")
@@ -16,9 +19,9 @@ from ..render.papertable import FORMATS, write_paper_table
                 metavar="A.json [B.json ...]")
 @click.option("--name", "names", multiple=True, metavar="NAME",
               help="A name for each run, in order (repeat it). Default: the file stems.")
-@click.option("--metrics", default="hybrid,l1,perceptual", show_default=True, metavar="M1,M2,...",
-              help="Columns: l1, perceptual, hybrid, the runs' layer names and the extra metrics they scored "
-                   "(psnr, ssim_y, lpips...), comma-separated.")
+@click.option("--metrics", metavar="M1,M2,...",
+              help=f"Columns, comma-separated: {helptext.metric_names(_LAYERS)}, each "
+                   "scored by every run. [default: hybrid,l1,perceptual and every extra metric that every run scored]")
 @click.option("--group-by", type=click.Choice(["none", "top", "dir"]), default="none", show_default=True,
               help="Columns per group of pairs: top = the top-level folder of the key (the dataset), "
                    "dir = its whole parent folder; plus the mean over all pairs.")
@@ -28,10 +31,10 @@ from ..render.papertable import FORMATS, write_paper_table
 @click.option("--digits", type=click.IntRange(1, 17), default=4, show_default=True,
               help="Significant digits in markdown and latex (table: at least 4; csv and json are exact).")
 @click.option("--allow-settings-mismatch", is_flag=True,
-              help="Tabulate runs made with other λ, layers, layer weights, weights or precision.")
+              help=f"Tabulate runs made with other {helptext.compared_settings()}.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "markdown", "latex", "csv", "json"]),
               help="Output format. Default: from -o's extension (.tex: latex), else table.")
-@click.option("-o", "--output", metavar="FILE", help="Write the table to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="table.md"), metavar="FILE", help="Write the table to FILE (atomically) instead of stdout.")
 @debug_option
 @handle_errors
 def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, group_by: str, average: str, digits: int,
@@ -47,9 +50,9 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
     \b
     Examples:
       hlcli table ours.json baseline.json --group-by top -f markdown
-      hlcli table ours.json baseline.json --group-by top --metrics hybrid,l1 -o results.tex
+      hlcli table ours.json base.json --group-by top --metrics hybrid,l1 -o t.tex
       hlcli table a.json b.json --metrics psnr_y,ssim_y,lpips,hybrid -f latex
-      hlcli table a.json b.json --group-by dir --average groups --metrics psnr_y   # REDS4 clips
+      hlcli table a.json b.json --group-by dir --average groups  # REDS4 clips
     """
     if fmt is None and output and Path(output).suffix.lower() == ".tex":
         fmt = "latex"
@@ -58,3 +61,4 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
                          allow_settings_mismatch=allow_settings_mismatch, average=average)
     with output_stream(output) as out:
         write_paper_table(result, fmt, out, terminal=is_terminal(out), digits=digits)
+    warn_unofficial(result)  # under the output, as the score table's note

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from .common import announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda
+from .common import announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda, OutputPath, warn_unofficial
 from ..render.tradeoff import FORMATS, plot_tradeoff, write_tradeoff
 from ..analysis.tradeoff import tradeoff_runs
+from ..render import helptext
 
 
 def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -24,13 +25,14 @@ def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | 
               help="Also the share of pairs on which each run is best, at the runs' λ and at every interval end.")
 @click.option("--lambda", "lam", type=float, callback=_optional_lambda,
               help="The λ of the hybrid column and the plot's iso-hybrid line. Default: the runs' own, if they agree.")
-@click.option("--plot", metavar="FILE", help="Draw the runs, the Pareto front and the iso-hybrid line to FILE "
+@click.option("--plot", type=OutputPath(example="tradeoff.png"), metavar="FILE", help="Draw the runs, the Pareto front and the iso-hybrid line to FILE "
                                              "(.png, .svg or .pdf; needs `pip install 'hlcli[plot]'`).")
 @click.option("--allow-settings-mismatch", is_flag=True,
-              help="Use runs made with other layers, layer weights, weights or precision (λ may always differ).")
+              help=f"Use runs made with other {helptext.compared_settings(ignore=('lambda',))} "
+                   "(λ may always differ).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               help="Output format. Default: from -o's extension, else table.")
-@click.option("-o", "--output", metavar="FILE", help="Write the result to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=OutputPath(example="tradeoff.json"), metavar="FILE", help="Write the result to FILE (atomically) instead of stdout.")
 @debug_option
 @handle_errors
 def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool, lam: float | None,
@@ -49,7 +51,7 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
     Examples:
       hlcli tradeoff modelA.json modelB.json modelC.json
       hlcli tradeoff a.json b.json --name sharp --name smooth --plot tradeoff.png
-      hlcli tradeoff ckpt_*.json --per-pair -f json | jq '.runs[] | {name, best_lambda}'
+      hlcli tradeoff ckpt_*.json -f json | jq '.runs[] | {name, best_lambda}'
     """
     if len(runs) < 2:
         raise click.UsageError("give at least two runs")
@@ -61,3 +63,4 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
         announce_written(plot)
     with output_stream(output) as out:
         write_tradeoff(result, fmt, out, terminal=is_terminal(out))
+    warn_unofficial(result)  # under the output, as the score table's note

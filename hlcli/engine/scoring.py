@@ -17,17 +17,20 @@ from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+import warnings
+from collections import Counter
 
 from ..metrics import registry as metricdefs
 from .._version import __version__
-from ..errors import InputError, MissingFilesError, NonFiniteError
+from ..errors import InputError, InputWarning, MissingFilesError, NonFiniteError
 from ..nets.layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size
 from ..inputs.loader import DecodedBatch, Failure, Planned, batches, decoded_batches, plan_pair
 from .options import ScoreOptions, extra_metrics, option_settings, validate_options
-from ..inputs.pairing import Pairing, find_pairs, pairs_from_paths
+from ..inputs.pairing import dir_inputs, find_pairs, near_misses, Pairing, pairs_from_paths
 from ..runs.results import Missing, PairResult, Run, Skipped
 from ..nets import weights
 from ..runs.maps import MapWriter
+from ..nets.tiling import REFUSE_FACTOR, run_tiling_factor, smallest_budget, TiledNet, vgg19_net, WARN_FACTOR
 
 __all__ = ["ScoreOptions", "option_settings", "run_settings", "score_dirs", "score_pairing", "score_pairs",
            "validate_options"]
@@ -72,7 +75,17 @@ def environment_info(device: Any, backends: dict[str, Any]) -> dict[str, Any]:
         "device": {"type": device.type, "index": device.index, **backends},
         "threads": torch.get_num_threads(),
         "command": command_line(),
+        **_cwd(),
     }
+
+
+def _cwd() -> dict[str, str]:
+    """``{"cwd": the folder the command runs in}``: the document's relative paths start there
+    (``hlcli report`` run from elsewhere resolves them against it). Empty if it is gone."""
+    try:
+        return {"cwd": os.getcwd()}
+    except OSError:
+        return {}
 
 
 def command_line(argv: list[str] | None = None) -> list[str]:
@@ -157,7 +170,9 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
     if len(missing) and not opts.allow_missing:
         raise MissingFilesError(missing)
     if not pairing.pairs:
-        raise InputError("no pairs to score", None, "check that both sides hold files with the same names")
+        hints = near_misses(missing.restored_only, missing.gt_only)
+        raise InputError("no pairs to score", None, "check that both sides hold files with the same names"
+                         + "".join(f"; {h}" for h in hints[:1]))
     min_side = max([min_size(specs), *(metricdefs.get(n).min_side for n in extra_metrics(opts))])
     plans: list[Planned] = []
     skipped: list[Skipped] = []
@@ -262,12 +277,45 @@ class Engine:
         )
 
 
-def load_engine(opts: ScoreOptions, specs: tuple[LayerSpec, ...]) -> Engine:
-    """Select the device, load and verify the weights, build the scorers (once per run)."""
+def tiled_nets(opts: ScoreOptions, specs: tuple[LayerSpec, ...]) -> list[Any]:
+    """The networks a run tiles (:class:`hlcli.nets.tiling.TiledNet`): VGG-19 up to the deepest
+    layer, and VGG-16 with ``lpips_vgg`` (its own, wider halo). AlexNet runs untiled."""
+    nets = [vgg19_net(specs)]
+    if any(metricdefs.get(n).needs == "lpips-vgg" for n in extra_metrics(opts)):
+        from ..metrics.lpips import TILED_NAME, VGG16_CONVS, VGG16_LAYERS  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
+
+        nets.append(TiledNet(TILED_NAME, VGG16_LAYERS, VGG16_CONVS))
+    return nets
+
+
+def check_tiling(opts: ScoreOptions, specs: tuple[LayerSpec, ...], plans: Iterable[Planned], pixel_budget: int) -> float:
+    """What tiling multiplies the run's forward FLOPs by (:func:`hlcli.nets.tiling.run_tiling_factor`),
+    known from the headers before the first forward. Above :data:`~hlcli.nets.tiling.REFUSE_FACTOR`
+    an :class:`InputError` (exit 2); above :data:`~hlcli.nets.tiling.WARN_FACTOR` an
+    :class:`~hlcli.errors.InputWarning`. Both name the smallest budget that keeps it under 2x."""
+    sizes = Counter((p.height, p.width) for p in plans)
+    nets = tiled_nets(opts, specs)
+    factor = run_tiling_factor(nets, sizes, pixel_budget)
+    if factor <= WARN_FACTOR:
+        return factor
+    better = smallest_budget(nets, sizes)
+    what = (f"a pixel budget of {pixel_budget} tiles these pairs so finely that the halos multiply the "
+            f"work by {factor:.1f}x ({', '.join(n.name for n in nets)})")
+    fix = f"use --pixel-budget {better} or more (tiling then costs at most {WARN_FACTOR:g}x), or leave it out"
+    if factor > REFUSE_FACTOR:
+        raise InputError(what, None, fix)
+    warnings.warn(InputWarning(f"{what}: {fix}"), stacklevel=2)
+    return factor
+
+
+def load_engine(opts: ScoreOptions, specs: tuple[LayerSpec, ...], plans: Iterable[Planned] = ()) -> Engine:
+    """Select the device, check what tiling ``plans`` costs (:func:`check_tiling`), load and
+    verify the weights, build the scorers (once per run)."""
     from . import batch as engine  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     device = engine.select_device(opts.device)
     backends = engine.configure_backends(device, deterministic=opts.deterministic, precision=opts.precision)
+    check_tiling(opts, specs, plans, opts.pixel_budget or engine.default_pixel_budget(device))
     loaded = weights.load(weights.resolve(opts.weights, offline=opts.offline, progress=opts.download_progress))
     scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
                                 pixel_budget=opts.pixel_budget)
@@ -298,7 +346,7 @@ def score_pairing(
         maps = MapWriter(opts.save_maps, specs, layer_weights, fmt=opts.maps_format, scale=opts.maps_scale,
                          extra=extra_metrics(opts))
 
-    eng = load_engine(opts, specs)
+    eng = load_engine(opts, specs, plans)
     scorer, workers, extra = eng.scorer, eng.workers, eng.extra
     run = eng.new_run(opts, specs, inputs, missing, pairing, skipped)
     if shard is not None and shard.info is not None:  # --shard: the document's top-level `shard`
@@ -351,11 +399,13 @@ def _options(lam: float, layers: Iterable[str], options: dict[str, Any]) -> Scor
 
 
 def score_dirs(restored: str | os.PathLike[str], gt: str | os.PathLike[str], *, lam: float = 0.05,
-               layers: Iterable[str] = DEFAULT_LAYERS, recursive: bool = False, **options: Any) -> Run:
+               layers: Iterable[str] = DEFAULT_LAYERS, recursive: bool = False, restored_suffix: str = "",
+               **options: Any) -> Run:
     """Score every restored image in ``restored`` against its ground truth in ``gt`` (paired by
     relative path without extension, as ``hlcli score RESTORED GT`` does) and return the
     :class:`~hlcli.Run`. ``options`` are the other fields of :class:`~hlcli.ScoreOptions`
     (``layer_weights``, ``device``, ``precision``, ``weights``, ``on_error``...).
+    ``restored_suffix`` (e.g. ``"_x4"``) is removed from restored file names before pairing.
     Raises :class:`~hlcli.InputError` or :class:`~hlcli.HlcliEnvironmentError`.
 
     >>> run = hlcli.score_dirs("samples/restored", "samples/gt", lam=0.05)  # doctest: +SKIP
@@ -363,8 +413,8 @@ def score_dirs(restored: str | os.PathLike[str], gt: str | os.PathLike[str], *, 
     0.0412...
     """
     opts = _options(lam, layers, options)
-    pairing = find_pairs(restored, gt, recursive=recursive)
-    return score_pairing(pairing, opts, inputs={"restored": str(restored), "gt": str(gt), "recursive": recursive})
+    pairing = find_pairs(restored, gt, recursive=recursive, restored_suffix=restored_suffix)
+    return score_pairing(pairing, opts, inputs=dir_inputs(restored, gt, recursive, restored_suffix))
 
 
 def score_pairs(pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]], *, lam: float = 0.05,

@@ -19,8 +19,16 @@ from typing import Any, NamedTuple
 
 from ..errors import HlcliError, InputError
 from ..nets.layers import DEFAULT_LAYERS, LayerSpec
-from ..inputs.loader import DecodedBatch, Failure, Planned, batches, decode_side, iterate_dataset, stack_images
-from ..inputs.pairing import Pairing, find_pairs
+from ..inputs.loader import (
+    batches,
+    decode_side,
+    DecodedBatch,
+    Failure,
+    iterate_dataset,
+    Planned,
+    stack_images,
+)
+from ..inputs.pairing import dir_inputs, find_pairs, Pairing
 from ..runs.results import PairResult, Run, Skipped
 from .scoring import (
     _options,
@@ -147,7 +155,7 @@ def score_sweep(models: list[Model], opts: ScoreOptions, *,
     missing_of: dict[str, Any] = {}
     for m in models:
         m.plans, skipped_of[m.name], missing_of[m.name] = plan_pairs(m.pairing, opts, specs)
-    eng = load_engine(opts, specs)
+    eng = load_engine(opts, specs, [p for m in models for p in m.plans])
     for m in models:
         m.run = eng.new_run(opts, specs, m.inputs, missing_of[m.name], m.pairing, skipped_of[m.name])
         m.maps = _map_writer(opts, specs, layer_weights, m.name)
@@ -246,7 +254,8 @@ def _measure_shared(eng: Any, batch: SweepBatch, shared: list[int], scale: int) 
 
 
 def score_models(models: dict[str, str | os.PathLike[str]], gt: str | os.PathLike[str], *, lam: float = 0.05,
-                 layers: Any = DEFAULT_LAYERS, recursive: bool = False, **options: Any) -> dict[str, Run]:
+                 layers: Any = DEFAULT_LAYERS, recursive: bool = False, restored_suffix: str = "",
+                 **options: Any) -> dict[str, Run]:
     """Score several models' folders against one ground-truth folder in one sweep (each
     ground-truth image decoded and passed through VGG-19 once per batch) and return
     ``{name: Run}``, each run equal to :func:`hlcli.score_dirs` of that model alone.
@@ -258,8 +267,8 @@ def score_models(models: dict[str, str | os.PathLike[str]], gt: str | os.PathLik
     """
     opts = _options(lam, layers, options)
     check_models(models, gt)
-    entries = [Model(name, find_pairs(path, gt, recursive=recursive),
-                     {"restored": str(path), "gt": str(gt), "recursive": recursive}) for name, path in models.items()]
+    entries = [Model(name, find_pairs(path, gt, recursive=recursive, restored_suffix=restored_suffix),
+                     dir_inputs(path, gt, recursive, restored_suffix)) for name, path in models.items()]
     return score_sweep(entries, opts)
 
 

@@ -20,6 +20,7 @@ from .._version import __version__
 from ..nets import weights as w
 from ..errors import HlcliEnvironmentError
 from ..nets.layers import DEFAULT_LAYERS, LAYERS, resolve_layers
+from ..nets.netspecs import get_spec
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: /proc/cpuinfo flags that decide the speed of VGG on the CPU (oneDNN's kernels).
@@ -86,11 +87,12 @@ def devices() -> list[dict[str, Any]]:
     return out
 
 
-def weights_info(explicit: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Where weights are looked for, which file ``score`` would use (no download) and whether
-    it is the official checkpoint (a file named by --weights or $HLCLI_WEIGHTS is hashed once,
-    then remembered in hlcli's cache), and the cache paths."""
-    cands = w.candidates(explicit)
+def weights_info(explicit: str | os.PathLike[str] | None = None, net: str = "vgg19") -> dict[str, Any]:
+    """Where ``net``'s weights are looked for, which file ``score`` would use (no download) and
+    whether it is the official checkpoint (a file named by its option or environment variable is
+    hashed once, then remembered in hlcli's cache), and the cache paths."""
+    spec = get_spec(net)
+    cands = w.candidates(explicit, net=net)
     chosen = next((c for c in cands if c.exists), None)
     named_missing = next((c for c in cands if c.source in ("option", "env") and not c.exists), None)
     if named_missing is not None and (chosen is None or cands.index(named_missing) < cands.index(chosen)):
@@ -100,13 +102,13 @@ def weights_info(explicit: str | os.PathLike[str] | None = None) -> dict[str, An
         would_use = {"source": chosen.source, "path": str(chosen.path)}
         if chosen.source in ("option", "env"):  # the torch cache holds only the official file
             sha = w.file_sha256(chosen.path)  # remembered in hlcli's cache after the first time
-            would_use["official_imagenet1k_v1"] = sha.startswith(w.OFFICIAL_SHA256_PREFIX)
+            would_use["official_imagenet1k_v1"] = sha.startswith(spec.sha256_prefix)
             if not would_use["official_imagenet1k_v1"]:
-                would_use["note"] = (f"NOT the official ImageNet VGG-19 (sha256 {sha[:12]}): perceptual numbers "
+                would_use["note"] = (f"NOT the official ImageNet {spec.title} (sha256 {sha[:12]}): its numbers "
                                      "are not comparable with runs on the official weights")
     else:
-        would_use = {"source": "download", "path": str(w.hub_checkpoint_path()),
-                     "note": f"a download from {w.WEIGHTS_URL} (not possible with --offline)"}
+        would_use = {"source": "download", "path": str(w.hub_checkpoint_path(net)),
+                     "note": f"a download from {spec.url} (not possible with --offline)"}
     return {
         "candidates": [{"source": c.source, "path": str(c.path), "exists": c.exists} for c in cands],
         "would_use": would_use,
@@ -135,6 +137,7 @@ def gather(device: str = "auto", weights: str | os.PathLike[str] | None = None) 
     """Everything ``hlcli info`` shows. ``device``: what ``score --device`` would select
     (an absent device raises :class:`~hlcli.HlcliEnvironmentError`, exit 3)."""
     from .batch import select_device  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
+    from ..nets.netspecs import get_spec
 
     selected = select_device(device)
     return {
@@ -145,6 +148,7 @@ def gather(device: str = "auto", weights: str | os.PathLike[str] | None = None) 
         "devices": devices(),
         "selected_device": str(selected),
         "weights": weights_info(weights),
+        "lpips_weights": {net: {"used_by": get_spec(net).used_by, **weights_info(None, net)} for net in ("alexnet", "vgg16")},
     }
 
 

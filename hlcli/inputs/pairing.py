@@ -19,6 +19,7 @@ import csv
 import io
 import os
 import posixpath
+import shlex
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ from ..errors import InputError
 from .images import IMAGE_EXTENSIONS
 from ..text import plural
 
-__all__ = ["IMAGE_EXTENSIONS", "Pair", "Pairing", "find_pairs", "pairs_from_paths", "read_manifest"]
+__all__ = ["IMAGE_EXTENSIONS", "Pair", "Pairing", "dir_inputs", "find_pairs", "near_misses", "pairs_from_paths", "read_manifest",
+           "strip_suffix"]
 
 _USE_PAIRS = "or list the pairs explicitly with --pairs FILE"
 _ONE_PER_LINE = "write one 'restored,gt' pair per line; quote paths containing commas"
@@ -145,17 +147,82 @@ def _existing(value: str | Path, role: str) -> Path:
     return Path(value)
 
 
-def find_pairs(restored: str | Path, gt: str | Path, *, recursive: bool = False) -> Pairing:
+def strip_suffix(key: str, suffix: str) -> str:
+    """``key`` without ``suffix`` at the end of its file name (``a/rocket_x4`` → ``a/rocket`` for
+    ``_x4``), as BasicSR's ``filename_tmpl`` ``{}_x4`` names restored files; a key that does not
+    end in it (or is nothing but it) is unchanged."""
+    name = key.rsplit("/", 1)[-1]
+    if not suffix or not name.endswith(suffix) or name == suffix:
+        return key
+    return key[: len(key) - len(suffix)]
+
+
+def _strip_suffixes(images: dict[str, Path], suffix: str, root: Path) -> dict[str, Path]:
+    if not suffix:
+        return images
+    stripped: dict[str, Path] = {}
+    for key, path in images.items():
+        new = strip_suffix(key, suffix)
+        if new in stripped:
+            raise InputError(f"two restored files have the same name once --restored-suffix {suffix!r} is "
+                             f"removed: {stripped[new]} and {path}", root,
+                             f"remove or rename one of them, {_USE_PAIRS}")
+        stripped[new] = path
+    return stripped
+
+
+def near_misses(restored_only: list[str] | list[Path], gt_only: list[str] | list[Path]) -> list[str]:
+    """"Did you mean" hints for unmatched files whose names are close to a partner's: names equal
+    apart from case (``Coffee.png`` / ``coffee.png``), or a restored name that is a ground-truth
+    name plus a suffix (``rocket_x4.png`` / ``rocket.png``: BasicSR's ``{}_x4``). One line per
+    kind of near miss, naming one example and how to pair them."""
+    def stem(p: str | Path) -> str:
+        return _nfc(PurePath(p).stem)
+
+    gt_stems = {stem(g): str(g) for g in gt_only}
+    gt_folded: dict[str, str] = {}
+    for name, path in gt_stems.items():
+        gt_folded.setdefault(name.casefold(), path)
+    case: list[tuple[str, str]] = []
+    suffixes: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for r in restored_only:
+        name = stem(r)
+        if name.casefold() in gt_folded and name not in gt_stems:
+            case.append((str(r), gt_folded[name.casefold()]))
+            continue
+        # the longest ground-truth name the restored name starts with, the rest a short suffix
+        for cut in range(len(name) - 1, 0, -1):
+            if name[:cut] in gt_stems and len(name) - cut <= 16:
+                suffixes[name[cut:]].append((str(r), gt_stems[name[:cut]]))
+                break
+    hints = []
+    if case:
+        r, g = case[0]
+        hints.append(f"did you mean: {r} with {g}? Their names differ only in case ({plural(len(case), 'such file')} "
+                     "in all): rename them, or list the pairs with --pairs FILE")
+    for suffix, found in sorted(suffixes.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        r, g = found[0]
+        flag = f"--restored-suffix={shlex.quote(suffix)}" if suffix.startswith("-") else \
+            f"--restored-suffix {shlex.quote(suffix)}"
+        hints.append(f"did you mean: {r} with {g}? The restored name adds {suffix!r} "
+                     f"({plural(len(found), 'such file')} in all): pair them with {flag}")
+    return hints
+
+
+def find_pairs(restored: str | Path, gt: str | Path, *, recursive: bool = False,
+               restored_suffix: str = "") -> Pairing:
     """Pair restored images with ground-truth images by key.
 
     ``restored`` and ``gt`` must both be files (one pair, keyed by the restored file's stem) or
     both directories. Only top-level files are listed unless ``recursive`` is true.
-    Raises :class:`InputError` for missing paths, a file/directory mix, a directory without
-    images, or two files with the same key on one side.
+    ``restored_suffix`` (e.g. ``"_x4"``) is removed from the end of restored file names before
+    pairing (BasicSR's ``filename_tmpl``), so ``rocket_x4.png`` pairs with ``rocket.png`` under
+    the key ``rocket``. Raises :class:`InputError` for missing paths, a file/directory mix, a
+    directory without images, or two files with the same key on one side.
     """
     r, g = _existing(restored, "restored"), _existing(gt, "ground-truth")
     if r.is_file() and g.is_file():
-        return Pairing(pairs=[Pair(_nfc(r.stem), r, g)])
+        return Pairing(pairs=[Pair(strip_suffix(_nfc(r.stem), restored_suffix), r, g)])
     if not (r.is_dir() and g.is_dir()):
         kinds = ", ".join(f"{p} is {'a directory' if p.is_dir() else 'not a directory'}"
                           for p in (r, g))
@@ -172,6 +239,7 @@ def find_pairs(restored: str | Path, gt: str | Path, *, recursive: bool = False)
                 f"check the path{hint}; image extensions are {', '.join(sorted(IMAGE_EXTENSIONS))}")
         listed.append((images, ignored))
     (r_images, r_ignored), (g_images, g_ignored) = listed
+    r_images = _strip_suffixes(r_images, restored_suffix, r)
 
     common = r_images.keys() & g_images.keys()
     return Pairing(
@@ -180,6 +248,15 @@ def find_pairs(restored: str | Path, gt: str | Path, *, recursive: bool = False)
         gt_only=sorted(p for k, p in g_images.items() if k not in common),
         ignored=sorted(r_ignored + g_ignored),
     )
+
+
+def dir_inputs(restored: str | Path, gt: str | Path, recursive: bool, restored_suffix: str = "") -> dict[str, object]:
+    """The ``settings.inputs`` record of two paths paired by :func:`find_pairs` (``restored_suffix``
+    only when one is given, so plain documents are unchanged)."""
+    inputs: dict[str, object] = {"restored": str(restored), "gt": str(gt), "recursive": recursive}
+    if restored_suffix:
+        inputs["restored_suffix"] = restored_suffix
+    return inputs
 
 
 def _read_text(source: str | os.PathLike[str] | TextIO) -> tuple[str, str, Path]:

@@ -67,6 +67,12 @@ class _Layer:
 VGG16_LAYERS = (_Layer(1, 5), _Layer(2, 14), _Layer(4, 40), _Layer(8, 92), _Layer(16, 196))
 #: Tile core for LPIPS-VGG (None: from the pixel budget); tests set a small one.
 TILE_CORE: int | None = None
+#: VGG-16's 3x3 convolutions up to relu5_3 as (in channels, out channels, input stride): the
+#: FLOPs of :func:`hlcli.nets.tiling.run_tiling_factor`.
+VGG16_CONVS = ((3, 64, 1), (64, 64, 1), (64, 128, 2), (128, 128, 2), (128, 256, 4), (256, 256, 4), (256, 256, 4),
+               (256, 512, 8), (512, 512, 8), (512, 512, 8), (512, 512, 16), (512, 512, 16), (512, 512, 16))
+#: The name of LPIPS-VGG's network in tiling plans and messages.
+TILED_NAME = "VGG-16 (lpips_vgg)"
 
 
 def _inputs(px: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 import difflib
 
-__all__ = ["BASE", "EXTRA", "Metric", "badness", "better", "check_extra", "get", "regression", "run_metrics"]
+__all__ = ["BASE", "EXTRA", "Metric", "badness", "better", "check_extra", "get", "higher_is_better", "regression",
+           "run_metrics"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ class Metric:
     @property
     def direction(self) -> str:
         return "higher" if self.higher_is_better else "lower"
+
+    @property
+    def worsening(self) -> str:
+        """The word for a change in the bad direction: ``drop`` (higher is better) or ``rise``."""
+        return "drop" if self.higher_is_better else "rise"
+
+    def amount(self, value: float, spec: str = ".6g") -> str:
+        """``value`` with the metric's unit (``0.5 dB``, ``0.0017``); +inf is ``∞``."""
+        text = "∞" if value == math.inf else format(value, spec)
+        return f"{text} {self.unit}" if self.unit else text
 
 
 _BASE = (
@@ -123,6 +134,11 @@ def badness(name: str, value: float | None) -> float:
     if value is None or math.isnan(value):
         return -math.inf
     return -value if get(name).higher_is_better else value
+
+
+def higher_is_better() -> tuple[str, ...]:
+    """The named metrics (:data:`BASE` and :data:`EXTRA`) where higher is better."""
+    return tuple(m.name for m in (*_BASE, *_EXTRA) if m.higher_is_better)
 
 
 def regression(name: str, old: float, new: float) -> float:

@@ -97,8 +97,8 @@ def heads_path(net: str) -> Path:
 
 
 def check_heads(obj: Any, net: str, path: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
-    """Check ``obj`` holds exactly the v0.1 heads of ``net`` (keys, floating dtype, shapes) and
-    return them as float32 tensors."""
+    """Check ``obj`` holds exactly the v0.1 heads of ``net`` (keys, floating dtype, shapes, finite
+    non-negative weights) and return them as float32 tensors."""
     expected = heads_shapes(net)
     fix = f"reinstall the heads' package ({HEADS_EXTRA_FIX})"
     if not isinstance(obj, dict):
@@ -119,6 +119,11 @@ def check_heads(obj: Any, net: str, path: str | os.PathLike[str] | None = None) 
             raise HlcliEnvironmentError(
                 f"LPIPS heads entry {key} has shape {tuple(t.shape)}, expected {shape}", path, fix
             )
+        if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+            # v0.1's heads are trained clamped to >= 0: LPIPS is then a sum of non-negative terms,
+            # never below 0 by rounding either (the schemas' `minimum 0`, docs/formats.md)
+            raise HlcliEnvironmentError(f"LPIPS heads entry {key} has negative or non-finite weights, which "
+                                        "LPIPS v0.1's heads never have", path, fix)
         out[key] = t.detach().to(torch.float32).contiguous()
     return out
 

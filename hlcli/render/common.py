@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any, TextIO
 import textwrap
+from ..runs.documents import unofficial_networks
 
 
 def dumps_strict(obj: Any, **kwargs: Any) -> str:
@@ -102,16 +103,26 @@ def table_console(out: TextIO, *, terminal: bool) -> Any:
                     highlight=False, soft_wrap=False)
 
 
-def weights_warning(weights: dict[str, Any] | None) -> str | None:
-    """The one warning about a run's weights (``settings.weights`` of a score document), or None
-    for torchvision's official ImageNet VGG-19: perceptual numbers from other weights are not
-    comparable with anyone else's. Said by the terminal table, the HTML report and Markdown."""
-    if not weights or weights.get("official_imagenet1k_v1", True):
-        return None
-    how = {"option": "--weights", "env": "$HLCLI_WEIGHTS"}.get(weights.get("source", ""), weights.get("source", "?"))
-    return (f"the weights are not the official ImageNet VGG-19 ({weights.get('path', '?')} from {how}, sha256 "
-            f"{str(weights.get('sha256', '?'))[:12]}): perceptual and hybrid numbers are not comparable "
+_AFFECTED = {"vgg19": "perceptual and hybrid numbers", "alexnet": "LPIPS numbers", "vgg16": "LPIPS-VGG numbers"}
+
+
+def weights_warnings(settings: dict[str, Any] | None) -> list[str]:
+    """One warning per network of a run (``settings`` of a score document) that is not
+    torchvision's official ImageNet checkpoint (:func:`hlcli.runs.documents.unofficial_networks`):
+    its numbers are not comparable with anyone else's. Said by every view of a run."""
+    return [network_warning(n) for n in unofficial_networks(settings or {})]
+
+
+def network_warning(n: dict[str, Any]) -> str:
+    """The warning about one entry of :func:`hlcli.runs.documents.unofficial_networks`."""
+    return (f"the weights are not the official ImageNet {n['title']} ({n['path']} from {n['source']}, sha256 "
+            f"{n['sha256'][:12]}): {_AFFECTED.get(n['net'], 'its numbers')} are not comparable "
             "with runs on the official weights")
+
+
+def unofficial_lines(result: dict[str, Any]) -> list[str]:
+    """``Warning:`` lines for an analysis document's ``unofficial_weights`` (one per run and network)."""
+    return [f"Warning: {n['run']}: {network_warning(n)}" for n in result.get("unofficial_weights") or []]
 
 
 def print_sentence(console: Any, text: str, style: str = "") -> None:

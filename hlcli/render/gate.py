@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..analysis.gate import OPS
+from ..analysis.gate import excess, OPS
 from .common import change, num, md_code, md_escape
 from ..text import plural
 from ..metrics.registry import get
@@ -32,13 +32,27 @@ def _g(x: float | None) -> str:
     return "∞" if x is None else f"{x:.6g}"
 
 
-def _allowed(entry: dict[str, Any], *, short: bool = False) -> str:
-    """The allowance in the metric's direction: ``+0.001`` (a rise of L1) or ``-0.05`` (a drop of
-    PSNR, in dB)."""
+def allowance(entry: dict[str, Any]) -> str:
+    """The allowance of a regression record as an amount in the metric's bad direction, the one
+    sign convention of every view: ``0.0017 rise`` (L1), ``0.5 dB drop`` (PSNR); empty when
+    unlimited."""
+    if entry.get("allowed") is None:
+        return ""
     m = get(entry["metric"])
-    sign = "-" if m.higher_is_better else "+"
-    unit = f" {m.unit}" if m.unit else ""
-    return f"{sign}{entry['allowed']:.6g}{unit}" if short else f"allowed {sign}{entry['allowed']:.6g}{unit}"
+    return f"{m.amount(entry['allowed'])} {m.worsening}"
+
+
+def over_by(entry: dict[str, Any]) -> str:
+    """How far a record is beyond its allowance, in the same convention as :func:`allowance`
+    (a PSNR drop of 0.99 dB against an allowed 0.5 dB drop: ``0.49 dB``); empty when within it."""
+    x = excess(entry)
+    return "" if x is None or x <= 0 else get(entry["metric"]).amount(x)
+
+
+def _verdict(entry: dict[str, Any]) -> str:
+    """``allowed 0.5 dB drop, over by 0.49 dB`` (the part after the change on a stderr line)."""
+    over = over_by(entry)
+    return f"allowed {allowance(entry)}" + (f", over by {over}" if over else "")
 
 
 def failure_lines(gate: dict[str, Any] | None) -> list[str]:
@@ -57,10 +71,10 @@ def failure_lines(gate: dict[str, Any] | None) -> list[str]:
             else:
                 lines.append(f"Regression: mean {e['metric']} over {plural(reg['pairs_compared'], 'common pair')} "
                              f"{_g(e['observed'])} vs baseline {_g(e['baseline'])} "
-                             f"({change(e['delta'], e['relative_change'])}, {_allowed(e)})")
+                             f"({change(e['delta'], e['relative_change'])}; {_verdict(e)})")
         for r in reg["regressed"][:MAX_PAIR_LINES]:
             lines.append(f"Regression: pair {r['key']} {r['metric']} {_g(r['observed'])} vs baseline "
-                         f"{_g(r['baseline'])} ({change(r['delta'], r['relative_change'])}, {_allowed(r)})")
+                         f"{_g(r['baseline'])} ({change(r['delta'], r['relative_change'])}; {_verdict(r)})")
         if len(reg["regressed"]) > MAX_PAIR_LINES:
             lines.append(f"Regression: … and {len(reg['regressed']) - MAX_PAIR_LINES} more pair regressions "
                          "(all are listed in the gate section of the JSON report)")
@@ -97,18 +111,20 @@ def markdown_lines(gate: dict[str, Any]) -> list[str]:
                   f"{plural(reg['pairs_compared'], 'pair')} compared · limits {limits} · {len(reg['new'])} new · "
                   f"{len(reg['missing'])} missing"]
         lines += [f"- ⚠️ settings differ (override given): {md_escape(d)}" for d in reg["settings_differences"]]
-        lines += ["", "| metric | baseline mean | this run | change | allowed | result |", "|---|---:|---:|---:|---:|---|"]
+        lines += ["", "| metric | baseline mean | this run | change | allowed | over by | result |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
         for e in reg["summary"]:
             result = "—" if e["allowed"] is None and e["passed"] else ("✅ pass" if e["passed"] else "❌ regressed")
-            allowed = "" if e["allowed"] is None else _allowed(e, short=True)
             lines.append(f"| {e['metric']} | {_g(e['baseline'])} | {_g(e['observed'])} | "
-                         f"{change(e['delta'], e['relative_change'])} | {allowed} | {result} |")
+                         f"{change(e['delta'], e['relative_change'])} | {allowance(e)} | {over_by(e)} | {result} |")
         if reg["regressed"]:
             shown = reg["regressed"][:20]
             lines += ["", f"Regressed pairs ({len(shown)} of {len(reg['regressed'])} shown):", "",
-                      "| pair | metric | baseline | this run | change | allowed |", "|---|---|---:|---:|---:|---:|"]
+                      "| pair | metric | baseline | this run | change | allowed | over by |",
+                      "|---|---|---:|---:|---:|---:|---:|"]
             lines += [f"| {md_code(r['key'])} | {r['metric']} | {_g(r['baseline'])} | {_g(r['observed'])} | "
-                      f"{change(r['delta'], r['relative_change'])} | {_allowed(r, short=True)} |" for r in shown]
+                      f"{change(r['delta'], r['relative_change'])} | {allowance(r)} | {over_by(r)} |"
+                      for r in shown]
         for label, keys in (("New pairs (not in the baseline)", reg["new"]),
                             ("Missing pairs (in the baseline, not scored now)", reg["missing"])):
             if keys:
@@ -138,6 +154,10 @@ def print_table(console: Any, gate: dict[str, Any]) -> None:
                       f"{len(reg['regressed'])} pair regressions {mark(reg['passed'])}")
         for e in reg["summary"]:
             if e["allowed"] is not None or not e["passed"]:
-                console.print(f"  mean {e['metric']}: {num(e['baseline'])} -> {num(e['observed'])} "
-                              f"({change(e['delta'], e['relative_change'])}, allowed +{num(e['allowed'])}) "
+                if e["allowed"] is None:  # limited, but no pair in common
+                    console.print(f"  mean {e['metric']}: no pair is in both this run and the baseline "
+                                  f"{mark(e['passed'])}")
+                    continue
+                console.print(f"  mean {e['metric']}: {_g(e['baseline'])} -> {_g(e['observed'])} "
+                              f"({change(e['delta'], e['relative_change'])}; {escape(_verdict(e))}) "
                               f"{mark(e['passed'])}")

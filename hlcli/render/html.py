@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,10 @@ from ..runs.readers import metric_names as run_metric_names
 from ..metrics.registry import get
 from . import html_media as media
 from ..text import plural
-from .common import num, percent, weights_warning
+from .common import num, percent, weights_warnings
 from .table import metric_header, shorten_middle
+from ..analysis.gate import excess
+from .gate import allowance, over_by
 from .html_assets import CSS, JS, script_hash
 from ..runs.maps import map_path
 
@@ -38,6 +40,8 @@ class ReportOptions:
     top: int = 12
     thumb_size: int = 512
     images: str = "embed"
+    image_bases: list[Path] | None = None  # where relative image paths start (None: the current folder)
+    not_found: list[str] = field(default_factory=list)  # filled by render_report: pictures not found
 
 
 _CONTROL = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]})
@@ -102,8 +106,9 @@ def _header(doc: dict[str, Any]) -> str:
                                f"{'' if device.get('index') is None else ':' + str(device.get('index'))}"
                                f" / {s.get('precision', '?')}"),
         ("command", shlex.join(command) if isinstance(command, list) else ""),
+        *([("run in", doc["cwd"])] if isinstance(doc.get("cwd"), str) else []),
     ]
-    code = ("command", "weights sha256")
+    code = ("command", "run in", "weights sha256")
     meta = "".join(f"<dt>{e(k)}</dt><dd>{'<code>' + e(v) + '</code>' if k in code else e(v)}</dd>" for k, v in rows)
     lists = []
     skipped = doc.get("skipped") or []
@@ -116,8 +121,8 @@ def _header(doc: dict[str, Any]) -> str:
         if paths:
             items = "".join(f"<li><code>{e(p)}</code></li>" for p in paths)
             lists.append(f"<h2>{e(label)} ({len(paths)})</h2><ul class=\"unmatched\">{items}</ul>")
-    note = weights_warning(weights)
-    warning = f"<p class=\"warning\" id=\"weights-warning\">Warning: {e(note)}</p>" if note else ""
+    warning = "".join(f"<p class=\"warning\" id=\"weights-warning{'' if i == 0 else f'-{i + 1}'}\">Warning: {e(note)}</p>"
+                      for i, note in enumerate(weights_warnings(s)))
     return (f"<header><h1>hlcli report: {plural(len(doc['pairs']), 'pair')} scored</h1>"
             f"<div id=\"verdict\">{_verdict(doc)}</div>{warning}<dl class=\"meta\">{meta}</dl>{''.join(lists)}</header>")
 
@@ -172,7 +177,7 @@ def _regression_row(x: dict[str, Any], regressed_pairs: int) -> str:
     pairs_cell = (f'<td class="fail"><a href="#what-failed">{plural(regressed_pairs, "pair")}</a></td>'
                   if regressed_pairs else '<td class="pass">none</td>')
     return (f"<tr><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td><td>{e(num(x['observed']))}</td>"
-            f"<td>{'' if x['allowed'] is None else '+' + e(num(x['allowed']))}</td>"
+            f"<td>{e(allowance(x))}</td>"
             f"<td class=\"{'pass' if x['passed'] else 'fail'}\">{mean}</td>{pairs_cell}</tr>")
 
 
@@ -195,10 +200,13 @@ class Anchors:
 
 
 def _over(x: dict[str, Any]) -> float:
-    """How far a regressed pair is over its allowance, relative to its baseline value (scale
-    free, so pairs of different metrics sort together); absolute where the baseline is 0."""
-    excess = x["delta"] - x["allowed"]
-    return excess / abs(x["baseline"]) if x["baseline"] else excess
+    """How far a regressed pair is beyond its allowance in its metric's bad direction (a PSNR
+    drop, an L1 rise), relative to its baseline value (scale free, so pairs of different metrics
+    sort together); absolute where the baseline is 0, +inf where it was +inf (identical)."""
+    over = excess(x)
+    if over is None:
+        return -math.inf
+    return over / abs(x["baseline"]) if x["baseline"] else over
 
 
 def _explain(doc: dict[str, Any], anchors: Anchors) -> str:
@@ -226,17 +234,17 @@ def _explain(doc: dict[str, Any], anchors: Anchors) -> str:
                    f"<th>gate</th><th>observed</th></tr></thead><tbody>{rows}</tbody></table>")
     if failed_means:
         rows = "".join(f"<tr><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td><td>{e(num(x['observed']))}</td>"
-                       f"<td>+{e(num(x['allowed']))}</td><td>{e(percent(x['relative_change']))}</td></tr>"
+                       f"<td>{e(allowance(x))}</td><td>{e(over_by(x))}</td><td>{e(percent(x['relative_change']))}</td></tr>"
                        for x in failed_means)
         out.append(f"<h3>Mean {'regression' if len(failed_means) == 1 else 'regressions'} against "
                    f"<code>{e(reg['baseline'])}</code></h3><table id=\"failed-means\"><thead><tr><th>metric</th>"
-                   f"<th>baseline mean</th><th>this run</th><th>allowed</th><th>change</th></tr></thead>"
+                   f"<th>baseline mean</th><th>this run</th><th>allowed</th><th>over by</th><th>change</th></tr></thead>"
                    f"<tbody>{rows}</tbody></table>")
     if regressed:
         rows = "".join(
             f"<tr><td><code>{e(x['key'])}</code></td><td>{e(x['metric'])}</td><td>{e(num(x['baseline']))}</td>"
-            f"<td>{e(num(x['observed']))}</td><td>+{e(num(x['allowed']))}</td>"
-            f"<td>+{e(num(x['delta'] - x['allowed']))}</td><td>{e(percent(x['relative_change']))}</td>"
+            f"<td>{e(num(x['observed']))}</td><td>{e(allowance(x))}</td>"
+            f"<td>{e(over_by(x))}</td><td>{e(percent(x['relative_change']))}</td>"
             f"<td>{anchors.links(x['key'])}</td></tr>" for x in regressed)
         out.append(f"<h3>{plural(len(regressed), 'pair regression')} against <code>{e(reg['baseline'])}</code>, "
                    "furthest over its allowance first</h3><table id=\"regressed\"><thead><tr><th>pair</th><th>metric</th>"
@@ -352,8 +360,11 @@ def _worst_item(rank: int, p: dict[str, Any], alpha: str, opts: ReportOptions) -
     link = opts.images == "link"
     panels = []
     for kind, caption, path in (("restored", "restored", p["restored"]), ("gt", "ground truth", p["gt"])):
-        src = media.link(path, opts.output) if link and media.is_regular_file(path) else None
-        rgb = None if src else media.photo_thumb(path, size, alpha)
+        found = media.find_image(path, opts.image_bases if opts.image_bases is not None else [Path.cwd()])
+        if found is None:
+            opts.not_found.append(path)
+        src = media.link(found, opts.output) if link and found is not None else None
+        rgb = None if src or found is None else media.photo_thumb(found, size, alpha)
         panels.append(_panel(kind, caption, _img(rgb, src, caption, size), path))
     index = opts.maps_index
     if index and opts.maps_dir is not None:

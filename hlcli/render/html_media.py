@@ -127,6 +127,39 @@ def is_regular_file(path: str | Path) -> bool:
         return False
 
 
+def image_bases(doc: dict[str, Any], doc_path: str | Path | None = None,
+                root: str | Path | None = None) -> list[Path]:
+    """The folders a document's relative image paths may start from, in the order tried: ``root``
+    alone when given (``report --images-root``); else the folder the run was recorded from (the
+    document's ``cwd``), the document's own folder, the current folder."""
+    if root is not None:
+        return [Path(root)]
+    bases = [Path(doc["cwd"])] if isinstance(doc.get("cwd"), str) and doc["cwd"] else []
+    if doc_path is not None:
+        bases.append(Path(doc_path).resolve().parent)
+    bases.append(Path.cwd())
+    unique: list[Path] = []
+    for b in bases:
+        if b not in unique:
+            unique.append(b)
+    return unique
+
+
+def find_image(path: str, bases: list[Path]) -> str | None:
+    """``path`` from a document as a file that exists: as it is when absolute, else under the
+    first of ``bases`` that has it; None when none has it (the image is gone or moved)."""
+    try:
+        p = Path(path)
+        if p.is_absolute():
+            return path if is_regular_file(p) else None
+    except (OSError, ValueError):
+        return None
+    for base in bases:
+        if is_regular_file(base / p):
+            return str(base / p)
+    return None
+
+
 def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | None:
     """A decoded image (hlcli's decoder: orientation, 16-bit, alpha policy) resized to ``size``;
     None if it cannot be read any more."""

@@ -28,6 +28,10 @@ def info_lines(info: dict[str, Any]) -> list[str]:
     rows.append(("weights", f"{use['path']} ({use['source']}){'; ' + use['note'] if 'note' in use else ''}"))
     for c in w["candidates"]:
         rows.append(("  looked at", f"{c['source']}: {c['path']} [{'found' if c['exists'] else 'absent'}]"))
+    for net, lw in (info.get("lpips_weights") or {}).items():  # the LPIPS backbones, by the same rule
+        use = lw["would_use"]
+        rows.append((f"{net} weights", f"{use['path']} ({use['source']}){'; ' + use['note'] if 'note' in use else ''}"
+                                       f"; for {lw['used_by']}"))
     rows += [("torch cache", w["torch_hub_checkpoints"]), ("hlcli cache", w["hlcli_cache"])]
     b = info.get("bench")
     if b:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from typing import Any, TextIO
 import heapq
@@ -16,7 +17,7 @@ from .common import (
     md_escape,
     num,
     table_console,
-    weights_warning,
+    weights_warnings,
     write_in,
     write_json,
 )
@@ -146,7 +147,9 @@ class JsonlStream:
         self.emit({"type": "summary", **summary, "gate": run.gate})
 
     def aborted(self, message: str, exit_code: int) -> None:
-        self.emit({"type": "aborted", "error": message, "exit_code": exit_code})
+        """The last line of a stream cut by an error or Ctrl-C (never raises: the reader may be gone)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.emit({"type": "aborted", "error": message, "exit_code": exit_code})
 
 
 # -- Markdown ---------------------------------------------------------------------------------
@@ -160,10 +163,14 @@ def write_markdown(run: Run, out: TextIO, *, summary_only: bool = False) -> None
     lines = [f"## hlcli score{status}", ""]
     layers = ", ".join(f"{l['name']}×{l['weight']:g}" for l in s.get("layers", []))
     weights = s.get("weights", {})
-    official = "official ImageNet" if weights.get("official_imagenet1k_v1") else "**not** the official ImageNet weights"
-    lines.append(f"**{plural(summ['count'], 'pair')} scored** · λ = {s.get('lambda')} · layers {layers} · precision "
-                 f"{s.get('precision')} · device {run.environment.get('device', {}).get('type', '?')} · weights "
+    official_vgg = weights.get("official_imagenet1k_v1")
+    official = "official ImageNet" if official_vgg else "**not** the official ImageNet weights"
+    lines.append(f"**{plural(summ['count'], 'pair')} scored** · λ = {s.get('lambda')} · layers {layers} · crop border "
+                 f"{s.get('crop_border', 0)} · precision {s.get('precision')} · device {run.environment.get('device', {}).get('type', '?')} · weights "
                  f"`{str(weights.get('sha256', '?'))[:12]}` ({official}) · hlcli {run.environment.get('hlcli_version', '?')}")
+    others = weights_warnings(s)[1 if official_vgg is False else 0:]  # VGG-19's is said in the line above
+    if others:
+        lines += ["", *(f"> **Warning**: {md_escape(note)}" for note in others)]
     if not run.complete:
         lines += ["", f"**Incomplete**: {len(run.skipped)} skipped, {len(run.missing)} unmatched"]
     stats = ("mean", "median", "std", "min", "max", "p95", "p99")
@@ -298,8 +305,7 @@ def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = F
     if not summary_only:
         _pairs_table(console, run, rows, sort, formats)
     _summary_table(console, run, summ, formats)
-    note = weights_warning(run.settings.get("weights"))
-    if note:
+    for note in weights_warnings(run.settings):
         console.print(f"[bold yellow]warning:[/] {escape(note)}")
     print_group_summary(console, run, formats, summ)
     if summ["worst"] and not summary_only:

@@ -10,7 +10,7 @@ import io
 from typing import Any, TextIO
 
 from ..metrics.registry import EXTRA, better, get
-from .common import table_console
+from .common import table_console, weights_warnings
 from .score import write_csv, write_summary_csv
 from .table import Column, fit_table, metric_header, number_column
 
@@ -44,7 +44,8 @@ def write_sweep_table(runs: dict[str, Any], out: TextIO, *, terminal: bool, fail
     columns.append(Column("status", [failed.get(n, "ok") for n in names], justify="left"))
     fit_table(table_console(out, terminal=terminal), f"sweep: {len(runs)} models, means over each model's pairs",
               Column("model", names, justify="left"), columns, moved="per-layer columns", full="-o DIR/",
-              notes=["* best of its column (lowest, or highest where higher is better)"])
+              notes=["* best of its column (lowest, or highest where higher is better)",
+                     *(f"warning: {w}" for w in weights_warnings(next(iter(runs.values())).settings))])
 
 
 def write_sweep_csv(runs: dict[str, Any], out: TextIO, *, summary_only: bool = False) -> None:

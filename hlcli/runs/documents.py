@@ -20,8 +20,41 @@ from .results import BASE_METRICS
 from ..text import plural
 from .jsondoc import json_path, schema_problem
 from .readers import check_maps_index, check_score, read_part, read_score
+from ..nets.netspecs import NETS
 
 OVERRIDE_FLAG = "--allow-settings-mismatch"
+
+
+def unofficial_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The networks of a run (``settings`` of a score document) whose checkpoint is not
+    torchvision's official ImageNet one: VGG-19 of the hybrid and the LPIPS backbones, one rule
+    for all. Each: ``title`` (``VGG-19``), ``used_for``, ``path``, ``source`` (as a person
+    would name it: ``--weights``, ``$HLCLI_LPIPS_WEIGHTS``...) and ``sha256``. Every view that
+    shows a run asks this (score table, Markdown, report, table, compare, tradeoff, calibrate,
+    the sweep table)."""
+    records = [("vgg19", settings.get("weights") or {})]
+    for name, rec in sorted((settings.get("lpips_networks") or {}).items()):
+        backbone = rec.get("backbone") or {} if isinstance(rec, dict) else {}
+        net = {"alex": "alexnet", "vgg": "vgg16"}.get(rec.get("net") if isinstance(rec, dict) else None, "")
+        records.append((net or str(backbone.get("name", name)), backbone))
+    out = []
+    for net, rec in records:
+        if not isinstance(rec, dict) or rec.get("official_imagenet1k_v1", True) is not False:
+            continue
+        spec = NETS.get(net)
+        source = str(rec.get("source", "?"))
+        how = {"option": spec.option, "env": f"${spec.env}"}.get(source, source) if spec else source
+        out.append({"net": net, "title": spec.title if spec else net, "used_for": spec.used_by if spec else "",
+                    "path": str(rec.get("path", "?")), "source": how, "sha256": str(rec.get("sha256", "?"))})
+    return out
+
+
+def unofficial_by_run(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """``{"unofficial_weights": [{"run": name, **network}, ...]}`` for the analyses' documents
+    (``table``, ``compare``, ``tradeoff``, ``calibrate``) over ``(name, settings)`` pairs; empty
+    when every network of every run is official (their documents are then unchanged)."""
+    found = [{"run": name, **net} for name, settings in runs for net in unofficial_networks(settings)]
+    return {"unofficial_weights": found} if found else {}
 
 
 def pair_value(pair: dict[str, Any], metric: str) -> float:
@@ -70,6 +103,18 @@ def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What each key of comparable_settings() is called in help texts and docs.
+SETTING_WORDS = {"lambda": "λ", "layers": "layers, layer weights", "weights sha256": "weights",
+                 "precision": "precision", "crop_border": "crop border"}
+
+
+def compared_settings(ignore: tuple[str, ...] = ()) -> str:
+    """The settings runs must share, in words: ``λ, layers, layer weights, weights, precision or
+    crop border`` (less those in ``ignore``), for help texts."""
+    words = [w for k, w in SETTING_WORDS.items() if k not in ignore]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def _show(key: str, value: Any) -> str:
     if key == "layers":
         return ", ".join(f"{name}×{weight:g}" for name, weight in value) or "none"
@@ -113,8 +158,7 @@ def as_document(run: Any, role: str = "input") -> tuple[dict[str, Any], str | No
     if not isinstance(run, dict):
         raise InputError(f"the {role} run is a {type(run).__name__}", None,
                          "pass a Run, a document of `hlcli score --format json` (with its pairs) or its path")
-    check_score(run, None)
-    return run, None
+    return check_score(run, None), None  # its numbers made floats, in place
 
 
 def load_runs(runs: Any, names: Any = None, *, ignore: tuple[str, ...] = (),

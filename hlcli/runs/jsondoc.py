@@ -32,6 +32,11 @@ from ..errors import InputError
 MAX_MAGNITUDE = 1e100  # no number hlcli writes comes near; products and sums of two stay finite
 MIN_MAGNITUDE = 1e-100  # nor so near 0 (other than 0): quotients of two stay finite
 MAX_DEPTH = 64
+#: How far a bound of exact arithmetic that floating point can overshoot is relaxed in the schemas
+#: (SSIM's ±1, a calibration share's 1): rounding overshoots by a few ulps (SSIM of identical
+#: images: 1.0000000000000004) and at most about 1e-12, far below 1e-9; anything beyond is not a
+#: number hlcli computed. Bounds that rounding cannot cross stay exact (docs/formats.md, Bounds).
+ROUNDING_TOLERANCE = 1e-9
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -226,6 +231,46 @@ def schema_problem(doc: Any, kind: str) -> tuple[list[Any], str] | None:
         return None
     return _describe(list(error.absolute_path), error.validator, error.validator_value, error.instance,
                      error.schema)
+
+
+def as_floats(doc: Any, kind: str, file: str | Path | None, fix: str) -> Any:
+    """``doc`` (already checked against ``<kind>.schema.json``) with every value that the schema
+    types as a number (``"number"``, not ``"integer"``) converted to a Python float: the one place
+    where a score or statistic written as an integer (``"hybrid": 1180591620717411303424``)
+    becomes the float every consumer expects. A number too large for a float is refused. The
+    conversion is in place (the readers' documents are freshly parsed); ``doc`` is returned."""
+    return _floats(doc, inlined_schema(kind), [], file, fix)
+
+
+def _floats(value: Any, sub: Any, where: list[Any], file: Any, fix: str) -> Any:
+    if not isinstance(sub, dict):
+        return value
+    for part in sub.get("allOf", []):
+        value = _floats(value, part, where, file, fix)
+    for part in sub.get("oneOf", []) + sub.get("anyOf", []):
+        if "type" not in part or _is_type(value, part["type"]):
+            value = _floats(value, part, where, file, fix)
+    kinds = sub.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "number" in kinds and isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            raise DocumentError(file, where, "is a number too large to be finite", fix) from None
+    if isinstance(value, dict):
+        props = sub.get("properties", {})
+        extra = sub.get("additionalProperties")
+        for key, item in value.items():
+            target = props.get(key, extra if isinstance(extra, dict) else None)
+            if target is not None:
+                value[key] = _floats(item, target, [*where, key], file, fix)
+    elif isinstance(value, list):
+        prefix = sub.get("prefixItems", [])
+        for i, item in enumerate(value):
+            target = prefix[i] if i < len(prefix) else sub.get("items")
+            if isinstance(target, dict):
+                value[i] = _floats(item, target, [*where, i], file, fix)
+    return value
 
 
 def _type_name(value: Any) -> str:

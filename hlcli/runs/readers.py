@@ -6,7 +6,9 @@
 * :func:`read_maps_index`: ``DIR/maps.json`` of ``--save-maps DIR`` (``report --maps``).
 
 Each reads the bytes and the JSON (:mod:`hlcli.runs.jsondoc`), refuses a newer schema version by
-name, checks the kind's schema, then the cross-field checks below, which a schema cannot state:
+name, checks the kind's schema, converts every value the schema types as a number to a float
+(:func:`~hlcli.runs.jsondoc.as_floats`: a score written as an integer reaches no consumer as one),
+then the cross-field checks below, which a schema cannot state:
 whatever passes is safe for every command downstream. A refusal is a
 :class:`~hlcli.runs.jsondoc.DocumentError` (exit 2): ``<file>: <JSON path>: <what is wrong>: <fix>``.
 
@@ -21,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .jsondoc import DocumentError, parse_json, read_json, schema_problem, shown
+from .jsondoc import DocumentError, as_floats, parse_json, read_json, schema_problem, shown
 from .results import BASE_METRICS
 from ..metrics.registry import run_metrics
 from .._version import __version__
@@ -77,6 +79,7 @@ def check_score(doc: Any, file: str | Path | None, *, pairs_needed: bool = True,
     problem = schema_problem(doc, "score")
     if problem is not None:
         raise DocumentError(file, problem[0], problem[1], fix)
+    doc = as_floats(doc, "score", file, fix)
     settings = doc["settings"]
     _check_settings(settings, file, ["settings"], fix)
     if pairs_needed and doc.get("summary_only"):
@@ -207,6 +210,7 @@ def check_maps_index(doc: Any, file: Any) -> dict[str, Any]:
     problem = schema_problem(doc, "maps")
     if problem is not None:
         raise DocumentError(file, problem[0], problem[1], FIX_MAPS)
+    doc = as_floats(doc, "maps", file, FIX_MAPS)
     _check_settings(doc["settings"], file, ["settings"], FIX_MAPS)
     layers = [layer["name"] for layer in doc["layers"]]
     if layers != layer_names(doc["settings"]):
