@@ -3,7 +3,7 @@
 
 Measures, on seeded photo-like PNG pairs generated in a temporary directory:
 
-* **hlcli**: ``hlcli.scoring.score_pairing`` (the library path the CLI uses: header probing, decoding,
+* **hlcli**: ``hlcli.engine.scoring.score_pairing`` (the library path the CLI uses: header probing, decoding,
   batching, L1 and perceptual), fp32 and bf16, at 256x256 with the default layers; plus one
   ``hlcli score`` CLI subprocess over the same pairs;
 * **baseline**: the straightforward way, per pair: PIL load -> tensor, torchvision's full
@@ -51,13 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-# hlcli.engine must be imported before torch: it enables PyTorch's transparent-huge-page
+# hlcli.engine.batch must be imported before torch: it enables PyTorch's transparent-huge-page
 # allocator (THP_MEM_ALLOC_ENABLE) as the CLI does. Every in-process measurement below (hlcli,
 # baseline and limit alike) therefore runs with the same allocator.
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-import hlcli.engine  # noqa: E402,F401  (before torch)
+import hlcli.engine.batch  # noqa: E402,F401  (before torch)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -220,8 +220,8 @@ def hlcli_run(r_dir: Path, g_dir: Path, *, precision: str, device: str, workers:
               pixel_budget: int | None = None) -> tuple[float, float, Any]:
     """One ``score_pairing`` over a directory pair. Returns (seconds from model loaded to done,
     total seconds, run)."""
-    from hlcli.pairing import find_pairs
-    from hlcli.scoring import ScoreOptions, score_pairing
+    from hlcli.inputs.pairing import find_pairs
+    from hlcli.engine.scoring import ScoreOptions, score_pairing
 
     started: list[float] = []
     t0 = time.perf_counter()
@@ -308,8 +308,8 @@ class Limit:
     """hlcli's truncated network alone, channels_last, on random input already in memory."""
 
     def __init__(self, state_dict: dict[str, torch.Tensor], device: torch.device, precision: str = "fp32"):
-        from hlcli.features import VGGFeatures
-        from hlcli.layers import resolve_layers
+        from hlcli.nets.features import VGGFeatures
+        from hlcli.nets.layers import resolve_layers
 
         self.model = VGGFeatures(state_dict, resolve_layers(list(DEFAULT_LAYERS)),
                                  memory_format=torch.channels_last).to(device)
@@ -323,7 +323,7 @@ class Limit:
     def pair_like_hlcli(self, size: int) -> None:
         """One pair as hlcli forwards it on this device: together, or one image per forward
         when the pair is larger than its preferred forward size."""
-        from hlcli.engine import default_forward_pixels, default_pixel_budget
+        from hlcli.engine.batch import default_forward_pixels, default_pixel_budget
 
         if 2 * size * size <= default_forward_pixels(self.device, default_pixel_budget(self.device)):
             self.forward_images(2, size)
@@ -454,7 +454,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
             info["memory_gib"] = round(int(fh.readline().split()[1]) / (1 << 20), 1)
     except (OSError, ValueError, IndexError):
         pass
-    from hlcli.engine import native_precision
+    from hlcli.engine.batch import native_precision
 
     info["native"] = {p: native_precision(device, p) for p in ("bf16", "fp16")}
     if device.type == "cuda":
@@ -577,8 +577,8 @@ def main(argv: list[str] | None = None) -> int:
         main_r, main_g = make_pairs(work / "data", size, n_pairs, seed=1)
         tiny_r, tiny_g = make_pairs(work / "data", 64 if not quick else 32, 1, seed=9000)
 
-        from hlcli import weights as hw
-        from hlcli.layers import resolve_layers
+        from hlcli.nets import weights as hw
+        from hlcli.nets.layers import resolve_layers
 
         loaded = hw.load(hw.resolve(str(weights), offline=True))  # also writes the compact cache
         state = loaded.state_dict
@@ -718,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- tiled vs untiled -----------------------------------------------------------------
         if "tiling" not in skip:
-            from hlcli.engine import BatchScorer
+            from hlcli.engine.batch import BatchScorer
 
             # 1024x1024: untiled fits the default budget exactly; tiled with a quarter of it
             # (512 px crops, 416 px cores, 3x3 tiles). Quick: 384 px, 3x3 tiles of 128 px cores.
@@ -735,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
             l1a, pa = untiled.measure(r, g, 255)
             l1b, pb = tiled.measure(r, g, 255)
             rel = ((pb - pa).abs() / pa.abs()).max().item()
-            from hlcli.tiling import TilePlan, tile_plan, tiling_cost
+            from hlcli.nets.tiling import TilePlan, tile_plan, tiling_cost
 
             now = tile_plan(specs, 1 << 21)
             old = TilePlan(core=816, halo=104)  # hlcli <= 0.1: receptive field rounded up to the stride

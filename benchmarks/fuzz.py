@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Mutation-fuzz hlcli's image reading (``hlcli.images.probe`` and ``decode``) and print counts.
+"""Mutation-fuzz hlcli's image reading (``hlcli.inputs.images.probe`` and ``decode``) and print counts.
 
 File ``i`` of a run with ``--seed S`` is fully determined by ``(S, i)`` (see ``tests/fuzzing.py``
 for the seed files, the mutations and the checks), so any finding is reproduced, on any machine,
@@ -46,7 +46,7 @@ _W: dict = {}  # per worker process: seeds, work dir, fd-2 capture, slot in the 
 
 
 def _init(workdir: str, slots, counter, libtiff_errors: str, watchdog: float) -> None:
-    from hlcli import diagnostics
+    from hlcli.inputs import diagnostics
 
     with counter.get_lock():
         slot = counter.value
@@ -106,7 +106,7 @@ def _versions() -> str:
 
 def reproduce(seed: int, index: int, save: str | None, max_pixels: int, time_limit: float) -> int:
     """Show one file's case, its outcome and full tracebacks (no capture of anything)."""
-    from hlcli.images import decode, probe
+    from hlcli.inputs.images import decode, probe
 
     c = fuzzing.case(fuzzing.make_seeds(), seed, index)
     print(c.describe(), f"{len(c.data)} bytes")
@@ -154,7 +154,7 @@ def main() -> int:
     ap.add_argument("--save", help="with --only: keep the mutated file in this directory")
     ap.add_argument("--json", help="also write the counts to this JSON file")
     args = ap.parse_args()
-    from hlcli.images import DEFAULT_MAX_PIXELS
+    from hlcli.inputs.images import DEFAULT_MAX_PIXELS
 
     max_pixels = args.max_pixels or DEFAULT_MAX_PIXELS
     if args.only is not None:

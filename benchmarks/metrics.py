@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-import hlcli.engine  # noqa: E402,F401  (before torch: the CLI's allocator settings)
+import hlcli.engine.batch  # noqa: E402,F401  (before torch: the CLI's allocator settings)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -47,7 +47,7 @@ def device_name(device: str) -> str:
     """The GPU's name, or the CPU's model, threads and instruction sets (hlcli info's record)."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(0)
-    from hlcli.sysinfo import cpu_info
+    from hlcli.engine.sysinfo import cpu_info
 
     cpu = cpu_info()
     return f"{cpu['model']} ({cpu['threads']} threads, {cpu['capability']}, flags: {' '.join(cpu['flags']) or 'none'})"
@@ -99,10 +99,12 @@ def end_to_end(pairs, weights, device: str, rounds: int) -> dict[str, list[float
 
 def per_metric(pairs, weights, device: str, repeats: int = 3) -> dict[str, float]:
     """Seconds per pair of VGG-19's measurement and of each extra metric alone, on one batch."""
-    from hlcli import engine, layers, weights as w
-    from hlcli.extrametrics import ExtraScorer
-    from hlcli.lpips_net import build
-    from hlcli.lpipsmetric import LoadedLPIPS
+    from hlcli.engine import batch as engine
+    from hlcli.nets import layers
+    from hlcli.nets import weights as w
+    from hlcli.metrics.extras import ExtraScorer
+    from hlcli.nets.lpips_net import build
+    from hlcli.metrics.lpips import LoadedLPIPS
 
     dev = torch.device(device)
     batch = [np.asarray(Image.open(p)) for pair in pairs for p in pair]

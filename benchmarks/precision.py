@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 for p in (str(ROOT), str(ROOT / "benchmarks")):
     if p not in sys.path:
         sys.path.insert(0, p)
-import hlcli.engine  # noqa: E402,F401  (before torch)
+import hlcli.engine.batch  # noqa: E402,F401  (before torch)
 
 import torch  # noqa: E402
 
@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generated", type=int, default=4, help="generated pairs (256x256 and 512x384)")
     args = ap.parse_args(argv)
 
-    from hlcli import images, weights
-    from hlcli.engine import BatchScorer
-    from hlcli.metrics import combine
-    from hlcli.layers import resolve_layers
+    from hlcli.inputs import images
+    from hlcli.nets import weights
+    from hlcli.engine.batch import BatchScorer
+    from hlcli.metrics.hybrid import combine
+    from hlcli.nets.layers import resolve_layers
 
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@
   time of each command, start-up included, median of ``--rounds``, with the CPU named;
 * **planning and gathering**: the cost, on rank 0, of the sharding plan (pixel-balanced ranges
   and the plan hash over the keys) and of gathering 1,000,000 synthetic pair results from 2 real
-  gloo ranks (``gather_object``, as hlcli.distributed does) and assembling the one Run with its
+  gloo ranks (``gather_object``, as hlcli.engine.distributed does) and assembling the one Run with its
   summary: time and rank-0 peak memory, no images.
 
 Usage::
@@ -79,9 +79,9 @@ def bench_ranks(weights: str, pairs: int, size: int, rounds: int) -> dict:
 
 
 def _records(rank: int, world: int, total: int) -> list:
-    """This rank's share of ``total`` synthetic results, packed as hlcli.distributed sends them."""
-    from hlcli.distributed import _pack
-    from hlcli.results import PairResult
+    """This rank's share of ``total`` synthetic results, packed as hlcli.engine.distributed sends them."""
+    from hlcli.engine.distributed import _pack
+    from hlcli.runs.results import PairResult
 
     lo, hi = rank * total // world, (rank + 1) * total // world
     return [_pack(PairResult(f"video{i // 1000:04}/frame{i:07}", f"out/{i}.png", f"gt/{i}.png", 1920, 1080,
@@ -92,8 +92,8 @@ def _records(rank: int, world: int, total: int) -> list:
 def _gather_worker(rank: int, world: int, total: int, port: int, queue) -> None:  # noqa: ANN001
     import torch.distributed as dist
 
-    from hlcli.distributed import Outcome, assemble
-    from hlcli.results import Run
+    from hlcli.engine.distributed import Outcome, assemble
+    from hlcli.runs.results import Run
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -122,7 +122,7 @@ def bench_gather(total: int) -> dict:
 
     import torch.multiprocessing as mp
 
-    from hlcli.sharding import plan_sha256, shard_ranges
+    from hlcli.engine.sharding import plan_sha256, shard_ranges
 
     keys = [f"video{i // 1000:04}/frame{i:07}" for i in range(total)]
     costs = [1920 * 1080] * total

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-import hlcli.engine  # noqa: E402,F401  (before torch: the CLI's allocator settings)
+import hlcli.engine.batch  # noqa: E402,F401  (before torch: the CLI's allocator settings)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -49,7 +49,7 @@ def device_name(device: str) -> str:
     """The GPU's name, or the CPU's model, threads and instruction sets (hlcli info's record)."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(0)
-    from hlcli.sysinfo import cpu_info
+    from hlcli.engine.sysinfo import cpu_info
 
     cpu = cpu_info()
     return f"{cpu['model']} ({cpu['threads']} threads, {cpu['capability']}, flags: {' '.join(cpu['flags']) or 'none'})"

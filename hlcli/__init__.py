@@ -20,29 +20,29 @@ from ._version import __version__
 
 # name -> module that defines it (relative to this package)
 _EXPORTS = {
-    "score_dirs": "scoring",
-    "score_pairs": "scoring",
-    "score_models": "sweep",
-    "ScoreOptions": "scoring",
-    "Run": "results",
-    "PairResult": "results",
-    "Skipped": "results",
-    "Missing": "results",
-    "HybridLoss": "metrics",
-    "l1": "metrics",
-    "feature_mse": "metrics",
-    "perceptual": "metrics",
-    "hybrid": "metrics",
-    "load_weights": "weights",
-    "LoadedWeights": "weights",
+    "score_dirs": "engine.scoring",
+    "score_pairs": "engine.scoring",
+    "score_models": "engine.sweep",
+    "ScoreOptions": "engine.scoring",
+    "Run": "runs.results",
+    "PairResult": "runs.results",
+    "Skipped": "runs.results",
+    "Missing": "runs.results",
+    "HybridLoss": "metrics.hybrid",
+    "l1": "metrics.hybrid",
+    "feature_mse": "metrics.hybrid",
+    "perceptual": "metrics.hybrid",
+    "hybrid": "metrics.hybrid",
+    "load_weights": "nets.weights",
+    "LoadedWeights": "nets.weights",
     "HlcliError": "errors",
     "InputError": "errors",
     "MissingFilesError": "errors",
     "HlcliEnvironmentError": "errors",
     "NonFiniteError": "errors",
-    "calibrate_lambda": "calibrate",
-    "tradeoff_runs": "tradeoff",
-    "paper_table": "papertable",
+    "calibrate_lambda": "analysis.calibrate",
+    "tradeoff_runs": "analysis.tradeoff",
+    "paper_table": "analysis.papertable",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -63,11 +63,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .errors import HlcliEnvironmentError, HlcliError, InputError, MissingFilesError, NonFiniteError
-    from .calibrate import calibrate_lambda
-    from .papertable import paper_table
-    from .tradeoff import tradeoff_runs
-    from .metrics import HybridLoss, feature_mse, hybrid, l1, perceptual
-    from .results import Missing, PairResult, Run, Skipped
-    from .scoring import ScoreOptions, score_dirs, score_pairs
-    from .sweep import score_models
-    from .weights import LoadedWeights, load_weights
+    from .analysis.calibrate import calibrate_lambda
+    from .analysis.papertable import paper_table
+    from .analysis.tradeoff import tradeoff_runs
+    from .metrics.hybrid import HybridLoss, feature_mse, hybrid, l1, perceptual
+    from .runs.results import Missing, PairResult, Run, Skipped
+    from .engine.scoring import ScoreOptions, score_dirs, score_pairs
+    from .engine.sweep import score_models
+    from .nets.weights import LoadedWeights, load_weights

@@ -10,10 +10,16 @@ file (when there is one) and says how to fix the problem. The CLI maps each type
 from __future__ import annotations
 
 from os import PathLike
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .results import Missing
+
+class _Unpaired(Protocol):
+    """What :class:`MissingFilesError` reads of a :class:`hlcli.Missing` (the ground floor names
+    no higher module, not even for type checkers)."""
+    restored_only: list[str]
+    gt_only: list[str]
+
+    def __len__(self) -> int: ...
 
 
 class HlcliError(Exception):
@@ -29,7 +35,6 @@ class HlcliError(Exception):
     ...     print(err.exit_code, err)      # doctest: +SKIP
     2 restored directory does not exist (out): check the path
     """
-
     exit_code = 1
 
     def __init__(self, what: str, path: str | PathLike[str] | None = None, fix: str | None = None):
@@ -55,7 +60,6 @@ class InputError(HlcliError):
     >>> err.exit_code, str(err)
     (2, 'image is truncated (out/a.png): re-export it')
     """
-
     exit_code = 2
 
 
@@ -66,7 +70,6 @@ class HlcliEnvironmentError(HlcliError):
     Traceback (most recent call last):
     hlcli.errors.HlcliEnvironmentError: weights file given by --weights does not exist (missing.pth): ...
     """
-
     exit_code = 3
 
 
@@ -82,12 +85,11 @@ class MissingFilesError(InputError):
     """Files on one side only, without ``allow_missing``. Exit code 2. ``missing`` holds the
     lists (restored files without ground truth, ground-truth files without restored file).
 
-    >>> from hlcli.results import Missing
+    >>> from hlcli.runs.results import Missing
     >>> str(MissingFilesError(Missing(restored_only=["out/x.png"])))[:39]
     'restored file has no ground-truth file '
     """
-
-    def __init__(self, missing: Missing):
+    def __init__(self, missing: _Unpaired):
         self.missing = missing
         n = len(missing)
         # The error line names a file (the first one); the CLI lists all of them above it.
@@ -110,9 +112,8 @@ class MissingFilesError(InputError):
 class InputWarning(UserWarning):
     """A file was read, but something in it deserves a look (corrupt metadata, a skipped tag).
 
-    ``str(warning)`` is ``"<path>: <what>"``; :func:`hlcli.images.probe` and
-    :func:`~hlcli.images.decode` issue at most one per call, in place of the warnings Pillow (or
+    ``str(warning)`` is ``"<path>: <what>"``; :func:`hlcli.inputs.images.probe` and
+    :func:`~hlcli.inputs.images.decode` issue at most one per call, in place of the warnings Pillow (or
     numpy) raised while reading the file, and set ``path`` to the file.
     """
-
     path: str | None = None

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def weights_file(tmp: Path) -> tuple[str, bool]:
     """(checkpoint path, whether it is the real ImageNet one)."""
-    from hlcli import weights
+    from hlcli.nets import weights
     from hlcli.errors import HlcliError
 
     try:

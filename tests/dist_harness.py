@@ -10,12 +10,12 @@ import signal
 import sys
 import time
 
-import hlcli.scoring
+import hlcli.engine.scoring
 from hlcli.cli import main
 
 action, _, rank = os.environ.get("HLCLI_TEST_FAIL", "").partition(":")
 if rank and os.environ.get("RANK") == rank:
-    scored = hlcli.scoring.pair_results
+    scored = hlcli.engine.scoring.pair_results
 
     def pair_results(*args, **kwargs):
         out = scored(*args, **kwargs)
@@ -27,7 +27,7 @@ if rank and os.environ.get("RANK") == rank:
             time.sleep(3600)
         return out
 
-    hlcli.scoring.pair_results = pair_results
+    hlcli.engine.scoring.pair_results = pair_results
 
 sys.argv[0] = "hlcli"
 main()

@@ -242,7 +242,7 @@ def _argv(command: str, mutant: Path, docs: dict[str, Any], out: Path) -> list[s
 
 
 def _read(reader: str, path: Path) -> Any:
-    from hlcli import readers
+    from hlcli.runs import readers
 
     if reader == "score":
         return readers.read_score(path)
@@ -254,7 +254,7 @@ def _read(reader: str, path: Path) -> Any:
 def _resume(doc: dict[str, Any]) -> None:
     """What ``score --resume`` does with an accepted part, short of scoring: rebuild the run and
     write its document."""
-    from hlcli.sharding import part_problems, run_from_document
+    from hlcli.engine.sharding import part_problems, run_from_document
 
     part_problems(doc)
     run = run_from_document(doc)
@@ -264,7 +264,7 @@ def _resume(doc: dict[str, Any]) -> None:
 def run_one(seed: int, index: int, docs: dict[str, Any], work: Path, *, cli_every: int = 80) -> Tally:
     """Make mutant ``index`` of ``seed``, read it and feed it to its command; count what happened."""
     from hlcli.errors import InputError
-    from hlcli.jsondoc import DocumentError
+    from hlcli.runs.jsondoc import DocumentError
 
     tally = Tally()
     rng = random.Random(f"{seed}:{index}")

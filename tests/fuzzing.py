@@ -1,4 +1,4 @@
-"""A seeded mutation fuzzer for :mod:`hlcli.images` (used by ``tests/test_fuzz.py`` and
+"""A seeded mutation fuzzer for :mod:`hlcli.inputs.images` (used by ``tests/test_fuzz.py`` and
 ``benchmarks/fuzz.py``).
 
 Seed files of every format hlcli reads are generated in memory with Pillow and tifffile (small,
@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, features
 
 from hlcli.errors import InputError, InputWarning
-from hlcli.images import ALPHA_POLICIES, decode, probe
+from hlcli.inputs.images import ALPHA_POLICIES, decode, probe
 
 W, H = 16, 12  # seed size: small, so that mutating and decoding stay fast
 #: Largest image the fuzzer accepts (probe/decode's ``max_pixels``): 4096 x 4096. A mutated

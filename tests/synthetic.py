@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hlcli.results import Run
-from hlcli.results import PairResult
+from hlcli.runs.results import Run
+from hlcli.runs.results import PairResult
 
 SHA = "ab" * 32
 ENVIRONMENT = {"hlcli_version": "0.0.test", "versions": {"python": "3.11", "torch": "2.x"},

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import hlcli
 from hlcli.cli import cli
-from hlcli.layers import BY_NAME
+from hlcli.nets.layers import BY_NAME
 
 from .conftest import ROOT, SAMPLES, degrade, save, textured
 from .reference import load_rgb01, reference_model, reference_scores
@@ -43,12 +43,12 @@ def test_docstring_examples_run():
     import doctest
 
     import hlcli.errors
-    import hlcli.metrics
-    import hlcli.options
-    import hlcli.results
-    import hlcli.scoring
+    import hlcli.metrics.hybrid
+    import hlcli.engine.options
+    import hlcli.runs.results
+    import hlcli.engine.scoring
 
-    for module in (hlcli.errors, hlcli.metrics, hlcli.options, hlcli.results, hlcli.scoring):
+    for module in (hlcli.errors, hlcli.metrics.hybrid, hlcli.engine.options, hlcli.runs.results, hlcli.engine.scoring):
         result = doctest.testmod(module, extraglobs={"hlcli": hlcli}, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__
         assert result.attempted > 0, module.__name__

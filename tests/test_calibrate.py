@@ -1,4 +1,4 @@
-"""hlcli calibrate: the make-up of the mean hybrid and the λ for a share (hlcli.calibrate), checked
+"""hlcli calibrate: the make-up of the mean hybrid and the λ for a share (hlcli.analysis.calibrate), checked
 against brute force (bisection on the share), and the command end to end on the sample photos."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import hlcli
-import hlcli.calibrate
+import hlcli.analysis.calibrate
 from hlcli.cli import cli
 from hlcli.errors import InputError
 from hlcli.render.calibrate import write_calibrate
@@ -113,7 +113,7 @@ def test_known_values_and_docstring():
     assert c["lambda"] == pytest.approx(0.04, rel=1e-15)  # 0.5/0.5 · 0.02/0.5
     assert c["terms"]["layers"]["conv3_3"] == {"weight": 1.0, "mean": 0.4, "value": pytest.approx(0.02),
                                                "share": pytest.approx(0.02 / 0.045)}
-    result = doctest.testmod(hlcli.calibrate, extraglobs={"hlcli": hlcli})
+    result = doctest.testmod(hlcli.analysis.calibrate, extraglobs={"hlcli": hlcli})
     assert result.failed == 0 and result.attempted > 0
 
 

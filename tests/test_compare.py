@@ -1,4 +1,4 @@
-"""hlcli compare: two runs over the same ground truth, pair by pair (hlcli.compare)."""
+"""hlcli compare: two runs over the same ground truth, pair by pair (hlcli.analysis.compare)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hlcli.cli import cli
-from hlcli.compare import bootstrap_interval, compare_runs
+from hlcli.analysis.compare import bootstrap_interval, compare_runs
 from hlcli.render.compare import write_compare
 from hlcli.errors import InputError
 from tests import synthetic
@@ -80,7 +80,7 @@ def test_bootstrap_of_a_constant_shift_is_that_shift():
 
 
 def test_bootstrap_chunking_does_not_change_the_interval(monkeypatch):
-    import hlcli.compare as c
+    import hlcli.analysis.compare as c
 
     diffs = np.random.default_rng(1).normal(size=(37, 3))
     monkeypatch.setattr(c, "_CHUNK_VALUES", 37 * 7)  # resample in chunks of 7 rows

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from hlcli.cli import cli
-from hlcli.documents import comparable_settings, settings_differences
+from hlcli.runs.documents import comparable_settings, settings_differences
 from hlcli.errors import InputError
 from tests.conftest import SAMPLES, save
 from tests.schemas import validate_score

@@ -16,10 +16,10 @@ import torch
 from click.testing import CliRunner
 
 from hlcli.cli import cli
-from hlcli.engine import BatchScorer
-from hlcli.layers import resolve_layers
-from hlcli.pairing import find_pairs
-from hlcli.scoring import ScoreOptions, score_pairing
+from hlcli.engine.batch import BatchScorer
+from hlcli.nets.layers import resolve_layers
+from hlcli.inputs.pairing import find_pairs
+from hlcli.engine.scoring import ScoreOptions, score_pairing
 
 from .conftest import ROOT, SAMPLES, degrade, textured
 

@@ -1,4 +1,4 @@
-"""The decoder (hlcli.images): probing and decoding every supported format, mode and bit depth,
+"""The decoder (hlcli.inputs.images): probing and decoding every supported format, mode and bit depth,
 broken and oversized files, transparency, EXIF orientation, optional codecs and plugins, and a
 property test over random lossless files. Every image is generated in tmp_path (PNG by hand where
 Pillow can't)."""
@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps, features
 
-from hlcli import images
+from hlcli.inputs import images
 from hlcli.errors import InputError
-from hlcli.images import decode, probe, scale_of, to_float
+from hlcli.inputs.images import decode, probe, scale_of, to_float
 
 from .imagefiles import KINDS, exif_bytes, make_image, write_png
 
@@ -58,7 +58,7 @@ def test_public_constants():
 
 
 def test_module_is_torch_free_and_functions_pickle():
-    code = "import sys, hlcli.images; sys.exit('torch' in sys.modules)"
+    code = "import sys, hlcli.inputs.images; sys.exit('torch' in sys.modules)"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
     for fn in (decode, probe, to_float, scale_of):

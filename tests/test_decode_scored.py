@@ -2,7 +2,7 @@
 (opaque alpha, palettes, grey against RGB, JPEG named .png, EXIF orientation, 16-bit PNG/TIFF/PPM,
 mixed depths, WebP, Unicode names) through the CLI against an independent float64 reference; 16-bit
 scaling; the ``--alpha composite|ignore`` policies; and, through the library
-(``hlcli.scoring.score_pairing``), properties of decode -> score over random sizes, modes and bit
+(``hlcli.engine.scoring.score_pairing``), properties of decode -> score over random sizes, modes and bit
 depths: never a crash, every value finite, identical inputs exactly 0, L1 the mean absolute
 difference of the pixel values written (8-bit scaled by 255, 16-bit by 65535)."""
 
@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hlcli.pairing import Pair, Pairing
-from hlcli.scoring import ScoreOptions, score_pairing as score
+from hlcli.inputs.pairing import Pair, Pairing
+from hlcli.engine.scoring import ScoreOptions, score_pairing as score
 
 from .cases import (COMMON, SCORED, SIZE, Scored, assert_matches_reference, assert_same_as_baseline, assert_zero,
                     baseline, case_dirs, colour_key, env, grey16_dark_vs_black, invoke, la_transparent, palette,

@@ -1,5 +1,5 @@
 """No help text or doc page states a direction or a list of metrics that the registry
-(hlcli/metricdefs.py) contradicts (issue 22 §2).
+(hlcli/metrics/registry.py) contradicts (issue 22 §2).
 
 The checker reads every command's ``--help`` and README.md, docs/*.md, splits them into
 clauses, and checks:
@@ -14,7 +14,7 @@ clauses, and checks:
 * **worsening words**: a clause about regression limits that says metrics *rise* must either
   name only lower-is-better metrics or also say *drop* (a PSNR regression is a drop);
 * **complete lists**: a clause that enumerates the metrics a command accepts (l1, perceptual,
-  hybrid and the layers) must also name every metric of :data:`hlcli.metricdefs.EXTRA` or say
+  hybrid and the layers) must also name every metric of :data:`hlcli.metrics.registry.EXTRA` or say
   where they come from (``--metrics``); a list of three or more extra metrics must be all of
   them unless it is marked as an example (e.g., …, such as).
 
@@ -32,7 +32,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hlcli import metricdefs
+from hlcli.metrics import registry as metricdefs
 from hlcli.cli import cli
 from tests.conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""The document readers (hlcli/readers.py, hlcli/jsondoc.py): every refusal, one by one, for each
+"""The document readers (hlcli/runs/readers.py, hlcli/runs/jsondoc.py): every refusal, one by one, for each
 kind (a score run, a shard part, a maps index), with jsonschema and without it; the commands'
 one-line ``Error: <file>: <JSON path>: <what>: <fix>`` and exit 2; hostile strings inert in the
 report and on the terminal; the commands' own documents strict JSON."""
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hlcli import readers
+from hlcli.runs import readers
 from hlcli.cli import cli
-from hlcli.jsondoc import DocumentError
+from hlcli.runs.jsondoc import DocumentError
 
 from .cases import strict_json
 

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from hlcli import engine
-from hlcli.engine import BatchScorer, select_device, tile_plan
-from hlcli.tiling import reach
+from hlcli.engine import batch as engine
+from hlcli.engine.batch import BatchScorer, select_device, tile_plan
+from hlcli.nets.tiling import reach
 from hlcli.errors import HlcliEnvironmentError
-from hlcli.features import VGGFeatures
-from hlcli.layers import LAYERS, resolve_layers
-from hlcli.loader import BatchDataset, Planned, batches, decoded_batches
-from hlcli.pairing import Pair, find_pairs
+from hlcli.nets.features import VGGFeatures
+from hlcli.nets.layers import LAYERS, resolve_layers
+from hlcli.inputs.loader import BatchDataset, Planned, batches, decoded_batches
+from hlcli.inputs.pairing import Pair, find_pairs
 
 from .conftest import degrade, save, textured
 
@@ -119,7 +119,7 @@ def test_configure_backends_on_cpu_records_the_cpu_path():
 def test_importing_the_engine_enables_huge_page_allocations_unless_set():
     """THP_MEM_ALLOC_ENABLE must be in the environment before torch's first allocation, so the
     engine sets it only when it is the first to import torch, and never overrides the user."""
-    code = "import os, hlcli.engine; print(os.environ.get('THP_MEM_ALLOC_ENABLE'))"
+    code = "import os, hlcli.engine.batch; print(os.environ.get('THP_MEM_ALLOC_ENABLE'))"
     env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
@@ -285,7 +285,7 @@ def test_reduced_precision_casts_weights_once_with_identical_numbers(state_dict)
     """The low-precision scorer keeps its conv weights in bf16 instead of letting autocast cast
     them on every forward; autocast leaves them alone, so the numbers are bit for bit those of
     autocast over fp32 weights. Normalisation stays fp32."""
-    from hlcli import metrics
+    from hlcli.metrics import hybrid as metrics
 
     rs, gs = _pairs(2, 64, 48, seed=5)
     s = BatchScorer(state_dict, DEFAULT, device=CPU, precision="bf16")
@@ -393,7 +393,7 @@ def test_single_batch_is_decoded_in_process(many_pairs, monkeypatch):
 
 
 def _plan_from(i, pair):
-    from hlcli.loader import plan_pair
+    from hlcli.inputs.loader import plan_pair
 
     return plan_pair(i, pair, size_policy="error", max_pixels=None, min_side=8)
 
@@ -408,7 +408,7 @@ def test_batch_dataset_items_are_channels_last_integers(many_pairs):
 
 
 def test_auto_workers():
-    from hlcli.scoring import auto_workers
+    from hlcli.engine.scoring import auto_workers
 
     assert auto_workers("cpu") == 0  # the forward already uses every core (see its docstring)
     assert 1 <= auto_workers("cuda") <= 8

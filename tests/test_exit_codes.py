@@ -84,9 +84,9 @@ def test_absent_mps_is_exit_3(env, tmp_path):
 
 
 def test_exit_3_internal_error_is_one_line(cli_env, pair_dirs, monkeypatch):
-    import hlcli.scoring
+    import hlcli.engine.scoring
 
-    monkeypatch.setattr(hlcli.scoring, "score_pairing", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(hlcli.engine.scoring, "score_pairing", lambda *a, **k: 1 / 0)
     r = score(*pair_dirs)
     assert r.exit_code == 3 and r.stderr.count("\n") == 1 and "--debug" in r.stderr
     r = score(*pair_dirs, "--debug")

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from hlcli import __version__
-from hlcli import gate as g
+from hlcli.analysis import gate as g
 from hlcli.cli import cli
 from hlcli.render.score import JsonlStream, write_csv, write_markdown
-from hlcli.results import Missing, Skipped
+from hlcli.runs.results import Missing, Skipped
 
 from . import synthetic
 from .cases import dir_doc, ok_json, score
@@ -188,10 +188,10 @@ def test_jsonl_stream_flushes_every_line():
 
 
 def test_jsonl_pairs_are_flushed_before_the_next_pair_is_scored(cli_env, pair_dirs, monkeypatch):
-    from hlcli import engine
+    from hlcli.engine import batch as engine
     from hlcli.cli.runview import RunView
-    from hlcli.pairing import find_pairs
-    from hlcli.scoring import ScoreOptions
+    from hlcli.inputs.pairing import find_pairs
+    from hlcli.engine.scoring import ScoreOptions
 
     out = Recorder()
     seen: list[int] = []

@@ -30,9 +30,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hlcli import diagnostics, images
+from hlcli.inputs import diagnostics
+from hlcli.inputs import images
 from hlcli.errors import HlcliEnvironmentError, InputError, InputWarning
-from hlcli.images import decode, probe
+from hlcli.inputs.images import decode, probe
 
 from . import fuzzing
 from .conftest import ROOT
@@ -376,7 +377,8 @@ def test_warning_lines(tmp_path):
 LIBTIFF_SCRIPT = """
 import sys
 from PIL import features
-from hlcli import diagnostics, images
+from hlcli.inputs import diagnostics
+from hlcli.inputs import images
 from hlcli.errors import InputError
 assert features.check_codec("libtiff")
 def read():
@@ -463,7 +465,7 @@ def test_cli_scores_or_skips_every_mutated_file(tmp_path, cli_env):
         assert all(s["exit_code"] == 2 for s in doc["skipped"])
         assert all(s["path"].startswith(str(restored)) for s in doc["skipped"])
         assert "Traceback" not in res.stderr
-        # Needs the CLI to run the command inside hlcli.diagnostics.warning_lines (which turns
+        # Needs the CLI to run the command inside hlcli.inputs.diagnostics.warning_lines (which turns
         # InputWarnings into `Warning: <file>: <what>` lines and silences libtiff's own lines
         # on fd 2): without it, raw "...: InputWarning: ..." / "  warnings.warn(" lines and
         # "ZIPDecode: ..." lines appear here.

@@ -1,4 +1,4 @@
-"""Quality gates: --fail-if expressions, --baseline regressions, settings checks (hlcli.gate),
+"""Quality gates: --fail-if expressions, --baseline regressions, settings checks (hlcli.analysis.gate),
 first as fast unit tests on synthetic runs, then end to end through the CLI."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import statistics
 import pytest
 from click.testing import CliRunner
 
-from hlcli import gate as g
+from hlcli.analysis import gate as g
 from hlcli.render import gate as gr
 from hlcli.cli import cli
 from hlcli.errors import InputError
@@ -303,12 +303,12 @@ def score(runner, pair_dirs, *args, input=None):
 @pytest.fixture
 def no_scoring(monkeypatch):
     """Fail the test if anything gets as far as scoring."""
-    import hlcli.scoring
+    import hlcli.engine.scoring
 
     def boom(*a, **k):
         raise AssertionError("scoring started")
 
-    monkeypatch.setattr(hlcli.scoring, "score_pairing", boom)
+    monkeypatch.setattr(hlcli.engine.scoring, "score_pairing", boom)
 
 
 def test_cli_passing_and_failing_gates(runner, cli_env, pair_dirs):

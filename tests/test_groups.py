@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from hlcli import gate as g
+from hlcli.analysis import gate as g
 from hlcli.cli import cli
-from hlcli.groups import group_names, group_of
+from hlcli.inputs.groups import group_names, group_of
 from tests.conftest import SAMPLES
 from tests.schemas import loads_strict, validate_jsonl, validate_score
 

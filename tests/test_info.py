@@ -10,7 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hlcli import engine, sysinfo
+from hlcli.engine import batch as engine
+from hlcli.engine import sysinfo
 from hlcli.cli import cli
 
 from .schemas import validate_score

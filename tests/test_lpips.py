@@ -1,4 +1,4 @@
-"""LPIPS v0.1 (hlcli.lpips_net) against the independent ``lpips`` package (richzhang's reference,
+"""LPIPS v0.1 (hlcli.nets.lpips_net) against the independent ``lpips`` package (richzhang's reference,
 the test oracle): the same random ImageNet-shaped backbones, its own copy of the v0.1 heads.
 No network: the backbones are seeded random checkpoints loaded through hlcli's real loading code."""
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from hlcli import lpips_net as L
+from hlcli.nets import lpips_net as L
 from hlcli.errors import HlcliEnvironmentError, InputError
 
 from .conftest import ROOT, degrade, make_vgg19_state_dict, textured
@@ -224,7 +224,7 @@ def test_lpips_backbones_offline_missing_is_exit_3_with_the_fix():
 
 
 def test_importing_hlcli_and_weights_stays_torch_free():
-    code = ("import sys, hlcli, hlcli.weights, hlcli.netspecs, hlcli.cli.weights; "
+    code = ("import sys, hlcli, hlcli.nets.weights, hlcli.nets.netspecs, hlcli.cli.weights; "
             "assert 'torch' not in sys.modules and 'torchmetrics' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

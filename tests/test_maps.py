@@ -152,7 +152,7 @@ def test_png_only_keys_with_subdirectories(cli_env, tmp_path):
 
 def test_nothing_computed_or_written_without_save_maps(cli_env, tmp_path, monkeypatch):
     import hlcli
-    from hlcli import engine
+    from hlcli.engine import batch as engine
 
     def forbidden(*args, **kwargs):
         raise AssertionError("maps computed without save_maps")

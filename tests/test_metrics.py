@@ -11,13 +11,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hlcli import metrics
+from hlcli.metrics import hybrid as metrics
 from hlcli.cli import cli
-from hlcli.engine import BatchScorer
-from hlcli.features import VGGFeatures
-from hlcli.layers import BY_NAME, resolve_layers
-from hlcli.loader import batches, decode_pair, plan_pair
-from hlcli.pairing import find_pairs
+from hlcli.engine.batch import BatchScorer
+from hlcli.nets.features import VGGFeatures
+from hlcli.nets.layers import BY_NAME, resolve_layers
+from hlcli.inputs.loader import batches, decode_pair, plan_pair
+from hlcli.inputs.pairing import find_pairs
 
 from .conftest import SAMPLES, degrade, save, textured
 from .reference import load_rgb01, reference_model, reference_scores

@@ -50,8 +50,8 @@ def test_a_line_is_determined_by_seed_and_index(world, tmp_path):
 
 def test_the_walk_flags_an_internal_error(world, tmp_path, monkeypatch):
     """The checker can fail: an exception inside a command is a finding."""
-    import hlcli.calibrate
+    import hlcli.cli.calibrate
 
-    monkeypatch.setattr(hlcli.calibrate, "calibrate_lambda", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(hlcli.cli.calibrate, "calibrate_lambda", lambda *a, **k: 1 / 0)
     code, why, _ = optfuzz.check(world, ["calibrate", str(world.runs[0])])
     assert code == 3 and why == "internal error"

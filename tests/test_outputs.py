@@ -42,13 +42,13 @@ def tree(tmp_path_factory, weights_file):
 @pytest.fixture
 def no_scoring(monkeypatch):
     """Fail the test if a run starts: the output check must come first."""
-    import hlcli.scoring
+    import hlcli.engine.scoring
 
     def boom(*a, **k):
         raise AssertionError("scoring started before the output path was checked")
 
-    monkeypatch.setattr(hlcli.scoring, "load_engine", boom)
-    monkeypatch.setattr(hlcli.scoring, "plan_pairs", boom)
+    monkeypatch.setattr(hlcli.engine.scoring, "load_engine", boom)
+    monkeypatch.setattr(hlcli.engine.scoring, "plan_pairs", boom)
 
 
 def _commands(root: Path, weights: Path, out: str) -> list[list]:
@@ -175,9 +175,9 @@ def six(tmp_path_factory):
 
 
 def _factor(layers: str, budget: int, lpips_vgg: bool = False, sizes=None) -> float:
-    from hlcli.layers import resolve_layers
-    from hlcli.scoring import ScoreOptions, tiled_nets
-    from hlcli.tiling import run_tiling_factor
+    from hlcli.nets.layers import resolve_layers
+    from hlcli.engine.scoring import ScoreOptions, tiled_nets
+    from hlcli.nets.tiling import run_tiling_factor
 
     opts = ScoreOptions(layers=tuple(layers.split(",")), metrics=("lpips_vgg",) if lpips_vgg else ())
     return run_tiling_factor(tiled_nets(opts, resolve_layers(layers.split(","))), sizes or {(96, 128): 6}, budget)
@@ -223,9 +223,9 @@ def test_a_budget_that_doubles_the_work_is_a_warning_and_the_scores_stay_exact(t
 def test_lpips_vgg_has_its_own_halo_in_the_factor_and_the_suggestion():
     """LPIPS-VGG is tiled with VGG-16's halo (96 px): a budget fine for conv2_2 alone is not
     fine with it, and the suggested budget keeps both under 2x."""
-    from hlcli.layers import resolve_layers
-    from hlcli.scoring import ScoreOptions, tiled_nets
-    from hlcli.tiling import smallest_budget
+    from hlcli.nets.layers import resolve_layers
+    from hlcli.engine.scoring import ScoreOptions, tiled_nets
+    from hlcli.nets.tiling import smallest_budget
 
     sizes = {(512, 768): 3, (300, 200): 2}
     assert _factor("conv2_2", 1 << 17, sizes=sizes) <= 2 < _factor("conv2_2", 1 << 17, True, sizes)
@@ -238,15 +238,15 @@ def test_lpips_vgg_has_its_own_halo_in_the_factor_and_the_suggestion():
 def test_the_factor_is_the_ratio_of_tiled_to_untiled_flops():
     """One pair, one net: the factor is tiling_cost (FLOPs of the crops / of the whole image);
     untiled pairs count 1."""
-    from hlcli.layers import resolve_layers
-    from hlcli.tiling import run_tiling_factor, tile_plan, tiling_cost, vgg19_net
+    from hlcli.nets.layers import resolve_layers
+    from hlcli.nets.tiling import run_tiling_factor, tile_plan, tiling_cost, vgg19_net
 
     specs = resolve_layers(["conv3_3", "conv4_3"])
     net = vgg19_net(specs)
     budget = 2 * 300 * 300
     one = run_tiling_factor([net], {(1000, 700): 1}, budget)
     assert one == pytest.approx(tiling_cost(specs, 1000, 700, tile_plan(specs, budget)), rel=1e-12)
-    from hlcli.tiling import net_flops
+    from hlcli.nets.tiling import net_flops
 
     small = net_flops(net, 200, 200)
     big = net_flops(net, 1000, 700)

@@ -1,4 +1,4 @@
-"""Tests for hlcli.pairing: which restored file is scored against which ground truth."""
+"""Tests for hlcli.inputs.pairing: which restored file is scored against which ground truth."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hlcli.errors import InputError
-from hlcli.pairing import IMAGE_EXTENSIONS, Pair, Pairing, find_pairs, read_manifest
+from hlcli.inputs.pairing import IMAGE_EXTENSIONS, Pair, Pairing, find_pairs, read_manifest
 
 
 def touch(path: Path, data: bytes = b"\x00not-an-image") -> Path:
@@ -517,5 +517,5 @@ def test_manifest_keys_unique_and_sorted(files):
 
 
 def test_pairing_module_has_no_heavy_imports():
-    src = Path(sys.modules["hlcli.pairing"].__file__).read_text(encoding="utf-8")
+    src = Path(sys.modules["hlcli.inputs.pairing"].__file__).read_text(encoding="utf-8")
     assert "import torch" not in src and "PIL" not in src

@@ -300,7 +300,7 @@ def test_whole_run_input_errors(make, env, tmp_path):
 # ------------------------------------------------------- near misses and --restored-suffix (issue 22)
 
 def test_near_misses_name_the_case_and_the_suffix():
-    from hlcli.pairing import near_misses, strip_suffix
+    from hlcli.inputs.pairing import near_misses, strip_suffix
 
     hints = near_misses(["r/Coffee.png", "r/rocket_x4.png", "r/bird_x4.png", "r/zebra.png", "r/a-x2.png"],
                         ["g/coffee.png", "g/rocket.png", "g/bird.png", "g/lion.png", "g/a.png"])

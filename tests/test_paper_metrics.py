@@ -144,7 +144,7 @@ def test_16_bit_images_on_the_8_bit_scale(tmp_path, weights_file):
 
 
 def test_same_values_whatever_the_batch_and_tiling(dirs, doc, weights_file, backbone_files, monkeypatch):
-    from hlcli import pixelmetrics
+    from hlcli.metrics import psnr_ssim as pixelmetrics
 
     monkeypatch.setattr(pixelmetrics, "SSIM_BAND_VALUES", 1 << 12)  # SSIM in bands of a few rows
     root, _ = dirs
@@ -310,9 +310,10 @@ def test_lpips_vgg_tiles_exactly(backbone_files, monkeypatch):
     """A pair above the pixel budget is tiled for LPIPS-VGG as for VGG-19: with real cuts (48 px
     cores, 96 px halo on a 150x170 pair) the value and the map equal the untiled ones; one
     stride less of halo is measurably wrong (the halo is the smallest exact one)."""
-    from hlcli import lpipsmetric as LM
-    from hlcli import lpips_net, tiling
-    from hlcli.pixelmetrics import PixelPair
+    from hlcli.metrics import lpips as LM
+    from hlcli.nets import lpips_net
+    from hlcli.nets import tiling
+    from hlcli.metrics.psnr_ssim import PixelPair
 
     net = lpips_net.build("vgg", backbone_files["vgg16"], offline=True)[0]
     gt = textured(150, 170, 3)
@@ -326,5 +327,5 @@ def test_lpips_vgg_tiles_exactly(backbone_files, monkeypatch):
     assert float(LM.lpips_vgg(px)) == pytest.approx(float(whole), rel=1e-6)
     assert torch.allclose(LM.lpips_vgg_map(px), whole_map, rtol=1e-5, atol=1e-9)
     real_plan = tiling.tile_plan
-    monkeypatch.setattr(tiling, "tile_plan", lambda *a: tiling.TilePlan(48, real_plan(*a).halo - 16))
+    monkeypatch.setattr(LM, "tile_plan", lambda *a: tiling.TilePlan(48, real_plan(*a).halo - 16))
     assert float(LM.lpips_vgg(px)) != pytest.approx(float(whole), rel=1e-6)

@@ -1,4 +1,4 @@
-"""hlcli table: the results table of a paper (hlcli.papertable), its renderings (LaTeX compiled
+"""hlcli table: the results table of a paper (hlcli.analysis.papertable), its renderings (LaTeX compiled
 with pdflatex when it is installed) and the command end to end on runs over a benchmark layout."""
 
 from __future__ import annotations

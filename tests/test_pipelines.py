@@ -123,7 +123,7 @@ def test_github_actions_step(sh, dir_doc, tmp_path):
     steps = yaml.safe_load(CI_YAML)
     cache, download, score = steps
     # the cached folder is where hlcli looks for torchvision's checkpoint by default
-    from hlcli import weights
+    from hlcli.nets import weights
 
     with pytest.MonkeyPatch.context() as mp:  # a runner's default environment
         mp.setenv("HOME", str(tmp_path / "home"))

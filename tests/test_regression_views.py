@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from hlcli import gate as g
+from hlcli.analysis import gate as g
 from hlcli.render import gate as gr
 from hlcli.render import html
 from tests import synthetic

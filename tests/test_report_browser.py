@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from hlcli.cli import cli
-from hlcli import gate as g
+from hlcli.analysis import gate as g
 from hlcli.render.gate import allowance, over_by
 
 from .conftest import SAMPLES, degrade, save, textured

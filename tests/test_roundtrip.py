@@ -45,7 +45,7 @@ EVERY_METRIC = {"crop": 1, "size": (33, 34), "metrics": ["psnr", "psnr_y", "ssim
 
 
 def _validate(kind: str, doc) -> dict:
-    from hlcli.jsondoc import schema as merged  # the maps index borrows the score schema's $defs
+    from hlcli.runs.jsondoc import schema as merged  # the maps index borrows the score schema's $defs
 
     doc = loads_strict(doc) if isinstance(doc, str) else doc
     jsonschema.Draft202012Validator(schema(kind) if kind != "maps" else merged(kind)).validate(doc)
@@ -81,7 +81,7 @@ def _restored(gt: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
 @st.composite
 def runs(draw):
     """A small run: pair kinds and sizes, groups, metrics, crop border, a skipped file or not."""
-    from hlcli import metricdefs
+    from hlcli.metrics import registry as metricdefs
 
     crop = draw(st.integers(0, 3))
     h, w = draw(st.integers(11 + 2 * crop, 40)), draw(st.integers(11 + 2 * crop, 40))
@@ -115,7 +115,7 @@ def _make_tree(root: Path, run: dict) -> tuple[Path, Path, Path]:
 
 def write_and_read_back(root: Path, runner: CliRunner, run: dict) -> dict:
     """Write every document of ``run`` and read each back through every reader and command."""
-    from hlcli import readers
+    from hlcli.runs import readers
 
     rest_a, rest_b, gt = _make_tree(root, run)
     common = ["-r", "--layers", LAYERS, "--workers", "0", "--group-by", "top", "-f", "json",
@@ -191,7 +191,7 @@ def identical_pairs_read_back(root: Path, runner: CliRunner) -> tuple[int, int]:
     doc = _validate("score", run.read_text("utf-8"))
     values = [p[m] for p in doc["pairs"] if p["key"] != "z" for m in ("ssim", "ssim_y")]
     assert all(abs(v - 1) <= 1e-12 for v in values), max(values)
-    from hlcli import readers
+    from hlcli.runs import readers
 
     readers.read_score(run)
     other = root / "other.json"
@@ -244,8 +244,8 @@ def test_round_trip_under_a_forced_mkl_code_path(cbwr, tmp_path, weights_file, b
 def test_a_score_stored_as_a_huge_integer_reaches_every_consumer_as_a_float(scored_documents, tmp_path):
     """``"hybrid": 2**70`` (a JSON integer) passed the reader and crashed ``hlcli report``
     (TypeError from numpy's isfinite on an object array); the reader makes it a float."""
-    from hlcli import readers
-    from hlcli.jsondoc import DocumentError
+    from hlcli.runs import readers
+    from hlcli.runs.jsondoc import DocumentError
 
     doc = json.loads(scored_documents["run"])
     doc["pairs"][0]["hybrid"] = 2 ** 70
@@ -275,14 +275,14 @@ def test_a_score_stored_as_a_huge_integer_reaches_every_consumer_as_a_float(scor
 def test_relaxed_bounds_are_the_named_tolerance(scored_documents):
     """The schemas' bounds of exact arithmetic that rounding can cross are 1 + ROUNDING_TOLERANCE,
     stated once (docs/formats.md, "Bounds of the numbers"); an SSIM beyond it is refused."""
-    from hlcli.jsondoc import ROUNDING_TOLERANCE, schema as shipped
+    from hlcli.runs.jsondoc import ROUNDING_TOLERANCE, schema as shipped
 
     ssim = shipped("score")["$defs"]["extra_ssim"]
     assert (ssim["minimum"], ssim["maximum"]) == (-1 - ROUNDING_TOLERANCE, 1 + ROUNDING_TOLERANCE)
     assert shipped("calibrate")["$defs"]["share"]["maximum"] == 1 + ROUNDING_TOLERANCE
     assert 1 + 2 ** -51 < 1 + ROUNDING_TOLERANCE < 1.000000002
-    from hlcli.jsondoc import DocumentError
-    from hlcli.readers import score_from_bytes
+    from hlcli.runs.jsondoc import DocumentError
+    from hlcli.runs.readers import score_from_bytes
 
     doc = json.loads(scored_documents["run"])
     for value, ok in ((1 + 2 ** -51, True), (-1 - 2 ** -51, True), (1.000000002, False), (-1.000000002, False)):

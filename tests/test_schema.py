@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from hlcli.cli import cli
-from hlcli.compare import compare_runs
-from hlcli.documents import validate_document
+from hlcli.analysis.compare import compare_runs
+from hlcli.runs.documents import validate_document
 from tests import synthetic
 from tests.conftest import ROOT, save, textured
 from tests.schemas import schema, validate_compare, validate_jsonl, validate_score
@@ -72,7 +72,7 @@ def test_real_outputs_validate(cli_env, messy_dirs, tmp_path):
 
 def test_empty_and_summary_only_documents_validate():
     run = synthetic.run({})
-    from hlcli import gate as g
+    from hlcli.analysis import gate as g
 
     run.gate = g.GateSpec([g.parse_gate("mean.hybrid>0")]).evaluate(run)
     doc = validate_score(run.document())

@@ -1,4 +1,4 @@
-"""The sharding plan (hlcli.sharding): contiguous, pixel-balanced, no padding, no pair twice; and
+"""The sharding plan (hlcli.engine.sharding): contiguous, pixel-balanced, no padding, no pair twice; and
 shards scored through the real scoring path add up to the single-process run."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 import pytest
 
 from hlcli.errors import InputError
-from hlcli.sharding import Shard, ShardSelection, assign_shards, parse_shard, plan_sha256, shard_ranges
+from hlcli.engine.sharding import Shard, ShardSelection, assign_shards, parse_shard, plan_sha256, shard_ranges
 
 from .conftest import degrade, save, textured
 
@@ -74,8 +74,8 @@ def mixed_pairs(tmp_path):
 
 
 def test_shards_of_the_real_scoring_path_add_up_to_the_single_run(mixed_pairs, weights_file):
-    from hlcli.pairing import find_pairs
-    from hlcli.scoring import ScoreOptions, score_pairing
+    from hlcli.inputs.pairing import find_pairs
+    from hlcli.engine.scoring import ScoreOptions, score_pairing
 
     pairing = find_pairs(*mixed_pairs)
     opts = ScoreOptions(layers=("conv2_2",), weights=str(weights_file), device="cpu", workers=0,
@@ -121,7 +121,7 @@ def test_save_maps_with_shard_is_refused_with_the_way_to_do_it(cli_env, pair_dir
 def test_stored_command_is_what_a_user_would_retype(argv, expected):
     import shlex
 
-    from hlcli.scoring import command_line
+    from hlcli.engine.scoring import command_line
 
     assert command_line(argv) == expected
     assert shlex.split(shlex.join(command_line(argv))) == expected

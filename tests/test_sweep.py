@@ -126,7 +126,7 @@ def test_names_duplicates_and_the_ground_truth_as_a_model_are_refused(weights_fi
 
 
 def test_ctrl_c_writes_no_document(weights_file, tmp_path, monkeypatch):
-    from hlcli import sweep
+    from hlcli.engine import sweep
 
     models, gt = _tree(tmp_path, models=3)
     real = sweep._batch_results
@@ -149,7 +149,7 @@ def test_resume_scores_only_new_or_incomplete_models(weights_file, tmp_path, mon
     out = tmp_path / "out"
     assert _score(weights_file, *models[:2], gt, "-o", out).exit_code == 0
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    from hlcli import sweep
+    from hlcli.engine import sweep
 
     scored = []
     real = sweep.score_sweep

@@ -486,7 +486,7 @@ def test_paper_table_compares_down_a_column(n_runs, width):
 def test_compare_changed_most_shares_one_scale():
     a = synthetic.document({f"k{i}": 0.03 + i * 0.001 for i in range(5)})
     b = synthetic.document({f"k{i}": 0.015 + i * 0.0001 for i in range(5)})
-    import hlcli.compare as C
+    import hlcli.analysis.compare as C
 
     r = C.compare_runs(a, b, resamples=0)
     out = io.StringIO()

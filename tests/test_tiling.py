@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from hlcli.engine import BatchScorer
-from hlcli.tiling import TilePlan, forward_flops, reach, tile_plan, tiling_cost
-from hlcli.layers import BY_NAME, LAYERS, resolve_layers
+from hlcli.engine.batch import BatchScorer
+from hlcli.nets.tiling import TilePlan, forward_flops, reach, tile_plan, tiling_cost
+from hlcli.nets.layers import BY_NAME, LAYERS, resolve_layers
 
 from .conftest import degrade, textured
 
@@ -93,7 +93,7 @@ def test_one_stride_less_halo_is_wrong(state_dict, names, h, w, core):
 def test_reach_matches_a_perturbation_of_one_pixel(state_dict):
     """Independent check of the reach formula: changing one input pixel changes exactly the
     values whose window [p*s - reach, (p+1)*s - 1 + reach] holds it (float64, no tiling)."""
-    from hlcli.features import VGGFeatures
+    from hlcli.nets.features import VGGFeatures
 
     specs = resolve_layers(["conv2_2", "pool2", "conv3_1"])
     model = VGGFeatures(state_dict, specs).double()

@@ -1,4 +1,4 @@
-"""hlcli tradeoff: Pareto front and best-λ intervals (hlcli.tradeoff), checked against brute force,
+"""hlcli tradeoff: Pareto front and best-λ intervals (hlcli.analysis.tradeoff), checked against brute force,
 and the command end to end on real runs."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import hlcli
 from hlcli.cli import cli
 from hlcli.errors import InputError
 from hlcli.render.tradeoff import CSV_HEADER, write_tradeoff
-from hlcli.tradeoff import best_intervals, pareto_flags
+from hlcli.analysis.tradeoff import best_intervals, pareto_flags
 from tests import synthetic
 from tests.lambda_runs import blur_copy, noise_copy, sample_crops, score, validate, with_lambda
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from hlcli.cli import cli
-from hlcli.documents import unofficial_networks
+from hlcli.runs.documents import unofficial_networks
 
 from . import synthetic
 from .conftest import degrade, save, textured

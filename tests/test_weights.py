@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hlcli import weights as w
+from hlcli.nets import weights as w
 from hlcli.cli import cli
 from hlcli.errors import HlcliEnvironmentError
 
@@ -352,8 +352,8 @@ def test_weights_show_lists_the_three_networks(backbone_files, monkeypatch):
 def test_specs_match_torchvision_architectures():
     import torchvision
 
-    from hlcli import netspecs
-    from hlcli.layers import VGG19_CFG
+    from hlcli.nets import netspecs
+    from hlcli.nets.layers import VGG19_CFG
 
     for net, ctor in (("alexnet", torchvision.models.alexnet), ("vgg16", torchvision.models.vgg16)):
         features = ctor(weights=None).features
@@ -401,7 +401,7 @@ def test_unloadable_weights_say_what_the_file_is_not_without_torchs_advice(case,
                                                    ("alexnet", "--lpips-weights FILE", "lpips_weights=PATH"),
                                                    ("vgg16", "--lpips-vgg-weights FILE", "lpips_vgg_weights=PATH")])
 def test_a_load_errors_fix_names_the_option_in_the_cli_and_the_argument_in_python(net, option, argument):
-    from hlcli.netspecs import get_spec
+    from hlcli.nets.netspecs import get_spec
 
     assert w.how_to_pass(get_spec(net)) == argument
     token = w.CLI_OPTIONS.set(True)

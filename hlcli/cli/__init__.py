@@ -7,6 +7,8 @@ Exit codes: 0 success (gate passed), 1 gate failed, 2 bad usage or input, 3 envi
 """
 
 from __future__ import annotations
+import os
+import shlex
 
 import click
 
@@ -21,6 +23,7 @@ from .score import score_cmd
 from .table import table_cmd
 from .tradeoff import tradeoff_cmd
 from .weights import weights_group
+from ..nets.weights import CLI_OPTIONS
 
 
 class _Commands(click.Group):
@@ -28,9 +31,6 @@ class _Commands(click.Group):
     forgotten) is answered with the command that scores it."""
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
-        import os
-        import shlex
-
         name = args[0] if args else ""
         if name and self.get_command(ctx, name) is None and (os.path.exists(name) or os.sep in name):
             rest = " ".join(shlex.quote(a) for a in args)
@@ -49,8 +49,6 @@ def cli(ctx: click.Context) -> None:
     L1 is the mean absolute error of RGB values in [0, 1]; perceptual_l is the mean squared
     difference of VGG-19 (ImageNet) feature maps at layer l.
     """
-    from ..weights import CLI_OPTIONS
-
     token = CLI_OPTIONS.set(True)  # a weights error's fix names the option, not the Python argument
     ctx.call_on_close(lambda: CLI_OPTIONS.reset(token))
 

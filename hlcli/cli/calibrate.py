@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream, warn_unofficial
+from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream, OutputPath, warn_unofficial
+from ..analysis.calibrate import calibrate_lambda
+from ..render.calibrate import FORMATS, write_calibrate
 
 
 @click.command("calibrate", short_help="Choose λ from a stored run: the share of the perceptual term.")
@@ -38,9 +40,6 @@ def calibrate_cmd(run: Path, share: float, balance_layers: bool, fmt: str | None
       hlcli calibrate run.json --share 0.3 --balance-layers
       hlcli calibrate run.json -f json | jq .lambda
     """
-    from ..calibrate import calibrate_lambda
-    from ..render.calibrate import FORMATS, write_calibrate
-
     fmt = fmt or default_output_format(output, FORMATS)
     result = calibrate_lambda(str(run), share=share, balance_layers=balance_layers)
     with output_stream(output) as out:

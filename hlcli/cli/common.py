@@ -18,6 +18,11 @@ import click
 from ..atomic import atomic_path, is_special
 from ..errors import HlcliError
 from ..text import human_size
+from ..nets.layers import resolve_layers
+from ..metrics.registry import check_extra
+from ..analysis.gate import parse_gate, parse_limit
+from ..inputs.diagnostics import warning_lines
+from ..render.common import unofficial_lines
 
 EXIT_OK, EXIT_GATE, EXIT_ENV, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 3, 130, 141
 EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -46,8 +51,6 @@ def _err(message: str) -> None:
 def warn_unofficial(result: dict[str, Any]) -> None:
     """Say on stderr, one ``Warning:`` line each, which runs of an analysis (``table``,
     ``compare``, ``tradeoff``, ``calibrate``) were scored with non-official network weights."""
-    from ..render.common import unofficial_lines
-
     for line in unofficial_lines(result):
         echo_err(line)
 
@@ -166,7 +169,7 @@ debug_option = click.option("--debug", is_flag=True, help="Show Python traceback
 
 
 def file_warnings_shown(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a command that reads images inside :func:`hlcli.diagnostics.warning_lines`: a Python
+    """Run a command that reads images inside :func:`hlcli.inputs.diagnostics.warning_lines`: a Python
     warning raised while reading a file becomes one ``Warning: <file>: <what>`` line on stderr
     (none with ``--quiet``), and libtiff's own error lines on fd 2 are silenced (the file's
     ``Error:`` line says what went wrong). Entered in the main thread before any decode worker
@@ -174,8 +177,6 @@ def file_warnings_shown(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..diagnostics import warning_lines
-
         with warning_lines(lambda line: click.echo(line, err=True), quiet=bool(kwargs.get("quiet"))):
             return func(*args, **kwargs)
 
@@ -187,8 +188,6 @@ def file_warnings_shown(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    from ..layers import resolve_layers
-
     try:
         return tuple(s.name for s in resolve_layers([v for v in value.split(",") if v.strip()]))
     except ValueError as exc:
@@ -197,8 +196,6 @@ def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 
 def parse_metrics(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     """``--metrics``: known extra metric names (exit 2 with the nearest name otherwise)."""
-    from ..metricdefs import check_extra
-
     try:
         return check_extra(value.split(","))
     except ValueError as exc:
@@ -240,8 +237,6 @@ def parse_lambda(ctx: click.Context, param: click.Parameter, value: float) -> fl
 
 
 def parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from ..gate import parse_gate
-
     try:
         return [parse_gate(v) for v in value]
     except ValueError as exc:
@@ -249,8 +244,6 @@ def parse_gates(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 
 
 def parse_limits(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[Any]:
-    from ..gate import parse_limit
-
     try:
         return [parse_limit(v) for v in value]
     except ValueError as exc:

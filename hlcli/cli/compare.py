@@ -6,8 +6,11 @@ from pathlib import Path
 
 import click
 
-from . import helptext
-from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream, warn_unofficial
+from .common import debug_option, default_output_format, handle_errors, is_terminal, output_stream, OutputPath, warn_unofficial
+from ..analysis.compare import compare_runs
+from ..runs.documents import load_document
+from ..render.compare import FORMATS, write_compare
+from ..render import helptext
 
 _HELP = f"""Compare two runs over the same ground truth (e.g. two models), pair by pair.
 
@@ -44,10 +47,6 @@ _HELP = f"""Compare two runs over the same ground truth (e.g. two models), pair 
 @handle_errors
 def compare_cmd(run_a: Path, run_b: Path, fmt: str | None, output: str | None, seed: int, resamples: int, top: int,
             by: str, allow_settings_mismatch: bool, debug: bool) -> None:
-    from ..compare import compare_runs
-    from ..documents import load_document
-    from ..render.compare import FORMATS, write_compare
-
     fmt = fmt or default_output_format(output, FORMATS)
     result = compare_runs(load_document(run_a, "A"), load_document(run_b, "B"), a_name=str(run_a), b_name=str(run_b),
                           seed=seed, resamples=resamples, top=top, by=by,

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import OutputPath, debug_option, default_output_format, handle_errors, output_stream, parse_device
+from .common import debug_option, default_output_format, handle_errors, output_stream, parse_device, OutputPath
+from ..engine import sysinfo
+from ..render.info import write_info
 
 
 @click.command("info", short_help="Devices, CPU capability, native precisions, versions, weights.")
@@ -35,9 +37,6 @@ def info_cmd(fmt: str | None, output: str | None, device: str, weights_path: Pat
       hlcli info --bench
       hlcli info -f json > machine.json
     """
-    from .. import sysinfo
-    from ..render.info import write_info
-
     fmt = fmt or default_output_format(output, ("table", "json"))
     data = sysinfo.gather(device, weights_path)
     if bench:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..layers import DEFAULT_LAYERS, LAYERS
+from ..nets.layers import DEFAULT_LAYERS, LAYERS
 
 
 @click.command("layers")

@@ -12,7 +12,7 @@ import click
 
 from ..render.score import FORMATS
 from ..text import plural
-from . import helptext
+from ..render import helptext
 from .common import (
     EXTENSION_FORMATS,
     OutputPath,
@@ -22,6 +22,11 @@ from .common import (
     parse_gates,
     parse_limits,
 )
+from ..runs.documents import load_document
+from ..engine.sharding import merge_documents
+from .runview import RunView, emit_run
+from .scoreopts import _table_options, parse_rows
+from ..analysis.gate import GateSpec, check_metrics, scoped
 
 
 @click.command("merge")
@@ -62,11 +67,6 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
       hlcli merge part-*.json -o run.json
       hlcli merge part-*.json --fail-if 'mean.hybrid>0.08' --baseline old.json
     """
-    from ..documents import load_document
-    from ..sharding import merge_documents
-    from .runview import RunView, emit_run
-    from .scoreopts import _table_options
-
     started = time.perf_counter()
     docs = [(str(p), load_document(p, role="part")) for p in parts]
     run = merge_documents(docs, worst=worst)
@@ -78,16 +78,11 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
 
 
 def _rows(value: str) -> int | None:
-    from .scoreopts import parse_rows
-
     return parse_rows(value)
 
 
 def _gate_spec(options: dict[str, Any], layer_names: list[str], extra: list[str]) -> Any:
     """--fail-if/--baseline/--max-regression, checked against the merged run's layers."""
-    from ..gate import GateSpec, check_metrics, scoped
-    from ..documents import load_document
-
     gates, limits, pair_limits = options["gates"], options["limits"], options["pair_limits"]
     for items, flag in ((gates, "--fail-if"), (limits, "--max-regression"), (pair_limits, "--max-pair-regression")):
         try:

@@ -12,7 +12,9 @@ from typing import Any
 
 import click
 
-from .common import OutputPath, debug_option, echo_err, file_warnings_shown, handle_errors, output_stream
+from .common import debug_option, file_warnings_shown, handle_errors, output_stream, OutputPath, echo_err
+from ..runs.documents import load_document
+from ..text import plural
 
 
 @click.command("report", short_help="A self-contained HTML report of a run, with its error maps.")
@@ -48,8 +50,7 @@ def report_cmd(run: Path, output: str, maps_dir: Path | None, top: int, thumb_si
       hlcli report run.json --maps maps/ -o report.html
       hlcli score out/ gt/ --report report.html      # the same in one step
     """
-    from ..documents import load_document
-    from ..maps import require_matplotlib
+    from ..runs.maps import require_matplotlib  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     require_matplotlib("hlcli report")
     doc = load_document(run, "scored")
@@ -63,9 +64,9 @@ def write_report(doc: dict[str, Any], output: str, *, maps_dir: Path | None, top
     """Render ``doc`` (a checked score document) to ``output``, atomically. Relative image paths
     start from ``images_root``, else the folder recorded in ``doc``, ``doc_path``'s, the current
     one; pictures found in none are one warning line on stderr (not with ``quiet``)."""
-    from ..maps import check_matches, load_maps_index
-    from ..render.html import ReportOptions, render_report
-    from ..render.html_media import image_bases
+    from ..runs.maps import check_matches, load_maps_index  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
+    from ..render.html import ReportOptions, render_report  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
+    from ..render.html_media import image_bases  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     index = None
     if maps_dir is not None:
@@ -85,8 +86,6 @@ def write_report(doc: dict[str, Any], output: str, *, maps_dir: Path | None, top
 def not_found_warning(paths: list[str], bases: list[Path], rooted: bool) -> str:
     """One ``Warning:`` line for pictures of the report that were not found: how many, one
     example, where they were looked for and how to point at them."""
-    from ..text import plural
-
     example = paths[0]
     where = "" if Path(example).is_absolute() else f" (looked for under {', '.join(map(str, bases))})"
     fix = ("check --images-root" if rooted else
@@ -103,7 +102,7 @@ def score_report(opts: Any, report: str | None, *, quiet: bool = False) -> Itera
     if report is None:
         yield None
         return
-    from ..maps import require_matplotlib
+    from ..runs.maps import require_matplotlib  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     require_matplotlib("--report")
     directory = Path(report).parent if str(Path(report).parent) else Path(".")

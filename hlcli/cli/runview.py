@@ -12,10 +12,21 @@ from typing import IO, Any
 
 import click
 
-from ..errors import HlcliError
+from ..errors import HlcliError, MissingFilesError
 from ..text import plural
-from .common import (EXIT_ENV, EXIT_GATE, EXIT_INTERRUPT, EXIT_OK, echo_err, is_terminal, output_stream,
-                     stderr_is_terminal)
+from .common import (
+    echo_err,
+    EXIT_ENV,
+    EXIT_GATE,
+    EXIT_INTERRUPT,
+    EXIT_OK,
+    is_terminal,
+    output_stream,
+    stderr_is_terminal,
+)
+from ..render.score import JsonlStream, write_score
+from ..render.gate import failure_lines, note_lines
+from ..engine.sysinfo import precision_warning
 
 
 @dataclass
@@ -33,13 +44,11 @@ class RunView:
     _progress: Any = field(default=None, init=False)
     _task: Any = field(default=None, init=False)
     on_run: Any = None  # called with the finished run (score --report)
-    shard: Any = None  # --shard: a hlcli.sharding.ShardSelection
+    shard: Any = None  # --shard: a hlcli.engine.sharding.ShardSelection
 
     def score(self, out: IO[str], pairing: Any, opts: Any, inputs: dict[str, Any]) -> int:
         """Score ``pairing``, write the report to ``out`` and return the exit code."""
-        from ..errors import MissingFilesError
-        from ..render.score import JsonlStream, write_score
-        from ..scoring import score_pairing
+        from ..engine.scoring import score_pairing  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
         started = time.perf_counter()
         self._jsonl = JsonlStream(out, summary_only=self.summary_only) if self.fmt == "jsonl" else None
@@ -81,7 +90,6 @@ class RunView:
         if self.gates:  # now that the weights are known: refuse a baseline made with others
             self.gates.check_settings(run.settings)
         if not self.quiet:  # a precision the device only emulates: say so once, before the wait
-            from ..sysinfo import precision_warning
 
             note = precision_warning(run.environment["device"], run.settings["precision"])
             if note:
@@ -90,8 +98,8 @@ class RunView:
             self._jsonl.header(run)
             self._jsonl.missing(run)
         if not self.quiet and stderr_is_terminal():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.console import Console  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
             # done/total, pairs per second and the time left (rate and estimate once a pair is done)
             self._progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
@@ -124,8 +132,7 @@ class RunView:
     def report(self, run: Any, elapsed: float, done: str | None = None) -> None:
         """Notes and gate results on stderr (gate failures even with --quiet, like errors).
         ``done`` replaces the "scored N pairs in T s" line (e.g. for ``hlcli merge``)."""
-        from ..pairing import near_misses
-        from ..render.gate import failure_lines, note_lines
+        from ..inputs.pairing import near_misses  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
         if not self.quiet:
             for path in run.missing.restored_only:
@@ -154,7 +161,7 @@ class RunView:
 def echo_missing(missing: Any) -> None:
     """The unmatched files of a refused run on stderr, one line each, then a "did you mean" line
     per kind of near miss (names equal but for case, or for a restored suffix)."""
-    from ..pairing import near_misses
+    from ..inputs.pairing import near_misses  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     for path in missing.restored_only:
         echo_err(f"missing: no ground truth for {path}")
@@ -183,8 +190,6 @@ def emit_run(view: Any, run: Any, output: str | None, started: float, done: str 
 
 def write_run(view: Any, run: Any, out: IO[str]) -> None:
     """``run`` in ``view.fmt`` on ``out`` (JSON Lines too, from a finished run)."""
-    from ..render.score import JsonlStream, write_score
-
     if view.fmt != "jsonl":
         write_score(run, view.fmt, out, terminal=is_terminal(out), summary_only=view.summary_only, **view.table)
         return

@@ -1,5 +1,5 @@
 """``hlcli score`` scaled out: ``--shard I/N`` and ``--resume`` (parts for ``hlcli merge``) and
-the torchrun path (:mod:`hlcli.distributed`). See docs/scaling.md. No torch import here."""
+the torchrun path (:mod:`hlcli.engine.distributed`). See docs/scaling.md. No torch import here."""
 
 from __future__ import annotations
 
@@ -8,11 +8,24 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from dataclasses import replace
 
 import click
 
 from .common import EXIT_INTERRUPT, echo_err
 from .runview import echo_missing, emit_run
+from ..engine.distributed import score_distributed, world_size
+from ..errors import InputError, MissingFilesError
+from ..engine.sharding import (
+    parse_shard,
+    part_problems,
+    plan_settings,
+    plan_sha256,
+    run_from_document,
+    ShardSelection,
+)
+from ..nets import weights
+from ..runs.documents import load_document
 
 
 def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: dict[str, Any],
@@ -20,8 +33,6 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
     """Handle --shard/--resume and torchrun for ``hlcli score``: the exit code when the run was
     handled here (torchrun, or a resumed shard already done), else None with ``view.shard`` set
     for a --shard run (None for a plain run)."""
-    from ..distributed import world_size
-
     shard_text, resume = options.get("shard"), options.get("resume")
     if world_size() > 1:
         for flag, given in (("--shard", shard_text), ("--resume", resume), ("--save-maps", options.get("save_maps")),
@@ -39,8 +50,6 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
         raise click.UsageError("--save-maps cannot be combined with --shard: each shard would overwrite "
                                "DIR/maps.json with an index of its own pairs only; save maps from a run "
                                "without --shard (for a subset of pairs, give it with --pairs FILE)")
-    from ..errors import InputError
-    from ..sharding import ShardSelection, parse_shard
 
     try:
         selection = ShardSelection(parse_shard(shard_text))
@@ -57,11 +66,6 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
 def resume_done(view: Any, output: str, pairing: Any, opts: Any, selection: Any) -> int | None:
     """The exit code of the shard already in ``output`` (complete, same plan, same weights), or
     None when it must be scored (absent, incomplete, another plan)."""
-    from .. import weights
-    from ..documents import load_document
-    from ..errors import InputError
-    from ..sharding import part_problems, plan_sha256, plan_settings, run_from_document
-
     path = Path(output)
     if not path.is_file():
         return None
@@ -97,10 +101,6 @@ def score_torchrun(view: Any, output: str | None, pairing: Any, opts: Any, input
     """This process is one rank of a torchrun job: score its shard; rank 0 writes the one
     output and has the one exit code that matters, other ranks write nothing and exit 0 (or
     130 on Ctrl-C, silently: rank 0 says it)."""
-    from dataclasses import replace
-
-    from ..distributed import score_distributed
-
     rank = int(os.environ.get("RANK", "0"))
     started = time.perf_counter()
     if rank != 0:
@@ -109,7 +109,6 @@ def score_torchrun(view: Any, output: str | None, pairing: Any, opts: Any, input
         except KeyboardInterrupt:
             sys.exit(EXIT_INTERRUPT)
         return 0
-    from ..errors import MissingFilesError
 
     try:
         run = score_distributed(pairing, opts, inputs=inputs, on_start=view.on_start,

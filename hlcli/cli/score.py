@@ -1,4 +1,4 @@
-"""``hlcli score``: parse the options, call :func:`hlcli.scoring.score_pairing`, render the run,
+"""``hlcli score``: parse the options, call :func:`hlcli.engine.scoring.score_pairing`, render the run,
 report on stderr and choose the exit code. No maths here."""
 
 from __future__ import annotations
@@ -6,12 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
+import warnings
 
 import click
 
-from ..layers import DEFAULT_LAYERS
+from ..nets.layers import DEFAULT_LAYERS
 from ..render.score import FORMATS
-from . import helptext
+from ..render import helptext
 from .common import (
     EXTENSION_FORMATS,
     OutputPath,
@@ -33,6 +34,7 @@ from .report import score_report
 from .runview import RunView
 from .scaleout import scale_out
 from .scoreopts import _check_gate_groups, _gate_spec, _pairing, _score_options, _table_options, parse_rows
+from .sweep import run_sweep, sweep_format
 
 __all__ = ["RunView", "_check_gate_groups", "_table_options", "parse_rows", "score_cmd"]
 
@@ -173,9 +175,7 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
       hlcli score out/ gt/ -o new.json --baseline old.json --max-regression 2%
       hlcli score ckpts/*/ gt/ -o sweep/     # a sweep: sweep/<checkpoint>.json
     """
-    import warnings
-
-    from PIL import Image
+    from PIL import Image  # lazy: keeps PIL off the cheap paths (import hlcli, --help, reading runs)
 
     # --max-pixels is checked from the header before decoding; Pillow's own warning about images
     # over its default limit (but under ours) is noise on stderr. Forked decode workers inherit this.
@@ -194,8 +194,6 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
     opts = _score_options(options, quiet=quiet)
     gates = _gate_spec(options, opts)  # bad options and baselines are exit 2 before any file is read
     if len(paths) > 2:
-        from .sweep import run_sweep, sweep_format
-
         view = RunView(sweep_format(fmt, output), quiet=quiet, allow_skips=allow_skips, summary_only=summary_only,
                        gates=gates, table=_table_options(options, opts.layers, opts.metrics))
         sys.exit(run_sweep(list(paths), view, opts, {**options, "names": names, "pairs_file": pairs_file},

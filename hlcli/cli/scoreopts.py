@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from ..analysis.gate import check_groups, check_metrics, GateSpec, load_document, scoped
+from ..inputs.groups import group_names
+from ..runs.results import metric_names
 
 
 def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
     """The library's options from the command line's, checked (exit 2 before any file is read)."""
-    from .. import images
-    from ..scoring import ScoreOptions, validate_options
+    from ..inputs import images  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
+    from ..engine.scoring import ScoreOptions, validate_options  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     max_pixels = options["max_pixels"]
     opts = ScoreOptions(
@@ -38,7 +41,7 @@ def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
 def _pairing(restored: Path | None, gt: Path | None, pairs_file: str | None, recursive: bool,
              restored_suffix: str = "") -> tuple[Any, dict[str, Any]]:
     """The pairs to score and the ``inputs`` record of the settings."""
-    from ..pairing import dir_inputs, find_pairs, read_manifest
+    from ..inputs.pairing import find_pairs, read_manifest, dir_inputs  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     if pairs_file is not None:
         if restored_suffix:
@@ -51,9 +54,6 @@ def _pairing(restored: Path | None, gt: Path | None, pairs_file: str | None, rec
 
 def _check_gate_groups(spec: Any, pairing: Any, opts: Any) -> None:
     """Gates naming a group need --group-by and a group the pairing has (exit 2 otherwise)."""
-    from ..gate import check_groups
-    from ..groups import group_names
-
     try:
         check_groups(spec.gates, group_names([p.key for p in pairing.pairs], opts.group_by), opts.group_by)
     except ValueError as exc:
@@ -63,8 +63,7 @@ def _check_gate_groups(spec: Any, pairing: Any, opts: Any) -> None:
 def _gate_spec(options: dict[str, Any], opts: Any) -> Any:
     """Check --fail-if/--baseline/--max-regression against the options, before any file is
     read: an unknown metric, a bad baseline or different settings are exit 2."""
-    from ..gate import GateSpec, check_metrics, load_document, scoped
-    from ..scoring import option_settings
+    from ..engine.scoring import option_settings  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     gates, limits, pair_limits = options["gates"], options["limits"], options["pair_limits"]
     for items, flag in ((gates, "--fail-if"), (limits, "--max-regression"), (pair_limits, "--max-pair-regression")):
@@ -98,8 +97,6 @@ def parse_rows(value: str) -> int | None:
 
 def _table_options(options: dict[str, Any], layers: tuple[str, ...], extra: tuple[str, ...]) -> dict[str, Any]:
     """``rows`` and ``sort`` for the table, ``--sort`` checked against the run's metrics."""
-    from ..results import metric_names
-
     allowed = [*metric_names(list(layers), extra), "key"]
     if options["sort"] not in allowed:
         raise click.BadParameter(f"unknown metric {options['sort']!r}; expected one of {', '.join(allowed)}",

@@ -1,5 +1,5 @@
 """``hlcli score A/ B/ [C/ ...] GT/``: a checkpoint sweep, every model against one ground truth
-in one run (:mod:`hlcli.sweep`). Each model's document is the one its single run writes; the exit
+in one run (:mod:`hlcli.engine.sweep`). Each model's document is the one its single run writes; the exit
 code is the worst over the models. See docs/sweeps.md. No maths here."""
 
 from __future__ import annotations
@@ -12,12 +12,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+import functools
 
 import click
 
 from ..text import plural
 
-from .common import is_terminal, output_stream
+from .common import EXIT_GATE, EXIT_OK, is_terminal, output_stream, stderr_is_terminal
+from ..engine.distributed import world_size
+from .scoreopts import _check_gate_groups
+from ..errors import MissingFilesError
+from ..render.sweep import write_sweep_csv, write_sweep_table
+from .runview import write_run, echo_missing  # every format, jsonl included, as `hlcli merge` writes a run
+from ..render.gate import failure_lines, note_lines
+from ..nets import weights
+from .report import write_report
 
 #: The file extension of each format in ``-o DIR/`` (DIR/<name>.<ext>).
 EXTENSIONS = {"json": "json", "jsonl": "jsonl", "csv": "csv", "markdown": "md", "table": "txt"}
@@ -53,9 +62,7 @@ def sweep_format(fmt: str | None, output: str | None) -> str:
 def run_sweep(paths: list[Path], view: Any, opts: Any, options: dict[str, Any], *, output: str | None) -> int:
     """Score the models ``paths[:-1]`` against the ground truth ``paths[-1]``, write and report;
     return the exit code (the worst over the models)."""
-    from ..distributed import world_size
-    from ..sweep import Model, check_models
-    from .scoreopts import _check_gate_groups
+    from ..engine.sweep import Model, check_models  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     for flag, given in (("--shard", options.get("shard")), ("--pairs", options.get("pairs_file"))):
         if given:
@@ -91,7 +98,7 @@ def run_sweep(paths: list[Path], view: Any, opts: Any, options: dict[str, Any], 
 
 
 def _model(cls: Any, name: str, path: Path, gt: Path, recursive: bool, suffix: str) -> Any:
-    from ..pairing import dir_inputs, find_pairs
+    from ..inputs.pairing import dir_inputs, find_pairs  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     return cls(name, find_pairs(path, gt, recursive=recursive, restored_suffix=suffix),
                dir_inputs(path, gt, recursive, suffix))
@@ -99,9 +106,7 @@ def _model(cls: Any, name: str, path: Path, gt: Path, recursive: bool, suffix: s
 
 def _score(view: Any, models: list[Any], opts: Any) -> dict[str, Any]:
     """Score ``models`` with ``view``'s progress bar and notes."""
-    from ..errors import MissingFilesError
-    from ..sweep import score_sweep
-    from .runview import echo_missing
+    from ..engine.sweep import score_sweep  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     if not models:
         return {}
@@ -148,9 +153,6 @@ def _gates(view: Any, runs: dict[str, Any]) -> dict[str, str]:
 def _write(view: Any, runs: dict[str, Any], out_dir: Path | None, fresh: list[str], failed: dict[str, str]) -> None:
     """Each fresh model's document into ``out_dir`` (atomically, once every model is scored),
     or the one summary on stdout."""
-    from ..render.sweep import write_sweep_csv, write_sweep_table
-    from .runview import write_run  # every format, jsonl included, as `hlcli merge` writes a run
-
     if out_dir is None:
         with output_stream(None) as out:
             if view.fmt == "table":
@@ -166,9 +168,6 @@ def _write(view: Any, runs: dict[str, Any], out_dir: Path | None, fresh: list[st
 
 def _report(view: Any, runs: dict[str, Any], elapsed: float) -> int:
     """Notes and gate results on stderr, each line naming its model; the worst exit code."""
-    from ..render.gate import failure_lines, note_lines
-    from .common import EXIT_GATE, EXIT_OK, stderr_is_terminal
-
     codes = []
     for name, run in runs.items():
         if not view.quiet:
@@ -194,10 +193,7 @@ def _report(view: Any, runs: dict[str, Any], elapsed: float) -> int:
 def _resumed(models: list[Any], out_dir: Path | None, opts: Any, quiet: bool) -> dict[str, Any]:
     """``--resume``: the runs of the models whose document in ``out_dir`` is complete for this
     sweep (same inputs, settings, weights and pairs); the others are scored."""
-    import functools
-
-    from .. import weights
-    from ..sweep import stored_run
+    from ..engine.sweep import stored_run  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
 
     @functools.cache
     def sha256() -> str:
@@ -224,8 +220,7 @@ def _reports(opts: Any, report: str | None) -> Iterator[Any]:
     if report is None:
         yield None
         return
-    from ..maps import require_matplotlib
-    from .report import write_report
+    from ..runs.maps import require_matplotlib  # lazy: keeps numpy off the cheap paths (import hlcli, --help, reading runs)
 
     require_matplotlib("--report")
     target = Path(report)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from . import helptext
+from ..analysis.papertable import paper_table
+from ..render import helptext
+from ..render.papertable import FORMATS, write_paper_table
 from .common import OutputPath, debug_option, default_output_format, handle_errors, is_terminal, output_stream, warn_unofficial
 
 _LAYERS = "the runs' layers"
@@ -52,9 +54,6 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
       hlcli table a.json b.json --metrics psnr_y,ssim_y,lpips,hybrid -f latex
       hlcli table a.json b.json --group-by dir --average groups  # REDS4 clips
     """
-    from ..papertable import paper_table
-    from ..render.papertable import FORMATS, write_paper_table
-
     if fmt is None and output and Path(output).suffix.lower() == ".tex":
         fmt = "latex"
     fmt = fmt or default_output_format(output, FORMATS)

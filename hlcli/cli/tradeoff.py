@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
-from . import helptext
-from .common import OutputPath, announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda, warn_unofficial
+from .common import announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda, OutputPath, warn_unofficial
+from ..render.tradeoff import FORMATS, plot_tradeoff, write_tradeoff
+from ..analysis.tradeoff import tradeoff_runs
+from ..render import helptext
 
 
 def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -51,9 +53,6 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
       hlcli tradeoff a.json b.json --name sharp --name smooth --plot tradeoff.png
       hlcli tradeoff ckpt_*.json -f json | jq '.runs[] | {name, best_lambda}'
     """
-    from ..render.tradeoff import FORMATS, plot_tradeoff, write_tradeoff
-    from ..tradeoff import tradeoff_runs
-
     if len(runs) < 2:
         raise click.UsageError("give at least two runs")
     fmt = fmt or default_output_format(output, FORMATS)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..netspecs import DEFAULT_NET, NETS
+from ..nets.netspecs import DEFAULT_NET, NETS
 from .common import debug_option, handle_errors, stderr_is_terminal
+from ..nets import weights as w
 
 net_option = click.option(
     "--net", type=click.Choice(list(NETS)), default=DEFAULT_NET, show_default=True,
@@ -30,8 +31,6 @@ def weights_group() -> None:
 
 
 def _show_net(net: str, explicit: Path | None) -> None:
-    from .. import weights as w
-
     spec = w.get_spec(net)
     cands = w.candidates(explicit, net=net)
     chosen = None
@@ -63,8 +62,6 @@ def _show_net(net: str, explicit: Path | None) -> None:
 def weights_show(weights_path: Path | None, lpips_path: Path | None, lpips_vgg_path: Path | None,
                  net: str | None, debug: bool) -> None:
     """Show where weights are looked for and which file would be used, for each network."""
-    from .. import weights as w
-
     explicit = {"vgg19": weights_path, "alexnet": lpips_path, "vgg16": lpips_vgg_path}
     for name, spec in NETS.items():
         if net is not None and name != net:
@@ -86,8 +83,6 @@ def weights_download(net: str, force: bool, quiet: bool, debug: bool) -> None:
 
     Example: hlcli weights download --net alexnet
     """
-    from .. import weights as w
-
     path = w.download(progress=not quiet and stderr_is_terminal(), force=force, net=net)
     click.echo(str(path))
 
@@ -106,6 +101,4 @@ def weights_import(file: Path, net: str, force: bool, debug: bool) -> None:
     official checkpoint can be imported; use another file directly with --weights FILE or
     $HLCLI_WEIGHTS (--lpips-weights, --lpips-vgg-weights for the LPIPS backbones).
     """
-    from .. import weights as w
-
     click.echo(str(w.import_file(file, force=force, net=net)))

@@ -16,6 +16,7 @@ from .common import (
     write_json,
 )
 from ..text import plural
+from .table import Column, fit_table, number_column
 
 FORMATS = ("table", "json", "markdown")
 _COLS = ("term", "mean", "weight", "now", "share", "calibrated", "share ")
@@ -69,8 +70,6 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
 def write_calibrate_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
     """The composition table (every number whole, reshaped to fit: :mod:`hlcli.render.table`),
     then the calibration in lines."""
-    from .table import Column, fit_table, number_column
-
     console = table_console(out, terminal=terminal)
     now, cal = r["terms"], r["calibrated_terms"]
     terms = [("L1", now["l1"], cal["l1"]), ("λ·perceptual", now["perceptual"], cal["perceptual"]),

@@ -7,6 +7,8 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any, TextIO
+import textwrap
+from ..runs.documents import unofficial_networks
 
 
 def dumps_strict(obj: Any, **kwargs: Any) -> str:
@@ -82,9 +84,9 @@ CONTROL_ESCAPES = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x09), *range
 def table_console(out: TextIO, *, terminal: bool) -> Any:
     """A Rich console on ``out``. A closed pipe raises ``BrokenPipeError`` (the CLI's exit 141)
     instead of Rich's default ``SystemExit(1)``, which would read as "a gate failed"."""
-    from rich.console import Console
+    from rich.console import Console  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
-    from rich.segment import Segment
+    from rich.segment import Segment  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:
@@ -106,15 +108,13 @@ _AFFECTED = {"vgg19": "perceptual and hybrid numbers", "alexnet": "LPIPS numbers
 
 def weights_warnings(settings: dict[str, Any] | None) -> list[str]:
     """One warning per network of a run (``settings`` of a score document) that is not
-    torchvision's official ImageNet checkpoint (:func:`hlcli.documents.unofficial_networks`):
+    torchvision's official ImageNet checkpoint (:func:`hlcli.runs.documents.unofficial_networks`):
     its numbers are not comparable with anyone else's. Said by every view of a run."""
-    from ..documents import unofficial_networks
-
     return [network_warning(n) for n in unofficial_networks(settings or {})]
 
 
 def network_warning(n: dict[str, Any]) -> str:
-    """The warning about one entry of :func:`hlcli.documents.unofficial_networks`."""
+    """The warning about one entry of :func:`hlcli.runs.documents.unofficial_networks`."""
     return (f"the weights are not the official ImageNet {n['title']} ({n['path']} from {n['source']}, sha256 "
             f"{n['sha256'][:12]}): {_AFFECTED.get(n['net'], 'its numbers')} are not comparable "
             "with runs on the official weights")
@@ -128,9 +128,7 @@ def unofficial_lines(result: dict[str, Any]) -> list[str]:
 def print_sentence(console: Any, text: str, style: str = "") -> None:
     """A sentence for people, wrapped between words only: a word longer than the line (a path)
     stays whole on a line of its own rather than being cut (Rich folds such words)."""
-    import textwrap
-
-    from rich.text import Text
+    from rich.text import Text  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     for line in textwrap.wrap(text, width=max(20, console.width), break_long_words=False,
                               break_on_hyphens=False) or [""]:
@@ -139,6 +137,6 @@ def print_sentence(console: Any, text: str, style: str = "") -> None:
 
 def print_command(console: Any, text: str) -> None:
     """A command a person is meant to copy: one line whatever the width (never wrapped or cut)."""
-    from rich.text import Text
+    from rich.text import Text  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     console.print(Text(text), soft_wrap=True)

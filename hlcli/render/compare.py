@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, TextIO
 
-from ..documents import OVERRIDE_FLAG
+from ..runs.documents import OVERRIDE_FLAG
 from .common import md_code, md_row, num, percent, print_sentence, signed, table_console, write_in, write_json
 from ..text import plural
+from .table import Column, fit_table, metric_format, metric_header, percent_sig
 
 FORMATS = ("table", "json", "markdown")
 
@@ -43,8 +44,6 @@ def _changed_row(c: dict[str, Any]) -> list[str]:
 def _metric_columns(r: dict[str, Any]) -> tuple[Any, list[Any]]:
     """The metrics table: one row per metric, its numbers in one format per row (the power of
     ten after the metric's name); counts and the interval may move to a second table."""
-    from .table import Column, metric_format, metric_header, percent_sig
-
     keys, rows = [], []
     for name, e in r["metrics"].items():
         fmt = metric_format(name, [e["mean_a"], e["mean_b"], e["mean_diff"], e["ci_low"], e["ci_high"]])
@@ -60,8 +59,6 @@ def _metric_columns(r: dict[str, Any]) -> tuple[Any, list[Any]]:
 def write_compare_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
     """The comparison for people: the headline, the metrics table, the pairs that changed most
     (every number whole, the tables reshaped to fit the terminal: :mod:`hlcli.render.table`)."""
-    from .table import Column, fit_table, metric_format, percent_sig
-
     console = table_console(out, terminal=terminal)
     for line in _headline(r):
         print_sentence(console, line)  # wrapped between words on a narrow terminal, never inside a path

@@ -1,14 +1,15 @@
 """Gate results as people see them: the lines on stderr (failures even with ``--quiet``), the
 lines under a Rich table, and the Markdown sections. The results themselves are computed by
-:mod:`hlcli.gate`."""
+:mod:`hlcli.analysis.gate`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..gate import OPS
+from ..analysis.gate import excess, OPS
 from .common import change, num, md_code, md_escape
 from ..text import plural
+from ..metrics.registry import get
 
 MAX_PAIR_LINES = 20  # regressed pairs named one per line on stderr; the rest are counted
 
@@ -35,8 +36,6 @@ def allowance(entry: dict[str, Any]) -> str:
     """The allowance of a regression record as an amount in the metric's bad direction, the one
     sign convention of every view: ``0.0017 rise`` (L1), ``0.5 dB drop`` (PSNR); empty when
     unlimited."""
-    from ..metricdefs import get
-
     if entry.get("allowed") is None:
         return ""
     m = get(entry["metric"])
@@ -46,9 +45,6 @@ def allowance(entry: dict[str, Any]) -> str:
 def over_by(entry: dict[str, Any]) -> str:
     """How far a record is beyond its allowance, in the same convention as :func:`allowance`
     (a PSNR drop of 0.99 dB against an allowed 0.5 dB drop: ``0.49 dB``); empty when within it."""
-    from ..gate import excess
-    from ..metricdefs import get
-
     x = excess(entry)
     return "" if x is None or x <= 0 else get(entry["metric"]).amount(x)
 
@@ -143,7 +139,7 @@ PASS_MARK, FAIL_MARK = "[green]pass[/]", "[bold red]FAIL[/]"  # FAIL stays bold 
 def print_table(console: Any, gate: dict[str, Any]) -> None:
     """Gate and regression results under a Rich table: pass in green, FAIL in bold red (bold
     alone with ``NO_COLOR``; plain text when not on a terminal)."""
-    from rich.markup import escape
+    from rich.markup import escape  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     def mark(passed: bool) -> str:
         return PASS_MARK if passed else FAIL_MARK

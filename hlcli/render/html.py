@@ -17,16 +17,17 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from ..documents import pair_value
-from ..readers import metric_names as run_metric_names
-from ..metricdefs import get
+from ..runs.documents import pair_value
+from ..runs.readers import metric_names as run_metric_names
+from ..metrics.registry import get
 from . import html_media as media
 from ..text import plural
-from ..gate import excess
 from .common import num, percent, weights_warnings
+from .table import metric_header, shorten_middle
+from ..analysis.gate import excess
 from .gate import allowance, over_by
-from .table import metric_header
 from .html_assets import CSS, JS, script_hash
+from ..runs.maps import map_path
 
 IMAGE_MODES = ("embed", "link")
 
@@ -330,8 +331,6 @@ def _panel(kind: str, caption: str, body: str, path: str | None = None) -> str:
 
 
 def _shorten_middle(text: str, width: int) -> str:
-    from .table import shorten_middle
-
     return shorten_middle(text, max(12, width))
 
 
@@ -369,8 +368,6 @@ def _worst_item(rank: int, p: dict[str, Any], alpha: str, opts: ReportOptions) -
         panels.append(_panel(kind, caption, _img(rgb, src, caption, size), path))
     index = opts.maps_index
     if index and opts.maps_dir is not None:
-        from ..maps import map_path
-
         pair_range = (index["pairs"].get(p["key"]) or {}).get("range") or {}
         for kind, caption in (("l1", "L1 map"), ("perceptual", "perceptual map")):
             png = map_path(opts.maps_dir, p["key"], kind, "png")

@@ -1,6 +1,6 @@
 """The pictures of the HTML report: matplotlib plots as inline SVG, image thumbnails (embedded
 as data URIs or linked by relative path) and the maps' colour bar. No torch import except to
-colour maps from ``.npy`` files (:mod:`hlcli.maps`)."""
+colour maps from ``.npy`` files (:mod:`hlcli.runs.maps`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
+from ..errors import HlcliError
+from ..runs import maps
 
 SCATTER_ID = "hl-scatter"
 _RC = {"svg.hashsalt": "hlcli", "svg.fonttype": "path", "font.size": 9}
@@ -41,7 +43,7 @@ def _hist(ax: Any, values: list[float]) -> None:
 
 def histogram_svg(values: list[float], lam: float) -> str:
     """The distribution of hybrid over the pairs."""
-    import matplotlib
+    import matplotlib  # lazy: keeps matplotlib off the cheap paths (import hlcli, --help, reading runs)
 
     with matplotlib.rc_context(_RC):
         return _svg(histogram_figure(values, lam))
@@ -56,8 +58,8 @@ def histogram_figure(values: list[float], lam: float) -> Any:
 
 def _histogram(values: list[float], xlabel: str, title: str) -> Any:
     """A histogram figure of ``values`` (:func:`_hist`); its y axis shows whole counts only."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.figure import Figure  # lazy: keeps matplotlib off the cheap paths (import hlcli, --help, reading runs)
+    from matplotlib.ticker import MaxNLocator  # lazy: keeps matplotlib off the cheap paths (import hlcli, --help, reading runs)
 
     fig = Figure(figsize=(5.2, 3.2))
     ax = fig.add_subplot()
@@ -70,9 +72,9 @@ def _histogram(values: list[float], xlabel: str, title: str) -> Any:
 
 
 def metric_histogram_svg(values: list[float], metric: Any) -> str:
-    """The distribution of an extra metric (``metric``: its :class:`hlcli.metricdefs.Metric`)
+    """The distribution of an extra metric (``metric``: its :class:`hlcli.metrics.registry.Metric`)
     over the pairs, its direction and unit on the axis."""
-    import matplotlib
+    import matplotlib  # lazy: keeps matplotlib off the cheap paths (import hlcli, --help, reading runs)
 
     unit = f"{metric.unit}, " if metric.unit else ""
     with matplotlib.rc_context(_RC):
@@ -83,8 +85,8 @@ def metric_histogram_svg(values: list[float], metric: Any) -> str:
 def scatter_svg(l1: list[float], perceptual: list[float]) -> str:
     """Per-pair L1 against per-pair perceptual: the two experts. The markers are ``<use>``
     elements in pair order inside ``#hl-scatter`` (the page's script adds each key as a title)."""
-    import matplotlib
-    from matplotlib.figure import Figure
+    import matplotlib  # lazy: keeps matplotlib off the cheap paths (import hlcli, --help, reading runs)
+    from matplotlib.figure import Figure  # lazy: keeps matplotlib off the cheap paths (import hlcli, --help, reading runs)
 
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(5.2, 3.2))
@@ -99,7 +101,7 @@ def scatter_svg(l1: list[float], perceptual: list[float]) -> str:
 
 
 def png_data_uri(rgb: np.ndarray) -> str:
-    from PIL import Image
+    from PIL import Image  # lazy: keeps PIL off the cheap paths (import hlcli, --help, reading runs)
 
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
@@ -161,10 +163,9 @@ def find_image(path: str, bases: list[Path]) -> str | None:
 def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | None:
     """A decoded image (hlcli's decoder: orientation, 16-bit, alpha policy) resized to ``size``;
     None if it cannot be read any more."""
-    from PIL import Image
+    from PIL import Image  # lazy: keeps PIL off the cheap paths (import hlcli, --help, reading runs)
 
-    from .. import images
-    from ..errors import HlcliError
+    from ..inputs import images  # lazy: keeps PIL off the cheap paths (import hlcli, --help, reading runs)
 
     if not is_regular_file(path):  # a path from a document: never a device or a FIFO (/dev/stdin)
         return None
@@ -178,9 +179,7 @@ def photo_thumb(path: str, size: tuple[int, int], alpha: str) -> np.ndarray | No
 def map_thumb(maps_dir: Path, key: str, kind: str, index: dict[str, Any], size: tuple[int, int]) -> np.ndarray | None:
     """A map's PNG resized to ``size``, or (``--maps-format npy``) coloured from its ``.npy``
     files with the range recorded in maps.json; None if neither is there."""
-    from PIL import Image
-
-    from .. import maps
+    from PIL import Image  # lazy: keeps PIL off the cheap paths (import hlcli, --help, reading runs)
 
     png = maps.map_path(maps_dir, key, kind, "png")
     if is_regular_file(png):
@@ -207,6 +206,4 @@ def link(target: str | Path, report: Path) -> str:
 
 
 def colorbar_uri() -> str:
-    from .. import maps
-
     return png_data_uri(maps.colorbar())

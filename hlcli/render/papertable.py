@@ -10,10 +10,20 @@ import csv
 import re
 from typing import Any, TextIO
 
-from ..documents import OVERRIDE_FLAG
-from ..metricdefs import EXTRA, get
+from ..runs.documents import OVERRIDE_FLAG
+from ..metrics.registry import EXTRA, get
 from ..text import plural
 from .common import exact, md_escape, md_row, print_sentence, table_console, write_in, write_json
+from .table import (
+    _chunks,
+    _print_stacked,
+    _print_table,
+    Column,
+    fit_table,
+    number_column,
+    shared_formats,
+    table_width,
+)
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 DEFAULT_DIGITS = 4
@@ -93,9 +103,7 @@ def write_table_console(t: dict[str, Any], out: TextIO, *, terminal: bool = Fals
     first that fits: runs as rows; runs as columns ((group, metric) as rows); runs as rows split
     into one table per group (each with every run); last, each (group, metric) with every run's
     value under it (stacked, still comparable)."""
-    from rich.text import Text
-
-    from .table import _chunks, _print_stacked, _print_table, fit_table, table_width
+    from rich.text import Text  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     console = table_console(out, terminal=terminal)
     width = console.width
@@ -127,8 +135,6 @@ def write_table_console(t: dict[str, Any], out: TextIO, *, terminal: bool = Fals
 
 def _formats(t: dict[str, Any]) -> dict[str, Any]:
     """One number format per metric, from its values in every group and run."""
-    from .table import shared_formats
-
     pools: dict[str, list[Any]] = {m: [] for m in t["metrics"]}
     for j, c in enumerate(t["columns"]):
         pools[c["metric"]] += [row["values"][j] for row in t["rows"]]
@@ -136,8 +142,6 @@ def _formats(t: dict[str, Any]) -> dict[str, Any]:
 
 
 def _runs_as_rows(t: dict[str, Any], formats: dict[str, Any]) -> tuple[Any, list[Any]]:
-    from .table import Column, number_column
-
     rows, metrics = t["rows"], len(t["metrics"])
     columns = []
     for j, c in enumerate(t["columns"]):
@@ -152,8 +156,6 @@ def _runs_as_rows(t: dict[str, Any], formats: dict[str, Any]) -> tuple[Any, list
 def _runs_as_columns(t: dict[str, Any], formats: dict[str, Any]) -> tuple[Any, list[Any]]:
     """Transposed: one row per (group, metric), its format's power of ten after its label; one
     column per run."""
-    from .table import Column
-
     grouped = t["group_by"] != "none"
     labels = []
     for c in t["columns"]:

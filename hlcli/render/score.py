@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import csv
 from typing import Any, TextIO
+import heapq
 
-from ..metricdefs import badness
-from ..results import PairResult, Run, Skipped
+from ..metrics.registry import badness
+from ..runs.results import PairResult, Run, Skipped
 from . import gate as gate_render
 from .common import (
     dumps_strict,
@@ -21,6 +22,7 @@ from .common import (
     write_json,
 )
 from ..text import plural
+from .table import Column, fit_table, metric_header, number_column, shared_formats, shorten_middle, sig
 
 FORMATS = ("table", "csv", "json", "jsonl", "markdown")
 GROUP_STATS = ("mean", "median", "std", "min", "max", "p95")
@@ -31,7 +33,7 @@ GROUP_TITLES = {"top": "top-level folder", "dir": "parent folder"}
 
 def csv_header(metrics: list[str]) -> list[str]:
     """Fixed column order (documented in docs/formats.md); ``metrics``: the run's metric
-    columns (:attr:`hlcli.results.Run.metric_names`)."""
+    columns (:attr:`hlcli.runs.results.Run.metric_names`)."""
     return ["key", "status", "width", "height", *metrics, "restored", "gt", "size_policy", "reason"]
 
 
@@ -79,7 +81,7 @@ def write_csv(run: Run, out: TextIO) -> None:
     for s in run.skipped:  # the pair's files in their columns; the reason without the path
         rows.append((s.key, 1, [s.key, "skipped", "", "", *blanks, s.restored or (s.path if s.gt is None else ""),
                                 s.gt or "", "", s.short_reason(), *_group_cell(run, s.key)]))
-    from ..pairing import key_for  # not at the top: it imports the decoders (numpy, Pillow)
+    from ..inputs.pairing import key_for  # not at the top: it imports the decoders (numpy, Pillow)
 
     inputs = run.settings.get("inputs") or {}
     for status, side, paths, why in (("restored-only", "restored", run.missing.restored_only, "no ground truth file"),
@@ -215,8 +217,6 @@ TABLE_STATS = ("mean", "median", "std", "min", "max", "p95")
 def table_pairs(run: Run, rows: int | None, sort: str) -> list[PairResult]:
     """The pairs a table shows: all, or the ``rows`` worst (highest) by metric ``sort``, worst
     first; ``sort="key"`` orders by key (and keeps the first ``rows``)."""
-    import heapq
-
     def order(p: PairResult) -> Any:
         return p.key if sort == "key" else (-badness(sort, p.metric(sort)), p.key)
 
@@ -228,8 +228,6 @@ def table_pairs(run: Run, rows: int | None, sort: str) -> list[PairResult]:
 def run_formats(run: Run, summ: dict[str, Any]) -> dict[str, Any]:
     """One number format per metric for everything the table view of ``run`` shows (the pairs,
     the summary, every group's summary), chosen from all of those values at once."""
-    from .table import shared_formats
-
     pools: dict[str, list[float | None]] = {m: [p.metric(m) for p in run.pairs] for m in run.metric_names}
     for metrics in [summ["metrics"], *(g["metrics"] for g in summ.get("groups", {}).values())]:
         for m, st in metrics.items():
@@ -238,8 +236,6 @@ def run_formats(run: Run, summ: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pairs_table(console: Any, run: Run, rows: int | None, sort: str, formats: dict[str, Any]) -> None:
-    from .table import Column, fit_table, metric_header, number_column
-
     shown = table_pairs(run, rows, sort)
     columns = [Column("size", [f"{p.width}x{p.height}" for p in shown])]
     columns += [number_column(metric_header(m), [p.metric(m) for p in shown], group=int(m in run.layer_names),
@@ -257,8 +253,6 @@ def _summary_table(console: Any, run: Run, summ: dict[str, Any], formats: dict[s
     """One row per metric, each row in its metric's number format for the run (its power of ten
     after the metric's name: ``conv3_3 ×10⁻³``); a note says how many +inf values (PSNR of
     identical pairs) were left out."""
-    from .table import Column, fit_table, metric_header
-
     keys, cells, notes = [], [], []
     for name, vals in summ["metrics"].items():
         fmt = formats[name]
@@ -276,9 +270,7 @@ def _print_worst(console: Any, worst: list[dict[str, Any]]) -> None:
     """``worst by hybrid: a (0.03838), b (0.02920), ...`` wrapped between pairs, never inside
     one; where one pair alone is wider than the terminal, one per line, number first, its key
     shortened in the middle."""
-    from rich.text import Text
-
-    from .table import shorten_middle, sig
+    from rich.text import Text  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     width = console.width
     items = [f"{w['key']} ({sig(w['hybrid'])})" + ("," if i < len(worst) - 1 else "") for i, w in enumerate(worst)]
@@ -305,7 +297,7 @@ def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = F
     the worst pairs, gates, what was not scored. Every number is whole at any width from 60
     columns: the tables change shape to fit (see :mod:`hlcli.render.table`). ``console``: a Rich
     console to print on instead of one on ``out`` (tests give one of a chosen width)."""
-    from rich.markup import escape
+    from rich.markup import escape  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     console = console or table_console(out, terminal=terminal)
     summ = run.summary()
@@ -335,8 +327,6 @@ def print_group_summary(console: Any, run: Run, formats: dict[str, Any] | None =
     """The per-group summary of a grouped run under the summary table (nothing otherwise): one
     row per group and metric, each metric in one number format for every group (``formats``,
     from :func:`run_formats`), so that groups compare by eye."""
-    from .table import Column, fit_table, metric_header
-
     summ = summ if summ is not None else run.summary()
     groups = summ.get("groups")
     if groups is None:

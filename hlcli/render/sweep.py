@@ -1,6 +1,6 @@
 """What a sweep (``hlcli score A/ B/ ... GT/`` without ``-o``) prints: on a terminal one table,
 a row per model with the mean of each metric, the best of each column marked ``*`` (by the
-metric's direction, :mod:`hlcli.metricdefs`); piped, CSV with a ``model`` column before the
+metric's direction, :mod:`hlcli.metrics.registry`); piped, CSV with a ``model`` column before the
 columns of ``hlcli score -f csv``."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import csv
 import io
 from typing import Any, TextIO
 
-from ..metricdefs import EXTRA, better, get
+from ..metrics.registry import EXTRA, better, get
 from .common import table_console, weights_warnings
 from .score import write_csv, write_summary_csv
+from .table import Column, fit_table, metric_header, number_column
 
 
 def _means(runs: dict[str, Any]) -> tuple[list[str], dict[str, dict[str, float | None]]]:
@@ -27,8 +28,6 @@ def write_sweep_table(runs: dict[str, Any], out: TextIO, *, terminal: bool, fail
     column (:mod:`hlcli.render.table`; per-layer columns move first when it is too wide), the
     best of each column marked ``*`` by the metric's direction, and the model's status (``ok``
     or what failed: a gate, skips)."""
-    from .table import Column, fit_table, metric_header, number_column
-
     metrics, means = _means(runs)
     names = list(runs)
     layers = set(next(iter(runs.values())).layer_names)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from ..metrics.registry import EXTRA, get
 
 SIG_DIGITS = 4  # at least this many significant digits for every number shown
 MAX_FIXED_WIDTH = 8  # wider fixed-point columns switch to scientific notation
@@ -59,7 +60,7 @@ class NumberFormat:
         """``x`` as text; None is empty, an exact zero is ``0``, non-finite is an error."""
         if x is None:
             return ""
-        if x == math.inf:  # PSNR of identical images (hlcli.metricdefs: Metric.infinite)
+        if x == math.inf:  # PSNR of identical images (hlcli.metrics.registry: Metric.infinite)
             return "∞"
         if not math.isfinite(x):
             raise ValueError(f"non-finite value {x!r} cannot be shown")
@@ -141,7 +142,7 @@ class Column:
     group: int = 0
 
     def width(self) -> int:
-        from rich.cells import cell_len
+        from rich.cells import cell_len  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
         return max([cell_len(line) for line in self.header.split("\n")] + [cell_len(c) for c in self.cells])
 
@@ -153,8 +154,6 @@ class Column:
 def metric_format(metric: str, values: Iterable[float | None], *, signed: bool = False) -> NumberFormat:
     """The format of a metric's numbers: the metric's own fixed decimals where its definition
     has them (PSNR in dB: ``32.451``, never ×10⁻³), else :func:`number_format` of ``values``."""
-    from ..metricdefs import get
-
     decimals = get(metric).decimals
     if decimals is not None:
         return NumberFormat(decimals=decimals, signed=signed)
@@ -164,8 +163,6 @@ def metric_format(metric: str, values: Iterable[float | None], *, signed: bool =
 def metric_header(metric: str) -> str:
     """A metric's column header: its name, or for an extra metric its label, direction and
     unit (``PSNR↑ dB``)."""
-    from ..metricdefs import EXTRA, get
-
     return get(metric).header() if metric in EXTRA else metric
 
 
@@ -236,7 +233,7 @@ def _balanced(key: Column, segment: list[Column], width: int) -> list[list[Colum
 
 
 def _stack_width(key: Column, columns: list[Column]) -> int:
-    from rich.cells import cell_len
+    from rich.cells import cell_len  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     fields = max((cell_len(c.field()) for c in columns), default=0)
     values = max((cell_len(x) for c in columns for x in c.cells), default=0)
@@ -315,14 +312,14 @@ def fit_table(console, title: str, key: Column, columns: list[Column], *, moved:
 
 
 def _print_line(console, text: str, style: str) -> None:
-    from rich.text import Text
+    from rich.text import Text  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     console.print(Text(text, style=style))  # wrapped between words on a narrow terminal
 
 
 def _print_table(console, key: Column, columns: list[Column]) -> None:
-    from rich.table import Table
-    from rich.text import Text
+    from rich.table import Table  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
+    from rich.text import Text  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     t = Table(show_edge=True, expand=False)
     for col in (key, *columns):
@@ -334,8 +331,8 @@ def _print_table(console, key: Column, columns: list[Column]) -> None:
 
 def _print_stacked(console, key: Column, columns: list[Column]) -> None:
     """Each row as its key on a line, then one ``field  value`` line per column."""
-    from rich.cells import cell_len
-    from rich.text import Text
+    from rich.cells import cell_len  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
+    from rich.text import Text  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
 
     fields = max((cell_len(c.field()) for c in columns), default=0)
     values = max((cell_len(x) for c in columns for x in c.cells), default=0)

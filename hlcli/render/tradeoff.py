@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import csv
 from typing import Any, TextIO
+import os
+from pathlib import Path
 
-from ..documents import OVERRIDE_FLAG
+from ..runs.documents import OVERRIDE_FLAG
 from .common import exact, md_escape, md_row, num, print_sentence, table_console, write_in, write_json
 from ..text import plural
+from .table import Column, fit_table, number_column
+from ..atomic import atomic_path
+from ..errors import HlcliEnvironmentError, InputError
 
 FORMATS = ("table", "json", "csv", "markdown")
 _COLS = ("run", "mean L1", "mean perceptual", "hybrid at λ", "Pareto", "best for λ in")
@@ -53,8 +58,6 @@ def _per_pair_rows(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def write_tradeoff_table(r: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
     """The runs (every number whole, reshaped to fit: :mod:`hlcli.render.table`), and with
     ``--per-pair`` the share of pairs each run is best on."""
-    from .table import Column, fit_table, number_column
-
     console = table_console(out, terminal=terminal)
     for line in headline(r):
         print_sentence(console, line)
@@ -112,12 +115,6 @@ def plot_tradeoff(r: dict[str, Any], path: str) -> None:
     """The runs as points (mean perceptual on x, mean L1 on y), labelled; the Pareto front
     through them; the iso-hybrid line through the best run at ``r["lambda"]``. Written
     atomically to ``path`` (``.png``, ``.svg`` or ``.pdf``) with matplotlib's Agg backend."""
-    import os
-    from pathlib import Path
-
-    from ..atomic import atomic_path
-    from ..errors import HlcliEnvironmentError, InputError
-
     target = Path(path)
     if target.suffix.lower() not in PLOT_FORMATS:
         raise InputError("the plot's file name must end in " + ", ".join(PLOT_FORMATS), path,
