@@ -156,7 +156,7 @@ def test_library_input_errors_are_typed_under_python_dash_O(tmp_path):
     code = (
         "import sys\n"
         "from hlcli.errors import InputError\n"
-        "from hlcli import images, pairing, scoring as runner\n"
+        "from hlcli.inputs import images, pairing\nfrom hlcli.engine import scoring as runner\n"
         "calls = [lambda: images.decode(sys.argv[1]), lambda: images.probe(sys.argv[1]),\n"
         "         lambda: images.decode(sys.argv[1], alpha='maybe'),\n"
         "         lambda: pairing.find_pairs(sys.argv[1] + '-nope', sys.argv[1]),\n"

@@ -343,7 +343,7 @@ def test_pillow_log_records_are_caught_on_the_first_read(tmp_path):
     """In a fresh process (Pillow imports its TIFF plugin, and creates its logger, only when it
     first meets a TIFF): still nothing on stderr."""
     path = write(tmp_path, "spp.tif", tiff_edit(encode(frames()[0], "TIFF"), 0, 277, value=11))
-    code = ("import sys\nfrom hlcli import images\ntry:\n    images.decode(sys.argv[1])\n"
+    code = ("import sys\nfrom hlcli.inputs import images\ntry:\n    images.decode(sys.argv[1])\n"
             "except images.InputError as err:\n    print(err)")
     res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
                          cwd=ROOT, timeout=60)

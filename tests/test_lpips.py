@@ -230,6 +230,6 @@ def test_importing_hlcli_and_weights_stays_torch_free():
 
 
 def test_heads_are_found_without_importing_torchmetrics():
-    code = ("import sys; from hlcli import lpips_net; lpips_net.load_heads('vgg'); "
+    code = ("import sys; from hlcli.nets import lpips_net; lpips_net.load_heads('vgg'); "
             "assert 'torchmetrics' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
