@@ -237,3 +237,12 @@ def test_summary_budget_counts_what_the_step_already_wrote():
     run = gate(make_run(200, seed=1, shift=0.01), limits=["all=0"], baseline=make_run(200, seed=1))
     text = step_summary({"m": run.document()}, allow_skips=False, sweep=False, where="run.json", budget=5000)
     assert len(text.encode()) <= 5000 and "left out" in text
+
+
+def test_a_set_metric_with_one_value_shows_beside_the_means():
+    """A set metric (one value per run, no per-pair statistics) flows through like the others."""
+    doc = make_run(2).document()
+    doc["summary"]["metrics"]["setmetric"] = {"value": 12.5}
+    suite = next(iter(parse(junit_xml([junit_suite("m", doc)], time=0.0)[0])))
+    assert "setmetric 12.5" in next(iter(suite)).system_out
+    assert "| setmetric↓ | 12.5 |" in step_summary({"m": doc}, allow_skips=False, sweep=False, where="x")

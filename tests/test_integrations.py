@@ -135,3 +135,28 @@ def test_score_help_lists_the_flags():
     for flag in ("--junit", "--github", "--tensorboard", "--step"):
         assert flag in text
     assert "--junit" in CliRunner().invoke(cli, ["merge", "--help"]).stdout
+
+
+def test_an_incomplete_run_still_writes_its_junit_with_the_reason(cli_env, pair_dirs, tmp_path):
+    restored, gt = pair_dirs
+    (restored / "broken.png").write_bytes(b"not a png")
+    (gt / "broken.png").write_bytes((gt / "a.png").read_bytes())
+    res = score(restored, gt, *FAST, "--on-error", "skip", "--junit", tmp_path / "j.xml", "-q")
+    assert res.exit_code == 2
+    (suite,) = list(junit(tmp_path / "j.xml"))
+    cases = {c.name: c for c in suite}
+    assert cases["broken"].is_skipped and "broken.png" in cases["broken"].result[0].message
+    assert not cases["score"].is_passed and "1 pair skipped" in cases["score"].result[0].message
+    assert "wrote" not in res.stderr  # -q
+
+
+def test_github_in_a_sweep_names_the_model(cli_env, pair_dirs, tmp_path):
+    restored, gt = pair_dirs
+    summary = tmp_path / "summary.md"
+    res = score(restored, restored, gt, *FAST, "--name", "m1", "--name", "m2", "--fail-if", "mean.l1>0",
+                env={"HLCLI_GITHUB": "1", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert res.exit_code == 1
+    titles = [runner_parse(line)[1]["title"] for line in res.stderr.splitlines() if line.startswith("::")]
+    assert titles == ["hlcli: m1: gate failed", "hlcli: m2: gate failed"]
+    text = summary.read_text()
+    assert "| model | pairs | result |" in text and "#### m1: ❌ **failed**" in text

@@ -73,3 +73,8 @@ def test_without_tensorboard_it_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(HlcliEnvironmentError, match=r"pip install 'hlcli\[tensorboard\]'") as err:
         make_run(2).to_tensorboard(tmp_path)
     assert err.value.exit_code == 3
+
+
+def test_set_metrics_and_infinite_means_as_scalars():
+    summary = {"metrics": {"l1": {"mean": 0.5}, "psnr": {"mean": None}, "setmetric": {"value": 3.0}}}
+    assert tb.scalars(summary) == {"hlcli/l1": 0.5, "hlcli/setmetric": 3.0}

@@ -83,10 +83,15 @@ def classname(model: str, group: str | None) -> str:
     return f"hlcli.{model.replace('.', '_')}.{part}"
 
 
+def _central(stats: dict[str, Any]) -> float | None:
+    """A summary entry's number: a pair metric's mean, or a set metric's one value."""
+    return stats.get("mean", stats.get("value"))
+
+
 def _run_case(model: str, doc: dict[str, Any], allow_skips: bool) -> Case:
     summary = doc.get("summary") or {}
-    means = ", ".join(f"mean {m} {num(s['mean'])}" for m, s in (summary.get("metrics") or {}).items()
-                      if s.get("mean") is not None)
+    means = ", ".join(f"{'mean ' if 'mean' in s else ''}{m} {num(_central(s))}"
+                      for m, s in (summary.get("metrics") or {}).items() if _central(s) is not None)
     case = Case(classname(model, None), "score", text=f"{plural(summary.get('count', 0), 'pair')} scored: {means}")
     incomplete = [msg for what, msg in run_failures(doc, allow_skips=allow_skips) if what == "incomplete run"]
     if incomplete:
@@ -158,8 +163,8 @@ def junit_suite(name: str, doc: dict[str, Any], *, time: float = 0.0, timestamp:
     cases += [_check_case(name, c) for c in (doc.get("gate") or {}).get("checks", [])]
     cases += _regression_cases(name, doc) + _skipped_cases(name, doc)
     props = {"lambda": repr((doc.get("settings") or {}).get("lambda")),
-             **{f"mean.{m}": repr(s["mean"]) for m, s in ((doc.get("summary") or {}).get("metrics") or {}).items()
-                if s.get("mean") is not None}}
+             **{f"{'mean.' if 'mean' in s else ''}{m}": repr(_central(s))
+                for m, s in ((doc.get("summary") or {}).get("metrics") or {}).items() if _central(s) is not None}}
     return Suite(name, _unique(cases), time=time, timestamp=timestamp, properties=props)
 
 
@@ -299,7 +304,7 @@ def _means(doc: dict[str, Any]) -> list[str]:
     lines = ["", "#### Means", "", "| metric | mean |" + (" baseline | change |" if base else ""),
              "|---|---:|" + ("---:|---:|" if base else "")]
     for m, s in ((doc.get("summary") or {}).get("metrics") or {}).items():
-        row = f"| {_md(get(m).header())} | {num(s.get('mean')) or '—'} |"
+        row = f"| {_md(get(m).header())} | {num(_central(s)) or '—'} |"
         if base:
             e = base.get(m)
             row += f" {num(e['baseline'])} | {change(e['delta'], e['relative_change'])} |" if e else " | |"
