@@ -128,3 +128,17 @@ def test_distributed_gather_on_two_gloo_processes_equals_one_process(tmp_path, w
             for m in ("l1", "hybrid", "psnr"):
                 assert a[m] == pytest.approx(b[m], rel=1e-6), (a["key"], m)
         assert doc["summary"]["count"] == 5
+
+
+def test_quantize_16_rounds_as_a_16_bit_png(weights_file):
+    torch.manual_seed(4)
+    gt = torch.rand(2, 3, 32, 32)
+    restored = (gt + 0.01).clamp(0, 1)
+    ev = Evaluator(layers=LAYERS, weights=weights_file, device="cpu", quantize=16)
+    ev.update(restored, gt)
+    run = ev.compute()
+    r16 = (restored.double() * 65535).round()
+    g16 = (gt.double() * 65535).round()
+    assert run.settings["quantize"] == 16
+    assert [p.l1 for p in run.pairs] == pytest.approx(((r16 - g16).abs().mean(dim=(1, 2, 3)) / 65535).tolist(),
+                                                      rel=1e-12)
