@@ -24,6 +24,7 @@ _EXPORTS = {
     "score_pairs": "engine.scoring",
     "score_models": "engine.sweep",
     "ScoreOptions": "engine.scoring",
+    "Evaluator": "engine.evaluator",
     "Run": "runs.results",
     "PairResult": "runs.results",
     "Skipped": "runs.results",
@@ -69,5 +70,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .metrics.hybrid import HybridLoss, feature_mse, hybrid, l1, perceptual
     from .runs.results import Missing, PairResult, Run, Skipped
     from .engine.scoring import ScoreOptions, score_dirs, score_pairs
+    from .engine.evaluator import Evaluator
     from .engine.sweep import score_models
     from .nets.weights import LoadedWeights, load_weights

@@ -60,13 +60,14 @@ def _commands(root: Path, weights: Path, out: str) -> list[list]:
         ["compare", root / "a.json", root / "b.json", "--allow-settings-mismatch", "-o", out],
         ["report", root / "a.json", "-o", out], ["calibrate", root / "a.json", "-o", out],
         ["merge", root / "part0.json", root / "part1.json", "-o", out],
+        [*score, "--junit", out], ["merge", root / "part0.json", root / "part1.json", "--junit", out],
         ["tradeoff", root / "a.json", root / "b.json", "-o", out],
         ["tradeoff", root / "a.json", root / "b.json", "--plot", out],
         ["info", "-o", out],
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(13))
 @pytest.mark.parametrize("kind", ["folder", "folder/", "missing parent", "under a file"])
 def test_an_output_that_cannot_be_written_is_exit_2_before_any_work(tree, weights_file, tmp_path, no_scoring,
                                                                     case, kind):
@@ -120,13 +121,13 @@ def test_an_unwritable_folder_is_found_as_any_user_would_find_it(tree, weights_f
 @pytest.mark.parametrize("kind", ["a file", "under a file", "stdout"])
 def test_a_folder_output_that_cannot_be_made_is_exit_2_before_any_work(tree, weights_file, tmp_path, no_scoring,
                                                                        kind):
-    """--save-maps and a sweep's -o are folders (created with their parents when missing)."""
+    """--save-maps, --tensorboard and a sweep's -o are folders (created with their parents when missing)."""
     (tmp_path / "file.txt").write_text("x")
     out = {"a file": str(tmp_path / "file.txt"), "under a file": str(tmp_path / "file.txt" / "maps"),
            "stdout": "-"}[kind]
     base = ["score", tree / "r", tree / "gt", "--weights", weights_file]
     sweep = ["score", tree / "r", tree / "r2", tree / "gt", "--weights", weights_file]
-    cases = [[*sweep, "-o", out]] + ([[*base, "--save-maps", out]] if kind != "stdout" else [])
+    cases = [[*sweep, "-o", out], [*base, "--tensorboard", out]] + ([[*base, "--save-maps", out]] if kind != "stdout" else [])
     for argv in cases:
         r = run(*argv)
         assert r.exit_code == 2, r.output

@@ -1,5 +1,5 @@
 """The docs' shell pipelines (jq, find | --pairs -, awk on --summary-only, JSON Lines watched live)
-and the GitHub Actions step of docs/gates.md, run verbatim in bash against the pair_dirs run."""
+and the GitHub Actions workflow of docs/gates.md (parsed as YAML, its hlcli steps run in bash on the samples)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from hlcli.cli import cli
 
 from .cases import dir_doc
-from .conftest import ROOT
+from .conftest import ROOT, SAMPLES
 from .test_formats import CSV_COLUMNS
 
 _FIXTURES = (dir_doc,)  # shared from tests/cases.py
@@ -26,28 +27,9 @@ JQ_WORST = "hlcli score restored/ gt/ -f json | jq -r '.pairs | sort_by(-.hybrid
 FIND_MANIFEST = r"find restored -name '*.png' | sed 's|^restored/\(.*\)$|restored/\1,gt/\1|' | hlcli score --pairs - -f csv"
 AWK_MEAN = """hlcli score restored/ gt/ --summary-only -f csv | awk -F, '$1 == "hybrid" {print "mean hybrid:", $3}'"""
 JSONL_WATCH = """hlcli score restored/ gt/ -f jsonl | jq -c --unbuffered 'select(.type == "pair") | {key, hybrid}'"""
-CI_YAML = """\
-      - name: Cache the VGG-19 weights
-        uses: actions/cache@v4
-        with:
-          path: |
-            ~/.cache/torch/hub/checkpoints
-            ~/.cache/hlcli
-          key: torch-vgg19-imagenet1k-v1-dcbb9e9d
-      - name: Download the weights (no-op when cached)
-        run: hlcli weights download --quiet
-      - name: Score, gate and write the step summary
-        run: |
-          hlcli score restored/ gt/ --offline --quiet --format markdown \\
-            --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.05' \\
-            --baseline ci/baseline.json --max-regression 2% \\
-            >> "$GITHUB_STEP_SUMMARY"
-"""
-
 
 DOCS_EXAMPLES = {
     "docs/formats.md": (JQ_WORST, FIND_MANIFEST, AWK_MEAN, JSONL_WATCH, CSV_COLUMNS),
-    "docs/gates.md": (CI_YAML,),
 }
 
 
@@ -117,39 +99,74 @@ def test_shell_jsonl_watch(sh, dir_doc):
     assert by_key(rows) == pytest.approx(by_key(dir_doc["pairs"]), rel=1e-9)
 
 
-@pytest.mark.slow
-def test_github_actions_step(sh, dir_doc, tmp_path):
+def workflow() -> dict:
+    """The complete workflow file of docs/gates.md, parsed as GitHub parses it (YAML)."""
     yaml = pytest.importorskip("yaml")
-    steps = yaml.safe_load(CI_YAML)
-    cache, download, score = steps
-    # the cached folder is where hlcli looks for torchvision's checkpoint by default
+    text = (ROOT / "docs" / "gates.md").read_text(encoding="utf-8")
+    section = text[text.index("## CI: a complete GitHub Actions workflow"):]
+    return yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+
+
+@pytest.mark.slow
+def test_github_actions_workflow(cli_env, tmp_path):
+    import junitparser
+
+    wf = workflow()
+    job = wf["jobs"]["score"]
+    steps = {s.get("uses", "").split("@")[0] or s["name"]: s for s in job["steps"]}
+    assert wf["permissions"]["checks"] == "write" and job["env"]["HLCLI_GITHUB"] == "1"
+    assert {"actions/checkout", "actions/setup-python", "actions/cache", "actions/upload-artifact",
+            "dorny/test-reporter"} <= set(steps)
+    # the cached folders are where hlcli looks for torchvision's checkpoint by default
     from hlcli.nets import weights
 
     with pytest.MonkeyPatch.context() as mp:  # a runner's default environment
         mp.setenv("HOME", str(tmp_path / "home"))
         for name in ("TORCH_HOME", "XDG_CACHE_HOME", "HLCLI_CACHE"):
             mp.delenv(name, raising=False)
-        cached = [Path(p).expanduser() for p in cache["with"]["path"].split()]
+        cached = [Path(p).expanduser() for p in steps["actions/cache"]["with"]["path"].split()]
         assert weights.hub_checkpoint_path().parent in cached and weights.cache_dir() in cached
     # the download step's command line is valid (it cannot run without network)
-    argv = download["run"].split()
-    assert argv[:3] == ["hlcli", "weights", "download"]
-    weights_cmd = cli.commands["weights"]
-    weights_cmd.commands["download"].make_context("download", argv[3:])
+    argv = next(s["run"] for s in job["steps"] if s.get("run", "").startswith("hlcli weights")).split()
+    cli.commands["weights"].commands["download"].make_context("download", argv[3:])
+    # the reports are kept, and the test report read, also when the gate failed
+    kept = set(steps["actions/upload-artifact"]["with"]["path"].split())
+    assert kept == {"run.json", "report.html", "junit.xml"}
+    assert steps["actions/upload-artifact"]["if"] == steps["dorny/test-reporter"]["if"] == "always()"
+    assert steps["dorny/test-reporter"]["with"]["path"] == "junit.xml"
 
+    # its hlcli score step, run as it stands on the samples, against a baseline made as the docs say
+    for side in ("restored", "gt"):
+        shutil.copytree(SAMPLES / side, tmp_path / side)
     (tmp_path / "ci").mkdir()
-    (tmp_path / "ci" / "baseline.json").write_text(json.dumps(dir_doc))
+    env = {**os.environ, **job["env"], "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    if not shutil.which("hlcli", path=env["PATH"]):
+        pytest.skip("the hlcli entry point is not installed (pip install -e .)")
+
+    def bash(command: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path, env={**env, **extra},
+                              capture_output=True, text=True, timeout=300)
+
+    assert bash("hlcli score restored/ gt/ -f json -o ci/baseline.json").returncode == 0
+    score = next(s["run"] for s in job["steps"] if "hlcli score" in s.get("run", ""))
     summary = tmp_path / "step-summary.md"
     summary.write_text("earlier steps\n")
-    res = sh(score["run"], GITHUB_STEP_SUMMARY=str(summary))
+    res = bash(score, GITHUB_STEP_SUMMARY=str(summary))
     assert res.returncode == 0, res.stderr
-    text = summary.read_text()
-    assert text.startswith("earlier steps\n## hlcli score · ✅ gates passed\n")
-    assert "| `mean.hybrid>0.08` |" in text and "| `p95.l1>0.05` |" in text
-    assert "### Regression against `ci/baseline.json`" in text and "4 pairs compared" in text
+    assert summary.read_text().startswith("earlier steps\n### hlcli score: ✅ passed\n")
+    assert "::error" not in res.stderr
+    for kept_file in kept:
+        assert (tmp_path / kept_file).is_file(), kept_file
+    (suite,) = list(junitparser.JUnitXml.fromfile(str(tmp_path / "junit.xml")))
+    assert {c.name for c in suite} >= {"score", "mean.hybrid>0.08", "p95.l1>0.05", "2% (mean hybrid)", "rocket"}
+    assert suite.failures == 0
 
-    worse = dict(dir_doc, pairs=[dict(p, hybrid=p["hybrid"] / 2) for p in dir_doc["pairs"]])
+    baseline = json.loads((tmp_path / "ci" / "baseline.json").read_text())
+    worse = dict(baseline, pairs=[dict(p, hybrid=p["hybrid"] / 2) for p in baseline["pairs"]])
     (tmp_path / "ci" / "baseline.json").write_text(json.dumps(worse))
-    res = sh(score["run"], GITHUB_STEP_SUMMARY=str(summary))
+    res = bash(score, GITHUB_STEP_SUMMARY=str(summary))
     assert res.returncode == 1 and "Regression: mean hybrid" in res.stderr
-    assert "❌ gates failed" in summary.read_text()
+    assert "::error title=hlcli%3A mean regressed::mean hybrid " in res.stderr
+    assert "### hlcli score: ❌ failed" in summary.read_text()
+    (suite,) = list(junitparser.JUnitXml.fromfile(str(tmp_path / "junit.xml")))
+    assert suite.failures >= 2  # the mean and the pairs that got worse than their halved baseline

@@ -24,7 +24,7 @@ from .common import (
 )
 from ..runs.documents import load_document
 from ..engine.sharding import merge_documents
-from .runview import RunView, emit_run
+from .runview import Integrations, RunView, emit_run, integration_options
 from .scoreopts import _table_options, parse_rows
 from ..analysis.gate import GateSpec, check_metrics, scoped
 
@@ -52,6 +52,7 @@ from ..analysis.gate import GateSpec, check_metrics, scoped
               metavar="[METRIC=]VALUE[%]", help="With --baseline: as `hlcli score --max-pair-regression`.")
 @click.option("--allow-settings-mismatch", is_flag=True,
               help=f"Compare with a baseline made with other {helptext.compared_settings()}.")
+@integration_options
 @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (errors still shown).")
 @debug_option
 @handle_errors
@@ -67,12 +68,14 @@ def merge_cmd(parts: tuple[Path, ...], fmt: str | None, output: str | None, wors
       hlcli merge part-*.json -o run.json
       hlcli merge part-*.json --fail-if 'mean.hybrid>0.08' --baseline old.json
     """
+    integrations = Integrations.from_options(options, quiet=quiet, allow_skips=allow_skips,
+                                             where=output if output not in (None, "-") else options["junit"])
     started = time.perf_counter()
     docs = [(str(p), load_document(p, role="part")) for p in parts]
     run = merge_documents(docs, worst=worst)
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet, allow_skips=allow_skips,
                    summary_only=summary_only, gates=_gate_spec(options, run.layer_names, run.extra_metrics),
-                   table=_table_options(options, run.layer_names, tuple(run.extra_metrics)))
+                   table=_table_options(options, run.layer_names, tuple(run.extra_metrics)), integrations=integrations)
     done = f"merged {plural(len(parts), 'part')}, {plural(len(run.pairs), 'pair')}"
     sys.exit(emit_run(view, run, output, started, done))
 

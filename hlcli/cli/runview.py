@@ -1,20 +1,27 @@
 """What a person or a pipeline sees of one scoring run, for every command that makes or assembles
 one (``score``, a sweep, ``merge``, torchrun): :class:`RunView` (the report, progress and notes
-on stderr, the exit code) and :func:`emit_run` (a run built elsewhere, written as ``score``
-writes it). Its own module so that ``score``, ``scaleout`` and ``merge`` import it rather than
-each other."""
+on stderr, the exit code), :class:`Integrations` (``--junit``, ``--github``, ``--tensorboard``:
+where CI services and dashboards look) and :func:`emit_run` (a run built elsewhere, written as
+``score`` writes it). Its own module so that ``score``, ``scaleout`` and ``merge`` import it
+rather than each other."""
 
 from __future__ import annotations
 
+import datetime
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from ..errors import HlcliError, MissingFilesError
 from ..text import plural
+from ..atomic import atomic_path
 from .common import (
+    OutputPath,
+    announce_written,
     echo_err,
     EXIT_ENV,
     EXIT_GATE,
@@ -45,6 +52,7 @@ class RunView:
     _task: Any = field(default=None, init=False)
     on_run: Any = None  # called with the finished run (score --report)
     shard: Any = None  # --shard: a hlcli.engine.sharding.ShardSelection
+    integrations: Any = None  # --junit, --github, --tensorboard: an Integrations
 
     def score(self, out: IO[str], pairing: Any, opts: Any, inputs: dict[str, Any]) -> int:
         """Score ``pairing``, write the report to ``out`` and return the exit code."""
@@ -147,6 +155,8 @@ class RunView:
                 echo_err(line)
         for line in failure_lines(run.gate):
             echo_err(line)
+        if self.integrations:
+            self.integrations.write({None: run}, elapsed)
 
     def exit_code(self, run: Any) -> int:
         """An incomplete run is exit 2 (or 3) even if a gate failed, and says why even with
@@ -156,6 +166,124 @@ class RunView:
                        "(pass --allow-skips to accept that)", err=True)
             return max(s.exit_code for s in run.skipped)
         return EXIT_GATE if run.gate and not run.gate["passed"] else EXIT_OK
+
+
+def integration_options(command: Any) -> Any:
+    """``--junit``, ``--github``, ``--tensorboard`` and ``--step``, for ``score`` and ``merge``."""
+    for option in reversed((
+        click.option("--junit", type=OutputPath(example="junit.xml"), metavar="FILE",
+                     help="Also write a JUnit XML report to FILE (atomically, also when a gate fails): a test "
+                          "case per gate and per limited pair, for GitLab, Jenkins and GitHub test-report "
+                          "actions. A sweep: a test suite per model. See docs/integrations.md."),
+        click.option("--github", is_flag=True, envvar="HLCLI_GITHUB",
+                     help="GitHub Actions: the failing gates and the worst regressed pairs as ::error "
+                          "annotations (at most 10), and a Markdown summary (under 1 MiB) appended to "
+                          "$GITHUB_STEP_SUMMARY [env: HLCLI_GITHUB=1]."),
+        click.option("--tensorboard", type=OutputPath(folder=True), metavar="DIR",
+                     help="Log every metric's mean (and per group) as hlcli/<metric> at --step, and the "
+                          "--worst pairs by --sort as images, to the TensorBoard folder DIR (a sweep: "
+                          "DIR/<name>/). Needs pip install 'hlcli[tensorboard]'."),
+        click.option("--step", type=click.IntRange(min=0), default=None, metavar="N",
+                     help="With --tensorboard: the step the values are logged at, e.g. the checkpoint's "
+                          "iteration [default: 0]."),
+    )):
+        command = option(command)
+    return command
+
+
+@dataclass
+class Integrations:
+    """Where CI services and dashboards look (docs/integrations.md): the JUnit file, GitHub's
+    annotations and job summary, TensorBoard. Checked before any work, written once the gates
+    are evaluated (also when one failed: that is when it matters)."""
+
+    junit: str | None = None
+    github: bool = False
+    tensorboard: str | None = None
+    step: int = 0
+    sort: str = "hybrid"
+    where: str | None = None  # where every pair is listed, for the summary's "left out" line
+    quiet: bool = False
+    allow_skips: bool = False
+    sweep: bool = False
+    started: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+                         .replace(microsecond=0).isoformat())
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, quiet: bool, allow_skips: bool, sweep: bool = False,
+                     where: str | None = None) -> Integrations:
+        """Pop the four options from ``options`` (their paths are already checked, see
+        :class:`OutputPath`); a missing ``tensorboard`` package is exit 3 here, before any work."""
+        junit, github = options.pop("junit", None), bool(options.pop("github", False))
+        tensorboard, step = options.pop("tensorboard", None), options.pop("step", None)
+        if step is not None and tensorboard is None:
+            raise click.UsageError("--step is the TensorBoard step: give it with --tensorboard DIR")
+        if tensorboard is not None:
+            from ..runs.tensorboard import require_tensorboard  # lazy: numpy and Pillow only when logging
+
+            require_tensorboard("--tensorboard")
+        return cls(junit, github, tensorboard, step or 0, options.get("sort") or "hybrid", where, quiet,
+                   allow_skips, sweep)
+
+    def __bool__(self) -> bool:
+        return bool(self.junit or self.github or self.tensorboard)
+
+    def write(self, runs: dict[Any, Any], elapsed: float) -> None:
+        """Write ``runs`` (model name -> run; a single run under the key None, named after its
+        inputs) to each integration asked for."""
+        runs = {run_name(run) if name is None else name: run for name, run in runs.items()}
+        docs = {name: run.document() for name, run in runs.items()}
+        if self.junit:
+            self._junit(docs, runs, elapsed)
+        if self.github:
+            self._github(docs)
+        if self.tensorboard:
+            for name, run in runs.items():
+                run.to_tensorboard(Path(self.tensorboard, name) if self.sweep else self.tensorboard,
+                                   step=self.step, sort=self.sort)
+
+    def _junit(self, docs: dict[str, Any], runs: dict[str, Any], elapsed: float) -> None:
+        from ..render.ci import junit_suite, junit_xml
+
+        total = sum(len(r.pairs) for r in runs.values()) or 1
+        share = {name: len(r.pairs) / total if len(runs) > 1 else 1.0 for name, r in runs.items()}
+        suites = [junit_suite(name, doc, time=elapsed * share[name], timestamp=self.started,
+                              allow_skips=self.allow_skips) for name, doc in docs.items()]
+        data, notes = junit_xml(suites, time=elapsed)
+        with atomic_path(Path(self.junit)) as tmp:
+            tmp.write_bytes(data)
+        for note in notes:
+            echo_err(f"Warning: {note}")
+        if not self.quiet:
+            announce_written(self.junit)
+
+    def _github(self, docs: dict[str, Any]) -> None:
+        from ..render.ci import SUMMARY_LIMIT, SUMMARY_MARGIN, annotations, step_summary
+
+        where = self.where or "the JSON report (add -f json -o run.json, and keep it as an artifact)"
+        for line in annotations(docs, allow_skips=self.allow_skips, sweep=self.sweep, where=where):
+            click.echo(line, err=True)  # stderr: the runner reads commands there too, stdout stays the report
+        path = os.environ.get("GITHUB_STEP_SUMMARY")
+        if path:
+            try:
+                used = os.path.getsize(path)
+            except OSError:
+                used = 0
+            text = step_summary(docs, allow_skips=self.allow_skips, sweep=self.sweep, where=where,
+                                budget=max(0, SUMMARY_LIMIT - SUMMARY_MARGIN - used))
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+
+
+def run_name(run: Any) -> str:
+    """A single run's name in the JUnit file and GitHub's titles: its restored folder's name,
+    else its manifest's (``--pairs``), else ``run``."""
+    inputs = run.settings.get("inputs") or {}
+    if inputs.get("restored"):
+        path = Path(inputs["restored"])
+        return path.name or path.resolve().name or "run"
+    pairs = inputs.get("pairs") or ""
+    return (Path(pairs).stem if pairs and not pairs.startswith("<") else "") or "run"
 
 
 def echo_missing(missing: Any) -> None:

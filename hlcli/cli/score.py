@@ -31,7 +31,7 @@ from .common import (
     parse_workers,
 )
 from .report import score_report
-from .runview import RunView
+from .runview import Integrations, RunView, integration_options
 from .scaleout import scale_out
 from .scoreopts import _check_gate_groups, _gate_spec, _pairing, _score_options, _table_options, parse_rows
 from .sweep import run_sweep, sweep_format
@@ -152,6 +152,7 @@ def _is_sweep(params: dict[str, Any]) -> bool:
               help="With --shard and -o FILE (json): do not rescore a shard whose FILE is already complete "
                    "for the same plan. A sweep with -o DIR/: score only the models whose DIR/<name>.json is "
                    "missing or incomplete.")
+@integration_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notes on stderr (errors still shown).")
 @debug_option
 @handle_errors
@@ -173,6 +174,7 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
       hlcli score out/ gt/ --layers relu2_2,conv4_3 --layer-weights 0.5,1 -f csv
       hlcli score out/ gt/ --fail-if 'mean.hybrid>0.08' --fail-if 'p95.l1>0.03'
       hlcli score out/ gt/ -o new.json --baseline old.json --max-regression 2%
+      hlcli score out/ gt/ --fail-if 'mean.l1>0.03' --junit junit.xml --github
       hlcli score ckpts/*/ gt/ -o sweep/     # a sweep: sweep/<checkpoint>.json
     """
     from PIL import Image  # lazy: keeps PIL off the cheap paths (import hlcli, --help, reading runs)
@@ -191,18 +193,24 @@ def score_cmd(paths: tuple[Path, ...], pairs_file: str | None, fmt: str | None,
         raise click.UsageError("--name names the models of a sweep (more than one RESTORED folder)")
     restored, gt = (paths[0], paths[1]) if len(paths) == 2 else (None, None)
 
+    sweep = len(paths) > 2
+    # where every pair is listed, for GitHub's summary: the document, else the HTML report, else the JUnit file
+    where = ((f"the documents in {output}" if sweep else output) if output not in (None, "-") else None) \
+        or options["report"] or options["junit"]
+    integrations = Integrations.from_options(options, quiet=quiet, allow_skips=allow_skips, sweep=sweep, where=where)
     opts = _score_options(options, quiet=quiet)
     gates = _gate_spec(options, opts)  # bad options and baselines are exit 2 before any file is read
-    if len(paths) > 2:
+    if sweep:
         view = RunView(sweep_format(fmt, output), quiet=quiet, allow_skips=allow_skips, summary_only=summary_only,
-                       gates=gates, table=_table_options(options, opts.layers, opts.metrics))
+                       gates=gates, table=_table_options(options, opts.layers, opts.metrics),
+                       integrations=integrations)
         sys.exit(run_sweep(list(paths), view, opts, {**options, "names": names, "pairs_file": pairs_file},
                            output=output))
     pairing, inputs = _pairing(restored, gt, pairs_file, options["recursive"], options["restored_suffix"])
     _check_gate_groups(gates, pairing, opts)  # an unknown group is exit 2 before scoring
     view = RunView(fmt or default_format(output, EXTENSION_FORMATS, "csv"), quiet=quiet,
                    allow_skips=allow_skips, summary_only=summary_only, gates=gates,
-                   table=_table_options(options, opts.layers, opts.metrics))
+                   table=_table_options(options, opts.layers, opts.metrics), integrations=integrations)
     code = scale_out(view, output, pairing, opts, inputs, options)  # --shard, --resume, torchrun
     if code is not None:
         sys.exit(code)

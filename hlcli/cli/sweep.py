@@ -187,6 +187,8 @@ def _report(view: Any, runs: dict[str, Any], elapsed: float) -> int:
             codes.append(EXIT_GATE if run.gate and not run.gate["passed"] else EXIT_OK)
     if not view.quiet and stderr_is_terminal():
         click.echo(f"scored {len(runs)} models in {elapsed:.1f} s", err=True)
+    if view.integrations:  # --junit, --github, --tensorboard: every model at once
+        view.integrations.write(runs, elapsed)
     return max(codes)
 
 

@@ -1,9 +1,11 @@
 """Gate results as people see them: the lines on stderr (failures even with ``--quiet``), the
-lines under a Rich table, and the Markdown sections. The results themselves are computed by
+lines under a Rich table, the Markdown sections, and the one-line failure messages that CI
+services show (:mod:`hlcli.render.ci`). The results themselves are computed by
 :mod:`hlcli.analysis.gate`."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..analysis.gate import excess, OPS
@@ -53,6 +55,78 @@ def _verdict(entry: dict[str, Any]) -> str:
     """``allowed 0.5 dB drop, over by 0.49 dB`` (the part after the change on a stderr line)."""
     over = over_by(entry)
     return f"allowed {allowance(entry)}" + (f", over by {over}" if over else "")
+
+
+def furthest_over(record: dict[str, Any]) -> float:
+    """How far a regressed record is beyond its allowance in its metric's bad direction (a PSNR
+    drop, an L1 rise), relative to its baseline value (scale free, so pairs of different metrics
+    sort together, furthest over first); absolute where the baseline is 0, +inf where it was
+    +inf (identical)."""
+    over = excess(record)
+    if over is None:
+        return -math.inf
+    return over / abs(record["baseline"]) if record["baseline"] else over
+
+
+def side_by_side(a: float, b: float, op: str) -> tuple[str, str]:
+    """``a`` and ``b`` with the fewest digits (6 at least) that keep ``a op b`` true as printed
+    and two different values different (0.0800001 is not shown as 0.08 beside 0.08)."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return _g(None if a == math.inf else a), _g(None if b == math.inf else b)
+    for digits in range(6, 18):
+        sa, sb = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if OPS[op](float(sa), float(sb)) == OPS[op](a, b) and (a == b) == (sa == sb):
+            return sa, sb
+    return repr(a), repr(b)
+
+
+def check_message(check: dict[str, Any]) -> str:
+    """A failed ``--fail-if`` check in one line: statistic, metric, value, threshold and the
+    metric's direction, ``mean psnr 27.1 < 27.6 (higher is better)``."""
+    where = f" in group {check['group']}" if check.get("group") else ""
+    what = f"{check['stat']} {check['metric']}{where}"
+    if check["observed"] is None:
+        return f"{what}: {check['reason']}"
+    seen, limit = side_by_side(check["observed"], check["threshold"], check["op"])
+    sense = "" if check["stat"] == "count" else f" ({get(check['metric']).direction} is better)"
+    return f"{what} {seen} {check['op']} {limit}{sense}"
+
+
+def limit_message(record: dict[str, Any]) -> tuple[str, str]:
+    """A regressed mean or pair in one line and its detail: the value beyond its limit (the
+    baseline moved by the allowance in the metric's bad direction), ``psnr 27.1 < 27.6 (higher
+    is better)``, and ``baseline 27.65, allowed 0.05 dB drop, over by 0.5 dB``."""
+    m = get(record["metric"])
+    old = math.inf if record["baseline"] is None else record["baseline"]
+    new = math.inf if record["observed"] is None else record["observed"]
+    op = "<" if m.higher_is_better else ">"
+    limit = old - record["allowed"] if m.higher_is_better else old + record["allowed"]
+    seen, lim = side_by_side(new, limit, op)
+    return (f"{record['metric']} {seen} {op} {lim} ({m.direction} is better)",
+            f"baseline {_g(record['baseline'])}, {_verdict(record)}")
+
+
+def run_failures(doc: dict[str, Any], *, allow_skips: bool) -> list[tuple[str, str]]:
+    """``(what, message)`` of each failure about a whole run (a score document), in the order
+    given: failed ``--fail-if`` gates, failed mean limits, and an incomplete run (pairs skipped
+    without ``allow_skips``: the run's exit 2)."""
+    gate = doc.get("gate") or {}
+    out = [("gate failed", f"{check_message(c)} (--fail-if {c['expression']})")
+           for c in gate.get("checks", []) if not c["passed"]]
+    reg = gate.get("regressions") or {}
+    for e in reg.get("summary", []):
+        if e["passed"]:
+            continue
+        if e["allowed"] is None:  # limited, but no pair in common
+            out.append(("regression check failed", f"mean {e['metric']}: no pair is in both this run and the baseline"))
+        else:
+            message, detail = limit_message(e)
+            out.append(("mean regressed", f"mean {message}; {plural(reg['pairs_compared'], 'common pair')}, {detail}"))
+    skipped = len(doc.get("skipped") or [])
+    if skipped and not allow_skips:
+        out.append(("incomplete run", f"{plural(skipped, 'pair')} skipped: the result is incomplete "
+                                      "(pass --allow-skips to accept that)"))
+    return out
 
 
 def failure_lines(gate: dict[str, Any] | None) -> list[str]:

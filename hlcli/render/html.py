@@ -24,8 +24,7 @@ from . import html_media as media
 from ..text import plural
 from .common import num, percent, weights_warnings
 from .table import metric_header, shorten_middle
-from ..analysis.gate import excess
-from .gate import allowance, over_by
+from .gate import allowance, furthest_over, over_by
 from .html_assets import CSS, JS, script_hash
 from ..runs.maps import map_path
 
@@ -199,16 +198,6 @@ class Anchors:
         return " · ".join(out)
 
 
-def _over(x: dict[str, Any]) -> float:
-    """How far a regressed pair is beyond its allowance in its metric's bad direction (a PSNR
-    drop, an L1 rise), relative to its baseline value (scale free, so pairs of different metrics
-    sort together); absolute where the baseline is 0, +inf where it was +inf (identical)."""
-    over = excess(x)
-    if over is None:
-        return -math.inf
-    return over / abs(x["baseline"]) if x["baseline"] else over
-
-
 def _explain(doc: dict[str, Any], anchors: Anchors) -> str:
     """The verdict explained, first thing under the header: what failed (each failing gate with
     its observed value, each regressed mean, each regressed pair with its baseline value, new
@@ -219,7 +208,7 @@ def _explain(doc: dict[str, Any], anchors: Anchors) -> str:
     reg = gate.get("regressions") or {}
     failed_checks = [g for g in checks if not g["passed"]]
     failed_means = [x for x in reg.get("summary", []) if not x["passed"]]
-    regressed = sorted(reg.get("regressed", []), key=lambda x: (-_over(x), x["key"], x["metric"]))
+    regressed = sorted(reg.get("regressed", []), key=lambda x: (-furthest_over(x), x["key"], x["metric"]))
     skipped = doc.get("skipped") or []
     missing = doc.get("missing") or {}
     unmatched = len(missing.get("restored_only") or []) + len(missing.get("gt_only") or [])

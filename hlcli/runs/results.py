@@ -211,6 +211,10 @@ class Run:
     ignored: list[str] = field(default_factory=list)
     gate: dict[str, Any] | None = None
     worst: int = 5
+    # Where the pixels of some pairs can be had (``key -> (restored, gt)`` arrays or None): an
+    # :class:`hlcli.Evaluator`'s run keeps its worst pairs' pixels here for image panels; None
+    # reads the pairs' files again. Not part of the document.
+    images: Any = field(default=None, repr=False, compare=False)
 
     @property
     def extra_metrics(self) -> list[str]:
@@ -266,6 +270,18 @@ class Run:
         if self.group_by != "none":  # only when grouping: plain documents stay as they were
             s["groups"] = self.group_summaries()
         return s
+
+    def to_tensorboard(self, writer_or_dir: Any, *, step: int = 0, worst: int | None = None,
+                       sort: str = "hybrid") -> None:
+        """Log this run to TensorBoard as ``hlcli score --tensorboard DIR --step N`` does: every
+        metric's mean as ``hlcli/<metric>`` (per group ``hlcli/<group>/<metric>``) at ``step``,
+        and the ``worst`` pairs (default: :attr:`worst`) by ``sort`` as image panels under
+        ``hlcli/worst/<rank>``. ``writer_or_dir``: a ``torch.utils.tensorboard.SummaryWriter``
+        (flushed, left open) or a folder (a writer made and closed here). Needs the
+        ``tensorboard`` package (``pip install 'hlcli[tensorboard]'``). See docs/integrations.md."""
+        from .tensorboard import log_run  # lazy: numpy, Pillow and torch only when logging
+
+        log_run(self, writer_or_dir, step=step, worst=self.worst if worst is None else worst, sort=sort)
 
     def with_group(self, record: dict[str, Any], key: str) -> dict[str, Any]:
         """``record`` with its ``group`` when the run is grouped (unchanged otherwise)."""
