@@ -170,6 +170,13 @@ def test_unreadable_bytes_are_refused(scored_documents, tmp_path, kind, case, sc
     assert words in _refused(kind, _write(tmp_path, kind, make(_source(scored_documents, kind))))
 
 
+@pytest.mark.parametrize("cut", ['{"schema_version": -', '{"schema_version": 1e', '{"a": tru', '{"a": nul',
+                                 '{"a": 0.12', '{"a": "x', '{"a"', '{'])
+def test_a_file_cut_inside_a_literal_is_truncated(tmp_path, cut):
+    """Where the cut falls (inside a number, true/null, a string) never changes the diagnosis."""
+    assert "ends before its JSON is complete" in _refused("score", _write(tmp_path, "score", cut))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_directory_given_as_a_file_is_refused(tmp_path, kind):
     where = tmp_path / kind / ("maps.json" if kind == "maps" else "doc.json")

@@ -119,7 +119,11 @@ def parse_json(data: bytes, path: str | Path | None, fix: str) -> Any:
     try:
         doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_pairs_hook)
     except json.JSONDecodeError as exc:
-        ended = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        # Truncated: the error is at the end, in an unterminated string, or in a literal the cut
+        # left unfinished (`-`, `1e`, `tru`: the decoder points at its start, not at the end).
+        tail = text[exc.pos:].rstrip()
+        ended = (not tail or exc.msg.startswith("Unterminated string")
+                 or all(c.isalnum() or c in "+-." for c in tail))
         what = ("ends before its JSON is complete (truncated?)" if ended
                 else f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
         raise DocumentError(path, None, what, fix) from None
