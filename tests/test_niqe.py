@@ -193,10 +193,15 @@ def test_download_is_hash_checked(monkeypatch, params_file):
 
 
 def test_import_show_and_non_official_files(tmp_path, params_file, params):
+    from hlcli.engine.sysinfo import data_file_info
+
+    assert data_file_info("niqe")["would_use"]["source"] == "download"
     runner = CliRunner()
     r = runner.invoke(cli, ["weights", "import", "--net", "niqe", str(params_file)])
     assert r.exit_code == 0, r.output
     assert datafiles.load("niqe", offline=True).source == "cache"
+    assert data_file_info("niqe")["would_use"] == {"source": "cache", "path": str(cache_dir() / "niqe_pris_params.npz"),
+                                                   "official": True}  # hlcli info
     r = runner.invoke(cli, ["weights", "show", "--net", "niqe"])
     assert r.exit_code == 0 and "niqe_pris_params.npz" in r.output and "official" in r.output
     other = tmp_path / "other.npz"
