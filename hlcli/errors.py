@@ -5,6 +5,7 @@ file (when there is one) and says how to fix the problem. The CLI maps each type
 
 * :class:`InputError`        -> exit 2 (bad usage or bad input)
 * :class:`HlcliEnvironmentError` -> exit 3 (weights, device, non-finite result)
+* :class:`Unscorable`       -> a metric has no value for one image: the run makes it an InputError
 """
 
 from __future__ import annotations
@@ -79,6 +80,21 @@ class NonFiniteError(HlcliEnvironmentError):
     >>> NonFiniteError("a score is not finite", "out/a.png", "try --precision fp32").exit_code
     3
     """
+
+
+class Unscorable(ValueError):
+    """A metric's reference implementation has no value for one image (NIQE of an image smaller
+    than one block, or of flat content): not an error by itself, a per-pair result that the run
+    turns into an :class:`InputError` naming the file (exit 2; ``--on-error skip`` skips the pair).
+    ``str()`` is the reason in words; ``fix`` what would give a value.
+
+    >>> Unscorable("all its 96x96 blocks are flat", "use --on-error skip").fix
+    'use --on-error skip'
+    """
+
+    def __init__(self, reason: str, fix: str):
+        super().__init__(reason)
+        self.fix = fix
 
 
 class MissingFilesError(InputError):

@@ -22,6 +22,9 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("HLCLI_WEIGHTS", raising=False)
     monkeypatch.delenv("HLCLI_LPIPS_WEIGHTS", raising=False)
     monkeypatch.delenv("HLCLI_LPIPS_VGG_WEIGHTS", raising=False)
+    monkeypatch.delenv("HLCLI_VGG16_WEIGHTS", raising=False)
+    monkeypatch.delenv("HLCLI_DISTS_WEIGHTS", raising=False)
+    monkeypatch.delenv("HLCLI_NIQE_PARAMS", raising=False)
     monkeypatch.delenv("HLCLI_OFFLINE", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
 

@@ -248,7 +248,8 @@ def test_weights_download_command(weights_file, monkeypatch):
 # The LPIPS backbones (AlexNet, VGG-16) share the resolution and verification path.
 
 LPIPS_NETS = [("alexnet", "HLCLI_LPIPS_WEIGHTS", "--lpips-weights", "alexnet-owt-7be5be79.pth"),
-              ("vgg16", "HLCLI_LPIPS_VGG_WEIGHTS", "--lpips-vgg-weights", "vgg16-397923af.pth")]
+              ("vgg16", "HLCLI_VGG16_WEIGHTS", "--vgg16-weights", "vgg16-397923af.pth"),
+              ("vgg16", "HLCLI_LPIPS_VGG_WEIGHTS", "--vgg16-weights", "vgg16-397923af.pth")]  # the old variable
 
 
 @pytest.mark.parametrize("net,env,option,filename", LPIPS_NETS)
@@ -399,7 +400,7 @@ def test_unloadable_weights_say_what_the_file_is_not_without_torchs_advice(case,
 
 @pytest.mark.parametrize("net, option, argument", [("vgg19", "--weights FILE", "weights=PATH"),
                                                    ("alexnet", "--lpips-weights FILE", "lpips_weights=PATH"),
-                                                   ("vgg16", "--lpips-vgg-weights FILE", "lpips_vgg_weights=PATH")])
+                                                   ("vgg16", "--vgg16-weights FILE", "vgg16_weights=PATH")])
 def test_a_load_errors_fix_names_the_option_in_the_cli_and_the_argument_in_python(net, option, argument):
     from hlcli.nets.netspecs import get_spec
 

@@ -99,9 +99,17 @@ def _is_sweep(params: dict[str, Any]) -> bool:
 @click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="AlexNet ImageNet checkpoint (torchvision format) for lpips. Else $HLCLI_LPIPS_WEIGHTS, the "
                    "torch cache, a download.")
-@click.option("--lpips-vgg-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="VGG-16 ImageNet checkpoint (torchvision format) for lpips_vgg. Else $HLCLI_LPIPS_VGG_WEIGHTS, "
-                   "the torch cache, a download.")
+@click.option("--vgg16-weights", "--lpips-vgg-weights", "vgg16_weights", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE",
+              help="VGG-16 ImageNet checkpoint (torchvision format) for lpips_vgg and dists. Else "
+                   "$HLCLI_VGG16_WEIGHTS, the torch cache, a download. The old names --lpips-vgg-weights and "
+                   "$HLCLI_LPIPS_VGG_WEIGHTS still work.")
+@click.option("--dists-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="DISTS' alpha/beta file (dists-pytorch's weights.pt) for dists. Else $HLCLI_DISTS_WEIGHTS, "
+                   "hlcli's cache, the installed dists-pytorch (hlcli[dists]).")
+@click.option("--niqe-params", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="NIQE's pristine model (BasicSR's niqe_pris_params.npz) for niqe. Else $HLCLI_NIQE_PARAMS, "
+                   "hlcli's cache, a hash-checked download.")
 @click.option("--alpha", type=click.Choice(["error", "composite", "ignore"]), default="error", show_default=True,
               help="Images with real transparency: refuse, composite over black, or drop alpha.")
 @click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",

@@ -32,7 +32,9 @@ def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
         maps_format=options["maps_format"], maps_scale=options["maps_scale"],
         crop_border=options["crop_border"], group_by=options["group_by"], metrics=options["metrics"],
         lpips_weights=str(options["lpips_weights"]) if options["lpips_weights"] else None,
-        lpips_vgg_weights=str(options["lpips_vgg_weights"]) if options["lpips_vgg_weights"] else None,
+        vgg16_weights=str(options["vgg16_weights"]) if options["vgg16_weights"] else None,
+        dists_weights=str(options["dists_weights"]) if options["dists_weights"] else None,
+        niqe_params=str(options["niqe_params"]) if options["niqe_params"] else None,
     )
     validate_options(opts)
     return opts

@@ -51,7 +51,15 @@ class ScoreOptions:
     group_by: str = "none"  # summary per group of pairs: "none", "top" or "dir" (hlcli.inputs.groups)
     metrics: tuple[str, ...] = ()  # extra metrics (hlcli.metrics.registry.EXTRA): psnr, ssim_y, lpips...
     lpips_weights: str | None = None  # AlexNet backbone checkpoint for lpips (--lpips-weights)
-    lpips_vgg_weights: str | None = None  # VGG-16 backbone checkpoint for lpips_vgg (--lpips-vgg-weights)
+    lpips_vgg_weights: str | None = None  # the old name of vgg16_weights (--lpips-vgg-weights); still read
+    vgg16_weights: str | None = None  # VGG-16 backbone checkpoint for lpips_vgg and dists (--vgg16-weights)
+    dists_weights: str | None = None  # DISTS' alpha/beta file (--dists-weights)
+    niqe_params: str | None = None  # NIQE's pristine model (--niqe-params)
+
+    @property
+    def vgg16_file(self) -> str | None:
+        """The VGG-16 checkpoint named by ``vgg16_weights`` or, its old name, ``lpips_vgg_weights``."""
+        return self.vgg16_weights or self.lpips_vgg_weights
 
 
 def validate_options(opts: ScoreOptions) -> tuple[tuple[LayerSpec, ...], tuple[float, ...]]:

@@ -22,7 +22,7 @@ from collections import Counter
 
 from ..metrics import registry as metricdefs
 from .._version import __version__
-from ..errors import InputError, InputWarning, MissingFilesError, NonFiniteError
+from ..errors import InputError, InputWarning, MissingFilesError, NonFiniteError, Unscorable
 from ..nets.layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size
 from ..inputs.loader import DecodedBatch, Failure, Planned, batches, decoded_batches, plan_pair
 from .options import ScoreOptions, extra_metrics, option_settings, validate_options
@@ -137,18 +137,23 @@ def run_settings(opts: ScoreOptions, scorer: Any, loaded: Any, workers: int,
 
 
 def extra_settings(opts: ScoreOptions, nets: dict[str, Any] | None) -> dict[str, Any]:
-    """``metrics`` (the extra metrics' names), ``metric_definitions`` (each one's convention and
-    direction) and, for LPIPS, the checkpoints used with their sha256: only when extra metrics
-    were asked for, so that plain documents stay as they were."""
+    """``metrics`` (the extra metrics' names), ``metric_definitions`` (each one's convention,
+    direction, unit and scope) and the files used with their sha256 (``lpips_networks`` for
+    LPIPS, ``metric_models`` for DISTS and NIQE): only when extra metrics were asked for, so that
+    plain documents stay as they were."""
     names = extra_metrics(opts)
     if not names:
         return {}
     defs = {n: {"definition": metricdefs.get(n).definition, "higher_is_better": metricdefs.get(n).higher_is_better,
-                "unit": metricdefs.get(n).unit} for n in names}
+                "unit": metricdefs.get(n).unit, "scope": metricdefs.get(n).scope} for n in names}
     out: dict[str, Any] = {"metrics": list(names), "metric_definitions": defs}
     records = {need: net.record for need, net in (nets or {}).items() if hasattr(net, "record")}
-    if records:
-        out["lpips_networks"] = records
+    lpips = {need: r for need, r in records.items() if need.startswith("lpips")}
+    if lpips:
+        out["lpips_networks"] = lpips
+    others = {need: r for need, r in records.items() if need not in lpips}
+    if others:  # DISTS' checkpoint and alpha/beta, NIQE's pristine model
+        out["metric_models"] = others
     return out
 
 
@@ -173,11 +178,15 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
         hints = near_misses(missing.restored_only, missing.gt_only)
         raise InputError("no pairs to score", None, "check that both sides hold files with the same names"
                          + "".join(f"; {h}" for h in hints[:1]))
-    min_side = max([min_size(specs), *(metricdefs.get(n).min_side for n in extra_metrics(opts))])
+    min_side, min_side_for = min_size(specs), "the deepest requested layer"
+    for n in extra_metrics(opts):
+        if metricdefs.get(n).min_side > min_side:
+            min_side, min_side_for = metricdefs.get(n).min_side, metricdefs.get(n).label
     plans: list[Planned] = []
     skipped: list[Skipped] = []
     for i, pair in enumerate(pairing.pairs):
         planned = plan_pair(i, pair, size_policy=opts.size_mismatch, max_pixels=opts.max_pixels, min_side=min_side,
+                            min_side_for=min_side_for,
                             crop_border=opts.crop_border)
         if isinstance(planned, Failure):
             skipped.append(_skip_or_raise(planned, opts))
@@ -215,14 +224,21 @@ def pair_results(batch: DecodedBatch, scorer: Any, specs: tuple[LayerSpec, ...],
 
 def build_results(plans: list[Planned], scorer: Any, specs: tuple[LayerSpec, ...],
                   layer_weights: tuple[float, ...], lam: float, l1: Any, per_layer: Any,
-                  extras: dict[str, list[float]]) -> list[PairResult]:
+                  extras: dict[str, list[Any]]) -> list[PairResult | Failure]:
     """The :class:`PairResult` of each of ``plans`` from its measured L1, per-layer values and
-    extra metrics, checked finite (:class:`NonFiniteError` otherwise)."""
+    extra metrics, checked finite (:class:`NonFiniteError` otherwise); or, for a pair an extra
+    metric has no value for (an :class:`~hlcli.errors.Unscorable`: NIQE of a flat image), a
+    :class:`Failure` with the :class:`InputError` naming the file, which the caller skips or
+    raises (``--on-error``) like a pair that did not decode."""
     from ..metrics import hybrid as metrics  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     perceptual, hybrid = metrics.combine(l1, per_layer, layer_weights, lam)
-    results = []
+    results: list[PairResult | Failure] = []
     for j, plan in enumerate(plans):
+        refused = unscorable(plan, {name: values[j] for name, values in extras.items()})
+        if refused is not None:
+            results.append(refused)
+            continue
         result = PairResult(
             key=plan.pair.key, restored=str(plan.pair.restored), gt=str(plan.pair.gt),
             width=plan.width, height=plan.height,
@@ -248,6 +264,15 @@ def build_results(plans: list[Planned], scorer: Any, specs: tuple[LayerSpec, ...
             check_values(result.extra, plan.pair.restored)
         results.append(result)
     return results
+
+
+def unscorable(plan: Planned, values: dict[str, Any]) -> Failure | None:
+    """The :class:`Failure` of a pair some extra metric has no value for (None: it has all)."""
+    for name, v in values.items():
+        if isinstance(v, Unscorable):
+            return Failure(plan.index, plan.pair, InputError(
+                f"{metricdefs.get(name).label} has no value for this image: {v}", plan.pair.restored, v.fix))
+    return None
 
 
 @dataclass
@@ -279,12 +304,17 @@ class Engine:
 
 def tiled_nets(opts: ScoreOptions, specs: tuple[LayerSpec, ...]) -> list[Any]:
     """The networks a run tiles (:class:`hlcli.nets.tiling.TiledNet`): VGG-19 up to the deepest
-    layer, and VGG-16 with ``lpips_vgg`` (its own, wider halo). AlexNet runs untiled."""
+    layer, VGG-16 with ``lpips_vgg`` and with ``dists`` (each its own, wider halo). AlexNet runs
+    untiled."""
     nets = [vgg19_net(specs)]
     if any(metricdefs.get(n).needs == "lpips-vgg" for n in extra_metrics(opts)):
         from ..metrics.lpips import TILED_NAME, VGG16_CONVS, VGG16_LAYERS  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
         nets.append(TiledNet(TILED_NAME, VGG16_LAYERS, VGG16_CONVS))
+    if any(metricdefs.get(n).needs == "dists" for n in extra_metrics(opts)):
+        from ..metrics import dists  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
+
+        nets.append(TiledNet(dists.TILED_NAME, dists.LAYERS, dists.CONVS))
     return nets
 
 
@@ -384,6 +414,12 @@ def _score_batches(run: Run, plans: list[Planned], scorer: Any, opts: ScoreOptio
         if not batch.plans:
             continue
         for result in pair_results(batch, scorer, specs, layer_weights, opts.lam, maps, extra):
+            if isinstance(result, Failure):  # an extra metric has no value for it (NIQE of a flat image)
+                s = _skip_or_raise(result, opts)
+                run.skipped.append(s)
+                if on_skip:
+                    on_skip(s)
+                continue
             run.pairs.append(result)
             if on_pair:
                 on_pair(result)

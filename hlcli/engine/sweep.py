@@ -203,6 +203,12 @@ def _score_group(members: list[Model], eng: Any, opts: ScoreOptions, specs: tupl
                     on_skip(m.name, s)
         for m, results in zip(members, _batch_results(batch, members, eng, opts, specs, layer_weights)):
             for result in results:
+                if isinstance(result, Failure):  # an extra metric has no value for it (NIQE of a flat image)
+                    s = _skip_or_raise(result, opts)
+                    m.run.skipped.append(s)
+                    if on_skip:
+                        on_skip(m.name, s)
+                    continue
                 m.run.pairs.append(result)
                 if on_pair:
                     on_pair(m.name, result)

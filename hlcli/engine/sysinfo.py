@@ -117,6 +117,28 @@ def weights_info(explicit: str | os.PathLike[str] | None = None, net: str = "vgg
     }
 
 
+def data_file_info(name: str) -> dict[str, Any]:
+    """Where DISTS' alpha/beta (``dists``) or NIQE's model (``niqe``) is looked for and which file
+    ``score`` would use (no download), by :mod:`hlcli.nets.datafiles`' rule."""
+    from ..nets import datafiles
+
+    spec = datafiles.SPECS[name]
+    cands = datafiles.candidates(name)
+    chosen = next((c for c in cands if c.exists), None)
+    if chosen is not None:
+        would_use: dict[str, Any] = {"source": chosen.source, "path": str(chosen.path),
+                                     "official": w.file_sha256(chosen.path) == spec.sha256}
+        if not would_use["official"]:
+            would_use["note"] = "NOT the official file: its numbers are not comparable with the official file's"
+    elif spec.url:
+        would_use = {"source": "download", "path": str(w.cache_dir() / spec.filename),
+                     "note": f"a download from {spec.url} (not possible with --offline)"}
+    else:
+        would_use = {"source": None, "path": None, "note": f"none: {spec.fix_missing}"}
+    return {"used_by": spec.used_by, "candidates": [{"source": c.source, "path": str(c.path), "exists": c.exists}
+                                                    for c in cands], "would_use": would_use}
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -149,6 +171,7 @@ def gather(device: str = "auto", weights: str | os.PathLike[str] | None = None) 
         "selected_device": str(selected),
         "weights": weights_info(weights),
         "lpips_weights": {net: {"used_by": get_spec(net).used_by, **weights_info(None, net)} for net in ("alexnet", "vgg16")},
+        "metric_files": {name: data_file_info(name) for name in ("dists", "niqe")},
     }
 
 

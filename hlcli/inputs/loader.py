@@ -57,11 +57,17 @@ class Failure:
     error: HlcliError
 
 
+def _small_fix(crop: int, min_side_for: str) -> str:
+    what = "shallower --layers" if min_side_for == "the deepest requested layer" else f"--metrics without {min_side_for}"
+    return f"use a smaller --crop-border, {what} or larger images" if crop else f"use {what} or larger images"
+
+
 def plan_pair(index: int, pair: Pair, *, size_policy: str, max_pixels: int | None, min_side: int,
-              crop_border: int = 0) -> Planned | Failure:
+              crop_border: int = 0, min_side_for: str = "the deepest requested layer") -> Planned | Failure:
     """Read both headers (no pixel decoding) and decide how the pair will be scored: the size
     policy first, then ``crop_border`` pixels off every side (BasicSR's ``crop_border``); the
-    size left must reach ``min_side`` (the layers' minimum)."""
+    size left must reach ``min_side`` (the layers' and the extra metrics' minimum; ``min_side_for``
+    names who needs it in the error)."""
     try:
         r = images.probe(pair.restored, max_pixels=max_pixels)
         g = images.probe(pair.gt, max_pixels=max_pixels)
@@ -84,11 +90,12 @@ def plan_pair(index: int, pair: Pair, *, size_policy: str, max_pixels: int | Non
     c = crop_border
     if min(w, h) - 2 * c < min_side:
         left = f"{max(w - 2 * c, 0)}x{max(h - 2 * c, 0)}"
+        need = f"needs at least {min_side}x{min_side}" + (
+            f" after the crop border: {min_side + 2 * c}x{min_side + 2 * c} here" if c else "")
         return Failure(index, pair, InputError(
             (f"image is {w}x{h}, {left} after --crop-border {c}" if c else f"image is {w}x{h}")
-            + f", too small for the deepest requested layer (needs at least {min_side}x{min_side})",
-            pair.gt, "use a smaller --crop-border, shallower --layers or larger images" if c
-            else "use shallower --layers or larger images",
+            + f", too small for {min_side_for} ({need})",
+            pair.gt, _small_fix(c, min_side_for),
         ))
     depth = 16 if 16 in (r.bit_depth, g.bit_depth) else 8
     return Planned(index, pair, w - 2 * c, h - 2 * c, policy, rs, gs, depth, c)

@@ -15,7 +15,14 @@ import torch
 from . import registry as metricdefs
 from ..errors import NonFiniteError
 from .psnr_ssim import PixelPair
+from .dists import load_dists
 from .lpips import load_lpips
+from .niqe import load_niqe
+
+#: ``Metric.needs`` -> the function loading it once per run (``(need, opts, device)``).
+LOADERS = {"lpips-alex": load_lpips, "lpips-vgg": load_lpips,
+           "dists": lambda need, opts, device: load_dists(opts, device),
+           "niqe": lambda need, opts, device: load_niqe(opts)}
 
 
 def _function(path: str):
@@ -46,11 +53,16 @@ class ExtraScorer:
         return px
 
     @torch.inference_mode()
-    def measure(self, restored: torch.Tensor, gt: torch.Tensor, scale: int) -> dict[str, list[float]]:
+    def measure(self, restored: torch.Tensor, gt: torch.Tensor, scale: int) -> dict[str, list[Any]]:
         """Per metric, each pair's value as a Python float (+inf only where the metric allows
-        it: PSNR of identical images)."""
+        it: PSNR of identical images), or, where the metric's reference has no value for that
+        pair (NIQE of a flat image), the exception saying why (:class:`hlcli.errors.Unscorable`)."""
         px = self._pixels(restored, gt, scale)
-        return {m.name: self._fns[m.name](px).cpu().tolist() for m in self.metrics}
+        out = {}
+        for m in self.metrics:
+            values = self._fns[m.name](px)
+            out[m.name] = values.cpu().tolist() if isinstance(values, torch.Tensor) else list(values)
+        return out
 
     @torch.inference_mode()
     def maps(self, restored: torch.Tensor, gt: torch.Tensor, scale: int) -> list[dict[str, torch.Tensor]]:
@@ -75,4 +87,4 @@ def load_nets(names: Sequence[str], opts: Any, device: torch.device) -> dict[str
     if not needs:
         return {}
 
-    return {need: load_lpips(need, opts, device) for need in sorted(needs)}
+    return {need: LOADERS[need](need, opts, device) for need in sorted(needs)}

@@ -41,9 +41,10 @@ class LoadedLPIPS:
 
 def load_lpips(need: str, opts: Any, device: torch.device) -> LoadedLPIPS:
     """Build the network ``need`` names from ``opts`` (``lpips_weights`` for AlexNet,
-    ``lpips_vgg_weights`` for VGG-16; else the environment, the cache, a download)."""
+    ``vgg16_weights`` (or its old name ``lpips_vgg_weights``) for VGG-16; else the environment,
+    the cache, a download)."""
     name = NETS[need]
-    path = opts.lpips_weights if name == "alex" else opts.lpips_vgg_weights
+    path = opts.lpips_weights if name == "alex" else opts.vgg16_file
     net, backbone, heads = lpips_net.build(name, path, offline=opts.offline, progress=opts.download_progress)
     record = {
         "version": "0.1", "net": name, "input_range": [-1, 1],

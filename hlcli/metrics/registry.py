@@ -19,8 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 import difflib
 
-__all__ = ["BASE", "EXTRA", "Metric", "badness", "better", "check_extra", "get", "higher_is_better", "regression",
-           "run_metrics"]
+__all__ = ["BASE", "EXTRA", "SCOPES", "Metric", "badness", "better", "check_extra", "get", "higher_is_better",
+           "regression", "run_metrics"]
+
+#: What one value of a metric reads (``Metric.scope``).
+SCOPES = ("pair", "image")
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,10 @@ class Metric:
     """One metric. ``needs``: what it is computed from (``"vgg19"``: the hybrid's features;
     ``"pixels"``: the decoded integers; ``"lpips-alex"``/``"lpips-vgg"``: an LPIPS network).
     ``compute``: ``"module:function"`` of the per-batch computation (extras only).
-    ``infinite``: whether a pair's value can be +inf (PSNR of identical images)."""
+    ``infinite``: whether a pair's value can be +inf (PSNR of identical images).
+    ``scope``: what one value reads: ``"pair"`` (a restored image and its ground truth: every
+    metric but NIQE) or ``"image"`` (the restored image alone, no reference: NIQE). An image
+    metric has a value of its own for identical images (not 0) and ignores the ground truth."""
 
     name: str
     label: str
@@ -41,6 +47,8 @@ class Metric:
     decimals: int | None = None  # fixed decimals for display (PSNR in dB: 3); None: by magnitude
     min_side: int = 1  # the smallest image side it can score (SSIM's window; LPIPS' deepest layer)
     definition: str = ""
+    scope: str = "pair"  # "pair": restored vs ground truth; "image": the restored image alone
+    brief: str = ""  # a few words for `score --metrics`' help where its group does not say it
 
     @property
     def arrow(self) -> str:
@@ -89,6 +97,14 @@ _EXTRA = (
     Metric("lpips_vgg", "LPIPS-VGG", False, None, "lpips-vgg", "hlcli.metrics.lpips:lpips_vgg",
            "hlcli.metrics.lpips:lpips_vgg_map", min_side=16,
            definition="LPIPS v0.1, VGG-16 backbone (lpips.LPIPS(net='vgg', version='0.1'))"),
+    Metric("dists", "DISTS", False, None, "dists", "hlcli.metrics.dists:dists",
+           definition="DISTS_pytorch.DISTS (dists-pytorch 0.1): VGG-16 with L2 pooling, "
+                      "1 - sum(alpha*S1 + beta*S2) over 1475 channels; no resize",
+           brief="DISTS_pytorch's, no resize; hlcli[dists] brings its weights"),
+    Metric("niqe", "NIQE", False, None, "niqe", "hlcli.metrics.niqe:niqe", min_side=96, scope="image",
+           definition="BasicSR 1.4.2 calculate_niqe(crop_border, convert_to='y') of the restored image only: "
+                      "LIVE pristine model, MATLAB's Y, 96-px blocks, two scales",
+           brief="BasicSR's; the restored image only"),
 )
 EXTRA = tuple(m.name for m in _EXTRA)
 _BY_NAME = {m.name: m for m in (*_BASE, *_EXTRA)}

@@ -68,6 +68,7 @@ class NetSpec:
     option: str  # the command-line option naming a file
     expected_shapes: Shapes = field(repr=False)  # every conv of ``features``
     used_by: str = ""  # for ``hlcli weights show``
+    old_env: tuple[str, ...] = ()  # earlier names of ``env``, still read after it
 
     @property
     def download_command(self) -> str:
@@ -83,9 +84,10 @@ class NetSpec:
                 f"{self.filename} there and run `{self.import_command} FILE`, or pass {self.option} FILE")
 
 
-def _spec(name: str, title: str, filename: str, env: str, option: str, shapes: Shapes, used_by: str) -> NetSpec:
+def _spec(name: str, title: str, filename: str, env: str, option: str, shapes: Shapes, used_by: str,
+          old_env: tuple[str, ...] = ()) -> NetSpec:
     return NetSpec(name, title, filename, f"https://download.pytorch.org/models/{filename}",
-                   filename.rsplit("-", 1)[1].split(".")[0], env, option, shapes, used_by)
+                   filename.rsplit("-", 1)[1].split(".")[0], env, option, shapes, used_by, old_env)
 
 
 # Every conv of vgg19().features: key prefix -> (weight shape, bias shape).
@@ -102,8 +104,9 @@ NETS: dict[str, NetSpec] = {
               "the hybrid loss (hlcli score)"),
         _spec("alexnet", "AlexNet", "alexnet-owt-7be5be79.pth", "HLCLI_LPIPS_WEIGHTS", "--lpips-weights",
               conv_shapes(ALEXNET_LAYOUT), "LPIPS (--metrics lpips)"),
-        _spec("vgg16", "VGG-16", "vgg16-397923af.pth", "HLCLI_LPIPS_VGG_WEIGHTS", "--lpips-vgg-weights",
-              conv_shapes(VGG16_LAYOUT), "LPIPS-VGG (--metrics lpips_vgg)"),
+        _spec("vgg16", "VGG-16", "vgg16-397923af.pth", "HLCLI_VGG16_WEIGHTS", "--vgg16-weights",
+              conv_shapes(VGG16_LAYOUT), "LPIPS-VGG and DISTS (--metrics lpips_vgg, dists)",
+              old_env=("HLCLI_LPIPS_VGG_WEIGHTS",)),
     )
 }
 LAYOUTS: dict[str, tuple[Module, ...]] = {"alexnet": ALEXNET_LAYOUT, "vgg16": VGG16_LAYOUT}

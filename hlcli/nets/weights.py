@@ -5,8 +5,11 @@ Three torchvision checkpoints, one code path, described by a :class:`NetSpec` ea
 * ``vgg19``: VGG-19 ``IMAGENET1K_V1`` for the hybrid loss (``--weights``, ``$HLCLI_WEIGHTS``),
 * ``alexnet``: AlexNet ``IMAGENET1K_V1``, the backbone of LPIPS (``--lpips-weights``,
   ``$HLCLI_LPIPS_WEIGHTS``),
-* ``vgg16``: VGG-16 ``IMAGENET1K_V1``, the backbone of LPIPS-VGG (``--lpips-vgg-weights``,
-  ``$HLCLI_LPIPS_VGG_WEIGHTS``).
+* ``vgg16``: VGG-16 ``IMAGENET1K_V1``, the backbone of LPIPS-VGG and DISTS (``--vgg16-weights``,
+  ``$HLCLI_VGG16_WEIGHTS``; the old names ``--lpips-vgg-weights``, ``$HLCLI_LPIPS_VGG_WEIGHTS`` still work).
+
+DISTS' alpha/beta and NIQE's pristine model are small data files, not torchvision checkpoints:
+:mod:`hlcli.nets.datafiles` resolves them.
 
 Resolution order (first hit wins):
 
@@ -92,12 +95,18 @@ def candidates(explicit: str | os.PathLike[str] | None = None, *, net: str = DEF
     out = []
     if explicit is not None:
         out.append(Candidate("option", Path(explicit), Path(explicit).is_file()))
-    env = os.environ.get(spec.env)
+    env = os.environ.get(env_name(spec))
     if env:
         out.append(Candidate("env", Path(env).expanduser(), Path(env).expanduser().is_file()))
     hub = hub_checkpoint_path(net)
     out.append(Candidate("torch-cache", hub, hub.is_file()))
     return out
+
+
+def env_name(spec: NetSpec) -> str:
+    """The environment variable that names ``spec``'s file: ``spec.env``, else the first of its
+    old names that is set (``$HLCLI_LPIPS_VGG_WEIGHTS`` for VGG-16), else ``spec.env``."""
+    return next((v for v in (spec.env, *spec.old_env) if os.environ.get(v)), spec.env)
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,7 @@ def resolve(explicit=None, *, offline: bool = False, progress: bool = True,
             return ResolvedWeights(cand.path, cand.source, net)
         if cand.source in ("option", "env"):
             # The user named a file: never fall through to another one silently.
-            how = spec.option if cand.source == "option" else f"${spec.env}"
+            how = spec.option if cand.source == "option" else f"${env_name(spec)}"
             fix = (f"check the path, or leave out {spec.option} to use the torch cache" if cand.source == "option"
                    else f"check the path, pass {spec.option} FILE, or unset {how} to use the torch cache")
             raise HlcliEnvironmentError(f"weights file given by {how} does not exist", cand.path, fix)
@@ -387,7 +396,7 @@ def load_weights(path: str | os.PathLike[str] | None = None, *, offline: bool = 
                  progress: bool = False, net: str = DEFAULT_NET) -> LoadedWeights:
     """Find, verify and load the weights of ``net`` (``vgg19``, the default; ``alexnet`` or
     ``vgg16`` for LPIPS) in ``hlcli score``'s order: ``path``, the network's environment variable
-    (``$HLCLI_WEIGHTS``, ``$HLCLI_LPIPS_WEIGHTS``, ``$HLCLI_LPIPS_VGG_WEIGHTS``), the torch hub
+    (``$HLCLI_WEIGHTS``, ``$HLCLI_LPIPS_WEIGHTS``, ``$HLCLI_VGG16_WEIGHTS``), the torch hub
     cache, then a hash-checked download (never with ``offline``). Raises
     :class:`~hlcli.HlcliEnvironmentError` when none can be had.
 

@@ -103,7 +103,8 @@ def table_console(out: TextIO, *, terminal: bool) -> Any:
                     highlight=False, soft_wrap=False)
 
 
-_AFFECTED = {"vgg19": "perceptual and hybrid numbers", "alexnet": "LPIPS numbers", "vgg16": "LPIPS-VGG numbers"}
+_AFFECTED = {"vgg19": "perceptual and hybrid numbers", "alexnet": "LPIPS numbers", "vgg16": "LPIPS-VGG and DISTS numbers",
+             "dists": "DISTS numbers", "niqe": "NIQE numbers"}
 
 
 def weights_warnings(settings: dict[str, Any] | None) -> list[str]:

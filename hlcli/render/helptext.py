@@ -30,7 +30,8 @@ def extra_metrics_by_need() -> str:
     lpips = [m for m in EXTRA if get(m).needs.startswith("lpips")]
     other = [m for m in EXTRA if m not in pixels and m not in lpips]
     parts = [f"{', '.join(pixels)} (BasicSR's definitions, with --crop-border)",
-             f"{', '.join(lpips)} (LPIPS v0.1; needs hlcli[lpips])", *other]
+             f"{', '.join(lpips)} (LPIPS v0.1; needs hlcli[lpips])",
+             *(f"{m} ({get(m).brief})" if get(m).brief else m for m in other)]
     return ", ".join(parts)
 
 

@@ -32,6 +32,10 @@ def info_lines(info: dict[str, Any]) -> list[str]:
         use = lw["would_use"]
         rows.append((f"{net} weights", f"{use['path']} ({use['source']}){'; ' + use['note'] if 'note' in use else ''}"
                                        f"; for {lw['used_by']}"))
+    for name, df in (info.get("metric_files") or {}).items():  # DISTS' alpha/beta, NIQE's model
+        use = df["would_use"]
+        where = f"{use['path']} ({use['source']})" if use.get("path") else "none"
+        rows.append((f"{name} file", f"{where}{'; ' + use['note'] if 'note' in use else ''}; for {df['used_by']}"))
     rows += [("torch cache", w["torch_hub_checkpoints"]), ("hlcli cache", w["hlcli_cache"])]
     b = info.get("bench")
     if b:

@@ -20,6 +20,7 @@ from .results import BASE_METRICS
 from ..text import plural
 from .jsondoc import json_path, schema_problem
 from .readers import check_maps_index, check_score, read_part, read_score
+from ..nets.datafiles import SPECS
 from ..nets.netspecs import NETS
 
 OVERRIDE_FLAG = "--allow-settings-mismatch"
@@ -27,8 +28,8 @@ OVERRIDE_FLAG = "--allow-settings-mismatch"
 
 def unofficial_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
     """The networks of a run (``settings`` of a score document) whose checkpoint is not
-    torchvision's official ImageNet one: VGG-19 of the hybrid and the LPIPS backbones, one rule
-    for all. Each: ``title`` (``VGG-19``), ``used_for``, ``path``, ``source`` (as a person
+    torchvision's official ImageNet one: VGG-19 of the hybrid, the LPIPS and DISTS backbones, and
+    DISTS' alpha/beta and NIQE's model when they are not the official files; one rule for all. Each: ``title`` (``VGG-19``), ``used_for``, ``path``, ``source`` (as a person
     would name it: ``--weights``, ``$HLCLI_LPIPS_WEIGHTS``...) and ``sha256``. Every view that
     shows a run asks this (score table, Markdown, report, table, compare, tradeoff, calibrate,
     the sweep table)."""
@@ -37,11 +38,21 @@ def unofficial_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
         backbone = rec.get("backbone") or {} if isinstance(rec, dict) else {}
         net = {"alex": "alexnet", "vgg": "vgg16"}.get(rec.get("net") if isinstance(rec, dict) else None, "")
         records.append((net or str(backbone.get("name", name)), backbone))
+    models = settings.get("metric_models") or {}
+    if isinstance(models, dict):  # DISTS' backbone and alpha/beta, NIQE's pristine model
+        for name, rec in sorted(models.items()):
+            if not isinstance(rec, dict):
+                continue
+            if isinstance(rec.get("backbone"), dict):
+                records.append((str(rec["backbone"].get("name", "vgg16")), rec["backbone"]))
+            for part in ("weights", "params"):
+                if isinstance(rec.get(part), dict):
+                    records.append((name, {**rec[part], "official_imagenet1k_v1": rec[part].get("official", True)}))
     out = []
     for net, rec in records:
         if not isinstance(rec, dict) or rec.get("official_imagenet1k_v1", True) is not False:
             continue
-        spec = NETS.get(net)
+        spec = NETS.get(net) or SPECS.get(net)
         source = str(rec.get("source", "?"))
         how = {"option": spec.option, "env": f"${spec.env}"}.get(source, source) if spec else source
         out.append({"net": net, "title": spec.title if spec else net, "used_for": spec.used_by if spec else "",
