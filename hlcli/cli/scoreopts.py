@@ -33,6 +33,8 @@ def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
         crop_border=options["crop_border"], group_by=options["group_by"], metrics=options["metrics"],
         lpips_weights=str(options["lpips_weights"]) if options["lpips_weights"] else None,
         lpips_vgg_weights=str(options["lpips_vgg_weights"]) if options["lpips_vgg_weights"] else None,
+        fid_dims=int(options["fid_dims"]), fid_resize=options["fid_resize"], fid_patches=options["fid_patches"],
+        inception_weights=str(options["inception_weights"]) if options["inception_weights"] else None,
     )
     validate_options(opts)
     return opts

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 import difflib
 
-__all__ = ["BASE", "EXTRA", "Metric", "badness", "better", "check_extra", "get", "higher_is_better", "regression",
-           "run_metrics"]
+__all__ = ["BASE", "EXTRA", "Metric", "badness", "better", "check_extra", "get", "higher_is_better",
+           "is_set_metric", "regression", "run_metrics", "set_metrics"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,12 @@ class Metric:
     decimals: int | None = None  # fixed decimals for display (PSNR in dB: 3); None: by magnitude
     min_side: int = 1  # the smallest image side it can score (SSIM's window; LPIPS' deepest layer)
     definition: str = ""
+    scope: str = "pair"  # "pair": one value per pair; "set": one value per set of pairs (FID, KID)
+
+    @property
+    def is_set(self) -> bool:
+        """Whether the metric has one value per set of pairs (run, group, model), not per pair."""
+        return self.scope == "set"
 
     @property
     def arrow(self) -> str:
@@ -89,6 +95,12 @@ _EXTRA = (
     Metric("lpips_vgg", "LPIPS-VGG", False, None, "lpips-vgg", "hlcli.metrics.lpips:lpips_vgg",
            "hlcli.metrics.lpips:lpips_vgg_map", min_side=16,
            definition="LPIPS v0.1, VGG-16 backbone (lpips.LPIPS(net='vgg', version='0.1'))"),
+    Metric("fid", "FID", False, None, "inception", decimals=4, scope="set",
+           definition="Frechet distance of pytorch-fid's Inception features, restored set vs ground-truth set "
+                      "(pytorch-fid 0.3.0 calculate_frechet_distance; resize per --fid-resize)"),
+    Metric("kid", "KID", False, None, "inception", scope="set",
+           definition="kernel Inception distance as torch-fidelity 0.4.0: (x.y/d+1)^3, unbiased MMD^2, "
+                      "mean over 100 subsets of min(n, 1000)"),
 )
 EXTRA = tuple(m.name for m in _EXTRA)
 _BY_NAME = {m.name: m for m in (*_BASE, *_EXTRA)}
@@ -103,10 +115,21 @@ def get(name: str) -> Metric:
 
 
 def run_metrics(layer_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    """A run's metric columns in their fixed order: l1, each layer, perceptual, hybrid, then the
-    extra metrics in :data:`EXTRA` order."""
-    extras = [m for m in EXTRA if m in set(extra)]
+    """A run's per-pair metric columns in their fixed order: l1, each layer, perceptual, hybrid,
+    then the extra pair metrics in :data:`EXTRA` order (set metrics have no column: see
+    :func:`set_metrics`)."""
+    extras = [m for m in EXTRA if m in set(extra) and not _BY_NAME[m].is_set]
     return ["l1", *layer_names, "perceptual", "hybrid", *extras]
+
+
+def set_metrics(extra: Sequence[str] = ()) -> list[str]:
+    """The set metrics among ``extra`` (one value per run, group or model: FID, KID), in
+    :data:`EXTRA` order."""
+    return [m for m in EXTRA if m in set(extra) and _BY_NAME[m].is_set]
+
+
+def is_set_metric(name: str) -> bool:
+    return get(name).is_set
 
 
 def check_extra(names: Iterable[str]) -> tuple[str, ...]:
