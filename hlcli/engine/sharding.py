@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from ..runs.readers import extra_metric_names
+from ..runs.readers import pair_extra_metric_names
 from ..runs.results import Missing, PairResult, Run, Skipped
 from ..text import plural
 from ..runs.documents import settings_differences
@@ -135,7 +135,7 @@ def run_from_document(doc: dict[str, Any], *, worst: int = 5) -> Run:
     missing = doc.get("missing", {})
     return Run(settings=doc["settings"], environment=environment,
                layer_names=[layer["name"] for layer in doc["settings"]["layers"]],
-               pairs=[PairResult.from_dict(p, extra_metric_names(doc["settings"])) for p in doc.get("pairs", [])],
+               pairs=[PairResult.from_dict(p, pair_extra_metric_names(doc["settings"])) for p in doc.get("pairs", [])],
                skipped=[skipped_from_dict(s) for s in doc.get("skipped", [])],
                missing=Missing(list(missing.get("restored_only", [])), list(missing.get("gt_only", []))),
                ignored=list(doc.get("ignored", [])), worst=worst)

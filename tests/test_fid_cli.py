@@ -1,0 +1,168 @@
+"""FID and KID in a scoring run (issue #25): the set values in the document, gates by name, the
+small-set warning, the weights' checks, and the run end to end against the reference chains."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hlcli.analysis.gate import parse_gate
+from hlcli.cli import cli
+from hlcli.metrics import fid as FD
+from hlcli.nets import inception
+from hlcli.runs.readers import read_score
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+@pytest.fixture(scope="session")
+def inception_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("inception") / "inception.pth"
+    torch.save(inception.random_state_dict(11), path)
+    return path
+
+
+@pytest.fixture
+def fid_env(cli_env, inception_file, monkeypatch):
+    monkeypatch.setenv("HLCLI_INCEPTION_WEIGHTS", str(inception_file))
+    return inception_file
+
+
+def _grouped(tmp_path: Path) -> tuple[Path, Path]:
+    for group, names in (("A", ("astronaut", "chelsea")), ("B", ("coffee", "rocket"))):
+        for name in names:
+            (tmp_path / "gt" / group).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "restored" / group).mkdir(parents=True, exist_ok=True)
+            shutil.copy(SAMPLES / "gt" / f"{name}.png", tmp_path / "gt" / group)
+            restored = next((SAMPLES / "restored").glob(f"{name}.*"))
+            shutil.copy(restored, tmp_path / "restored" / group)
+    return tmp_path / "restored", tmp_path / "gt"
+
+
+def _score(args, tmp_path):
+    out = tmp_path / "run.json"
+    res = CliRunner().invoke(cli, ["score", *map(str, args), "-f", "json", "-o", str(out)])
+    return res, (json.loads(out.read_text()) if out.exists() else None)
+
+
+def test_gate_parsing_by_name():
+    g = parse_gate("fid[Set5]>30")
+    assert (g.stat, g.metric, g.group, g.op, g.threshold) == ("value", "fid", "Set5", ">", 30.0)
+    assert parse_gate("kid <= 0.01").expression == "kid<=0.01"
+    with pytest.raises(ValueError, match="set metric.*no mean.*fid>30"):
+        parse_gate("mean.fid>30")
+    with pytest.raises(ValueError, match="invalid gate"):
+        parse_gate("hybrid>3")  # a pair metric still needs its statistic
+
+
+def test_run_records_set_values_and_gates(fid_env, tmp_path):
+    restored, gt = _grouped(tmp_path)
+    res, doc = _score([restored, gt, "-r", "--group-by", "top", "--metrics", "fid,kid,psnr", "--fid-dims", "64",
+                       "--fail-if", "fid[A]>1e9", "--fail-if", "kid<-1e9"], tmp_path)
+    assert res.exit_code == 0, res.output
+    sets = doc["summary"]["sets"]
+    assert sets["samples"] == 4 and sets["dims"] == 64 and sets["small"] is True
+    assert "singular" in sets["note"] and "singular" in res.stderr  # said on stderr and in the document
+    assert set(doc["summary"]["groups"]) == {"A", "B"}
+    assert doc["summary"]["groups"]["A"]["sets"]["samples"] == 2
+    assert "fid" not in doc["summary"]["metrics"] and "fid" not in doc["pairs"][0]  # no per-pair value
+    assert doc["settings"]["fid"]["resize"] == "clean" and doc["settings"]["fid"]["kid_seed"] == 2020
+    checks = {c["expression"]: c for c in doc["gate"]["checks"]}
+    assert checks["fid[A]>1e9"]["observed"] == pytest.approx(doc["summary"]["groups"]["A"]["sets"]["fid"])
+    assert checks["kid<-1e9"]["observed"] == pytest.approx(sets["kid"])
+    read_score(tmp_path / "run.json")  # hlcli reads back what it wrote (schema and cross-field checks)
+    # The values are those of the features: the same set recomputed from a plain per-image pass.
+    net = inception.build(inception.check_state_dict(torch.load(fid_env, weights_only=True)), 64)
+    feats = {}
+    for side, root in (("r", restored), ("g", gt)):
+        rows = []
+        for key in sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.*")):
+            path = next(root.glob(key + ".*"))
+            from PIL import Image
+            arr = np.asarray(Image.open(path).convert("RGB"))
+            x = torch.from_numpy(inception.resize_clean_pil(arr))[None]
+            rows.append(net((x - 128) / 128).double().numpy()[0])
+        feats[side] = np.stack(rows)
+    assert sets["fid"] == pytest.approx(FD.fid(feats["r"], feats["g"]), rel=1e-6)
+    assert sets["kid"] == pytest.approx(FD.kid(feats["r"], feats["g"]).mean, rel=1e-6)
+
+
+def test_gate_on_set_metric_fails_and_mean_fid_refused(fid_env, tmp_path):
+    restored, gt = _grouped(tmp_path)
+    res, doc = _score([restored, gt, "-r", "--metrics", "fid", "--fid-dims", "64", "--fail-if", "fid<1e9"], tmp_path)
+    assert res.exit_code == 1 and doc["gate"]["passed"] is False
+    res, _ = _score([restored, gt, "-r", "--metrics", "fid", "--fail-if", "mean.fid>3"], tmp_path)
+    assert res.exit_code == 2 and "set metric" in res.stderr
+    res, _ = _score([restored, gt, "-r", "--metrics", "psnr", "--fail-if", "fid>3"], tmp_path)
+    assert res.exit_code == 2 and "--metrics" in res.stderr  # a gate on a set metric not computed
+
+
+def test_inception_weights_checked(cli_env, tmp_path, monkeypatch):
+    restored, gt = _grouped(tmp_path)
+    bad = tmp_path / "bad.pth"
+    sd = inception.random_state_dict(0)
+    sd.pop("Mixed_7c.branch_pool.conv.weight")
+    torch.save(sd, bad)
+    res, _ = _score([restored, gt, "-r", "--metrics", "fid", "--inception-weights", bad], tmp_path)
+    assert res.exit_code == 3 and "Mixed_7c.branch_pool.conv.weight" in res.stderr
+    monkeypatch.delenv("HLCLI_INCEPTION_WEIGHTS", raising=False)
+    res, _ = _score([restored, gt, "-r", "--metrics", "kid", "--offline"], tmp_path)
+    assert res.exit_code == 3 and "weights download --net inception" in res.stderr
+
+
+@pytest.mark.slow
+def test_patches_end_to_end_against_reference_chains(fid_env, tmp_path):
+    """--fid-patches 64 over the bundled photos (109 patches per side), both resizes: the run's
+    FID equals NeuralCompression's patches -> clean-fid's resizer or pytorch-fid's bilinear ->
+    pytorch-fid's InceptionV3 -> pytorch-fid's calculate_frechet_distance, to 1e-4 relative
+    (benchmarks/fid_oracle.py: 595 patches of real photos, the same agreement)."""
+    pytest.importorskip("pytorch_fid")
+    make_resizer = pytest.importorskip("cleanfid.resize").make_resizer
+    import warnings
+
+    import pytorch_fid.inception as pfi
+    from PIL import Image
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    sd = torch.load(fid_env, weights_only=True)
+    orig = pfi.load_state_dict_from_url
+    pfi.load_state_dict_from_url = lambda *a, **k: {n: v.clone() for n, v in sd.items()}
+    try:
+        nets = {mode: pfi.InceptionV3([0], resize_input=mode == "pytorch-fid",
+                                      normalize_input=mode == "pytorch-fid").eval()
+                for mode in ("pytorch-fid", "clean")}
+    finally:
+        pfi.load_state_dict_from_url = orig
+    resizer = make_resizer("PIL", False, "bicubic", (299, 299))
+
+    def patches(path):
+        t = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].double() / 255
+        cut = [t] + ([t[:, :, 32:, 32:]] if t.shape[2] >= 96 and t.shape[3] >= 96 else [])
+        return torch.cat([torch.nn.functional.unfold(c, 64, stride=64).permute(0, 2, 1).reshape(-1, 3, 64, 64)
+                          for c in cut])
+
+    for mode in ("clean", "pytorch-fid"):
+        res, doc = _score([SAMPLES / "restored", SAMPLES / "gt", "--metrics", "fid", "--fid-dims", "64",
+                           "--fid-patches", "64", "--fid-resize", mode], tmp_path)
+        assert res.exit_code == 0, res.output
+        feats = []
+        for root in (SAMPLES / "restored", SAMPLES / "gt"):
+            ps = torch.cat([patches(p) for p in sorted(root.iterdir(), key=lambda p: p.stem) if p.suffix != ".md"])
+            if mode == "clean":
+                x = torch.from_numpy(np.stack([resizer((p.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+                                               for p in ps])).permute(0, 3, 1, 2)
+                x = (x - 128) / 128
+            else:
+                x = ps.float()
+            with torch.no_grad():
+                f = nets[mode](x)[0]
+            feats.append(torch.nn.functional.adaptive_avg_pool2d(f, 1).flatten(1).double().numpy())
+        assert doc["summary"]["sets"]["samples"] == len(feats[0]) == 109
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = calculate_frechet_distance(feats[0].mean(0), np.cov(feats[0], rowvar=False),
+                                             feats[1].mean(0), np.cov(feats[1], rowvar=False))
+        assert doc["summary"]["sets"]["fid"] == pytest.approx(ref, rel=1e-4)
