@@ -166,3 +166,22 @@ def test_patches_end_to_end_against_reference_chains(fid_env, tmp_path):
             ref = calculate_frechet_distance(feats[0].mean(0), np.cov(feats[0], rowvar=False),
                                              feats[1].mean(0), np.cov(feats[1], rowvar=False))
         assert doc["summary"]["sets"]["fid"] == pytest.approx(ref, rel=1e-4)
+
+
+def test_baseline_regression_of_set_values(fid_env, tmp_path):
+    restored, gt = _grouped(tmp_path)
+    base = tmp_path / "base.json"
+    res = CliRunner().invoke(cli, ["score", str(gt), str(gt), "-r", "--metrics", "fid,kid", "--fid-dims", "64",
+                                   "-f", "json", "-o", str(base)])
+    assert res.exit_code == 0, res.output
+    assert abs(json.loads(base.read_text())["summary"]["sets"]["fid"]) < 1e-6  # identical sets
+    args = [restored, gt, "-r", "--metrics", "fid,kid", "--fid-dims", "64", "--baseline", base]
+    res, doc = _score([*args, "--max-regression", "fid=1e-9"], tmp_path)
+    assert res.exit_code == 1, res.output
+    entry = next(e for e in doc["gate"]["regressions"]["summary"] if e["metric"] == "fid")
+    assert entry["passed"] is False and entry["observed"] == pytest.approx(doc["summary"]["sets"]["fid"])
+    res, doc = _score([*args, "--max-regression", "fid=1e9"], tmp_path)
+    assert res.exit_code == 0, res.output
+    res, _ = _score([restored, gt, "-r", "--metrics", "fid", "--fid-dims", "192", "--baseline", base,
+                     "--max-regression", "fid=1"], tmp_path)
+    assert res.exit_code == 2 and "dims 64" in res.stderr  # other features: not comparable

@@ -262,11 +262,32 @@ def scoped(limits: list[Limit], pair_limits: list[Limit]) -> list[Limit]:
     return [replace(lim, scope="mean") for lim in limits] + [replace(lim, scope="pairs") for lim in pair_limits]
 
 
+def _set_entries(baseline: dict[str, Any], sets: dict[str, Any] | None, extra: list[str] | tuple[str, ...],
+                 limits: list[Limit]) -> list[dict[str, Any]]:
+    """Regression entries of the set metrics (FID, KID): the baseline's stored value over its run
+    against this run's value over its own (a set has one value; there are no pairs to match)."""
+    base_sets = (baseline.get("summary") or {}).get("sets") or {}
+    names = [m for m in set_metrics(extra) if base_sets.get(m) is not None and sets and sets.get(m) is not None]
+    applied = limits_by_metric([lim for lim in limits if lim.scope != "pairs"], names)
+    out = []
+    for m in names:
+        old, new = float(base_sets[m]), float(sets[m])  # type: ignore[index]
+        entry: dict[str, Any] = {"metric": m, "baseline": old, "observed": new, "delta": new - old if old != new else 0.0,
+                                 "relative_change": _rel(new - old, old), "allowed": None, "passed": True}
+        if applied.get(m):
+            entry["allowed"] = max(lim.allowed(old) for lim in applied[m])
+            entry["passed"] = regression(m, old, new) <= entry["allowed"]
+        out.append(entry)
+    return out
+
+
 def compare_to_baseline(pairs: list[PairResult], layer_names: list[str], baseline: dict[str, Any],
                         limits: list[Limit], *, baseline_path: str,
-                        differences: list[str] | None = None, extra: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+                        differences: list[str] | None = None, extra: list[str] | tuple[str, ...] = (),
+                        sets: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``regressions`` part of the gate section (see the module doc for the rules).
-    ``limits`` carry their scope (see :func:`scoped`)."""
+    ``limits`` carry their scope (see :func:`scoped`). ``sets``: this run's set values
+    (:meth:`hlcli.runs.results.Run.set_values`), compared with the baseline's ``summary.sets``."""
     base = {p["key"]: p for p in baseline["pairs"]}
     cur = {p.key: p for p in pairs}
     common = sorted(base.keys() & cur.keys())
@@ -300,6 +321,7 @@ def compare_to_baseline(pairs: list[PairResult], layer_names: list[str], baselin
                 regressed.append({"key": k, "metric": m, "baseline": _finite_or_none(old),
                                   "observed": _finite_or_none(new), "delta": _finite_or_none(new - old),
                                   "relative_change": _rel(new - old, old), "allowed": allowed})
+    summary += _set_entries(baseline, sets, extra, limits)
     return {
         "baseline": str(baseline_path),
         "passed": all(e["passed"] for e in summary) and not regressed,
@@ -336,7 +358,14 @@ class GateSpec:
         diffs = settings_differences(self.baseline["settings"], settings, ("baseline", "this run"))
         if diffs and not self.allow_settings_mismatch:
             raise mismatch_error(diffs, self.baseline_path)
-        known = run_metric_names(self.baseline["settings"])
+        known = run_metric_names(self.baseline["settings"]) + list((self.baseline.get("summary") or {}).get("sets") or {})
+        base_fid, run_fid = self.baseline["settings"].get("fid"), settings.get("fid")
+        if base_fid and run_fid and not self.allow_settings_mismatch:
+            keys = ("dims", "resize", "patches")
+            if any(base_fid.get(k) != run_fid.get(k) for k in keys):
+                raise mismatch_error([f"FID/KID samples and features: baseline "
+                                      f"{', '.join(f'{k} {base_fid.get(k)}' for k in keys)}, this run "
+                                      f"{', '.join(f'{k} {run_fid.get(k)}' for k in keys)}"], self.baseline_path)
         for lim in self.limits:
             if lim.metric not in (*known, "all"):
                 raise InputError(f"--max-regression {lim.expression}: the baseline has no {lim.metric} scores",
@@ -353,6 +382,7 @@ class GateSpec:
         if self.baseline is not None:
             regressions = compare_to_baseline(run.pairs, run.layer_names, self.baseline, self.limits,
                                               baseline_path=str(self.baseline_path),
-                                              differences=self.differences, extra=run.extra_metrics)
+                                              differences=self.differences, extra=run.extra_metrics,
+                                              sets=run.set_values(run.pairs))
         passed = all(c["passed"] for c in checks) and (regressions is None or regressions["passed"])
         return {"passed": passed, "checks": checks, "regressions": regressions}
