@@ -185,3 +185,60 @@ def test_baseline_regression_of_set_values(fid_env, tmp_path):
     res, _ = _score([restored, gt, "-r", "--metrics", "fid", "--fid-dims", "192", "--baseline", base,
                      "--max-regression", "fid=1"], tmp_path)
     assert res.exit_code == 2 and "dims 64" in res.stderr  # other features: not comparable
+
+
+def test_shards_merge_to_the_single_run(fid_env, tmp_path):
+    """Three --shard parts carry their features in FILE.fid.npy; `hlcli merge` gives the single
+    run's FID and KID (bit for bit: the same float64 rows in the same order); a tampered, missing or
+    inconsistent feature file is refused (exit 2), never a traceback."""
+    restored, gt = _grouped(tmp_path)
+    common = [str(restored), str(gt), "-r", "--group-by", "top", "--metrics", "fid,kid", "--fid-dims", "64"]
+    runner = CliRunner()
+    single = tmp_path / "single.json"
+    assert runner.invoke(cli, ["score", *common, "-f", "json", "-o", str(single)]).exit_code == 0
+    parts = [tmp_path / f"part{i}.json" for i in range(3)]
+    for i, part in enumerate(parts):
+        res = runner.invoke(cli, ["score", *common, "--shard", f"{i}/3", "-f", "json", "-o", str(part)])
+        assert res.exit_code == 0, res.output
+        assert Path(str(part) + ".fid.npy").is_file()
+    merged = tmp_path / "merged.json"
+    res = runner.invoke(cli, ["merge", *map(str, parts), "-f", "json", "-o", str(merged)])
+    assert res.exit_code == 0, res.output
+    a, b = json.loads(single.read_text())["summary"], json.loads(merged.read_text())["summary"]
+    assert a["sets"] == b["sets"] and a["groups"]["A"]["sets"] == b["groups"]["A"]["sets"]
+    assert "set_features" not in json.loads(merged.read_text())
+    # without -o FILE a part could not carry its features
+    res = runner.invoke(cli, ["score", *common, "--shard", "0/3", "-f", "json"])
+    assert res.exit_code == 2 and "fid.npy" in res.stderr
+    # the feature file, fuzzed: seeded byte flips, truncation, a missing file, a wrong record
+    npy = Path(str(parts[1]) + ".fid.npy")
+    good = npy.read_bytes()
+    rng = np.random.default_rng(25)
+    mutants = [good[: len(good) // 2], b""]
+    for _ in range(6):
+        data = bytearray(good)
+        data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
+        mutants.append(bytes(data))
+    for data in mutants:
+        npy.write_bytes(data)
+        res = runner.invoke(cli, ["merge", *map(str, parts), "-f", "json"])
+        assert res.exit_code == 2 and "Traceback" not in res.output and "sha256" in res.stderr, res.output
+    npy.unlink()
+    res = runner.invoke(cli, ["merge", *map(str, parts), "-f", "json"])
+    assert res.exit_code == 2 and "missing" in res.stderr
+    npy.write_bytes(good)
+    doc = json.loads(parts[1].read_text())
+    doc["set_features"]["counts"][0] += 1
+    parts[1].write_text(json.dumps(doc))
+    res = runner.invoke(cli, ["merge", *map(str, parts), "-f", "json"])
+    assert res.exit_code == 2 and ("counts" in res.stderr or "samples" in res.stderr), res.output
+    # a file that matches its recorded sha256 but not its shape/dtype: the npy header is checked
+    import hashlib
+    doc["set_features"]["counts"][0] -= 1
+    arr = np.zeros((2, doc["set_features"]["samples"], 64), dtype=np.float32)
+    with npy.open("wb") as fh:
+        np.save(fh, arr)
+    doc["set_features"]["sha256"] = hashlib.sha256(npy.read_bytes()).hexdigest()
+    parts[1].write_text(json.dumps(doc))
+    res = runner.invoke(cli, ["merge", *map(str, parts), "-f", "json"])
+    assert res.exit_code == 2 and "expected float64" in res.stderr, res.output

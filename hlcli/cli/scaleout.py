@@ -44,6 +44,12 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
         raise click.UsageError("--resume needs --shard I/N and -o FILE in json format")
     if not shard_text:
         return None
+    from ..metrics.registry import set_metrics
+
+    if set_metrics(options.get("metrics") or ()) and not (output and output != "-" and view.fmt == "json"):
+        raise click.UsageError("--shard with fid or kid needs -o FILE in json format: the part's Inception "
+                               "features are written beside FILE (FILE.fid.npy) for `hlcli merge`")
+    view.part_path = output
     if options.get("save_maps"):
         # Each shard would write its own DIR/maps.json over the others' (one index, one shard's
         # pairs): refused rather than merged, since maps need the network anyway (docs/scaling.md).
