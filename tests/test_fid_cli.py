@@ -242,3 +242,46 @@ def test_shards_merge_to_the_single_run(fid_env, tmp_path):
     parts[1].write_text(json.dumps(doc))
     res = runner.invoke(cli, ["merge", *map(str, parts), "-f", "json"])
     assert res.exit_code == 2 and "expected float64" in res.stderr, res.output
+
+
+def test_tradeoff_plane_of_psnr_and_fid(fid_env, tmp_path):
+    """Three "models" (a light blur, the bundled restorations, a heavy blur) on the plane of PSNR
+    (distortion, higher is better) and FID (perception, lower is better)."""
+    from PIL import Image, ImageFilter
+
+    runner = CliRunner()
+    docs = []
+    for name, radius in (("light", 0.6), ("bundled", None), ("blur", 4)):
+        folder = SAMPLES / "restored"
+        if radius is not None:
+            folder = tmp_path / name
+            folder.mkdir()
+            for p in (SAMPLES / "gt").glob("*.png"):
+                Image.open(p).filter(ImageFilter.GaussianBlur(radius)).save(folder / p.name)
+        out = tmp_path / f"{name}.json"
+        res = runner.invoke(cli, ["score", str(folder), str(SAMPLES / "gt"), "--metrics", "psnr,fid",
+                                  "--fid-dims", "64", "-f", "json", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        docs.append(out)
+    png = tmp_path / "plane.png"
+    res = runner.invoke(cli, ["tradeoff", *map(str, docs), "--x", "psnr", "--y", "fid", "--plot", str(png), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    assert r["kind"] == "plane" and r["x"]["higher_is_better"] and not r["y"]["higher_is_better"]
+    assert (r["x"]["kind"], r["y"]["kind"]) == ("distortion", "perception")
+    runs = {run["name"]: run for run in r["runs"]}
+    fids = {n: json.loads((tmp_path / f"{n}.json").read_text())["summary"]["sets"]["fid"] for n in runs}
+    assert all(runs[n]["y"] == fids[n] for n in runs)
+    for n, run in runs.items():  # domination recomputed by hand: x higher is better, y lower
+        beaten = [m for m, o in runs.items() if m != n and o["x"] >= run["x"] and o["y"] <= run["y"]
+                  and (o["x"], o["y"]) != (run["x"], run["y"])]
+        assert run["pareto"] == (not beaten)
+        assert sorted(run["dominates"]) == sorted(m for m, o in runs.items() if n in [
+            k for k, q in runs.items() if k != m and q["x"] >= o["x"] and q["y"] <= o["y"]
+            and (q["x"], q["y"]) != (o["x"], o["y"]) and k == n])
+    assert runs["light"]["x"] > runs["blur"]["x"]  # the light blur has the higher PSNR
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    res = runner.invoke(cli, ["tradeoff", *map(str, docs), "--x", "psnr"])
+    assert res.exit_code == 2 and "--x and --y" in res.stderr
+    res = runner.invoke(cli, ["tradeoff", *map(str, docs), "--x", "lpips", "--y", "fid"])
+    assert res.exit_code == 2 and "--metrics lpips" in res.stderr
