@@ -296,3 +296,25 @@ def test_sweeps_and_torchrun_refuse_set_metrics_for_now(fid_env, tmp_path, monke
     monkeypatch.setenv("WORLD_SIZE", "2")
     res = runner.invoke(cli, ["score", str(SAMPLES / "restored"), str(SAMPLES / "gt"), "--metrics", "kid"])
     assert res.exit_code == 2 and "torchrun" in res.stderr and "merge" in res.stderr
+
+
+def test_compare_shows_both_set_values(fid_env, tmp_path):
+    runner = CliRunner()
+    docs = []
+    for name, folder in (("a", SAMPLES / "gt"), ("b", SAMPLES / "restored")):
+        out = tmp_path / f"{name}.json"
+        res = runner.invoke(cli, ["score", str(folder), str(SAMPLES / "gt"), "--metrics", "fid,kid", "--fid-dims", "64",
+                                  "-f", "json", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        docs.append(out)
+    res = runner.invoke(cli, ["compare", *map(str, docs), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    sa, sb = (json.loads(d.read_text())["summary"]["sets"] for d in docs)
+    e = r["sets"]["fid"]
+    assert (e["a"], e["b"], e["diff"]) == (sa["fid"], sb["fid"], sb["fid"] - sa["fid"])
+    assert e["b_better"] is (sb["fid"] < sa["fid"]) and "kid" in r["sets"]
+    import jsonschema
+    jsonschema.validate(r, json.loads((Path(__file__).resolve().parents[1] / "hlcli/schema/compare.schema.json").read_text()))
+    res = runner.invoke(cli, ["compare", *map(str, docs)])
+    assert res.exit_code == 0 and "fid (set, lower is better)" in res.stdout.replace("\n", " ")
