@@ -19,7 +19,7 @@ from .._version import __version__
 from ..errors import InputError
 from ..runs.documents import comparable_settings, mismatch_error, pair_value, settings_differences, unofficial_by_run
 from ..runs.readers import metric_names as run_metric_names
-from ..metrics.registry import get
+from ..metrics.registry import get, set_metrics
 
 SCHEMA_VERSION = 1
 CONFIDENCE = 0.95
@@ -140,4 +140,24 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, a_name: str = "A", b_n
                   "only_b": sorted(pb.keys() - pa.keys())},
         "metrics": out_metrics,
         "changed_most": {"by": by, "pairs": changed},
+        **_set_comparison(a, b),
     }
+
+
+def _set_comparison(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``{"sets": {metric: {a, b, diff, relative_diff, b_better, ...}}}`` for the set metrics (FID,
+    KID) both runs have: each run's one value over its own pairs (not only the common ones), or
+    nothing when they share none."""
+    sa = (a.get("summary") or {}).get("sets") or {}
+    sb = (b.get("summary") or {}).get("sets") or {}
+    out = {}
+    for m in set_metrics([*sa, *sb]):
+        va, vb = sa.get(m), sb.get(m)
+        if va is None or vb is None:
+            continue
+        diff = float(vb) - float(va)
+        up = get(m).higher_is_better
+        out[m] = {"higher_is_better": up, "unit": get(m).unit, "a": float(va), "b": float(vb), "diff": diff,
+                  "relative_diff": diff / abs(va) if va else None, "b_better": diff > 0 if up else diff < 0,
+                  "samples_a": sa.get("samples"), "samples_b": sb.get("samples")}
+    return {"sets": out} if out else {}

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..runs.documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
 from ..runs.readers import metric_names as run_metric_names
-from ..metrics.registry import EXTRA, regression
+from ..metrics.registry import EXTRA, is_set_metric, regression, set_metrics
 from ..errors import InputError
 from ..runs.results import STATS, PairResult, Run, describe, metric_names
 from ..inputs.groups import group_of
@@ -49,6 +49,8 @@ GATE_STATS = ("count", *STATS)
 
 _GATE_RE = re.compile(r"\s*(p\d+(?:\.\d+)?|[a-z]+)\s*\.\s*([a-z][a-z0-9_]*)\s*(?:\[([^\]]*)\])?"
                       r"\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*", re.IGNORECASE)
+_SET_GATE_RE = re.compile(r"\s*([a-z][a-z0-9_]*)\s*(?:\[([^\]]*)\])?\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*", re.IGNORECASE)
+SET_STAT = "value"  # the "statistic" of a gate on a set metric: the set's one value
 _LIMIT_RE = re.compile(r"\s*(?:([a-z][a-z0-9_]*)\s*=\s*)?([^%\s=]+)\s*(%?)\s*", re.IGNORECASE)
 _GATE_HELP = ("expected STAT.METRIC[GROUP] OP VALUE, e.g. mean.hybrid>0.08 or mean.hybrid[Set5]>0.08 (STAT: "
               + ", ".join(GATE_STATS) + " or pN; OP: > >= < <= == !=)")
@@ -78,8 +80,12 @@ def parse_gate(text: str) -> Gate:
     """Parse one ``--fail-if`` expression; ``ValueError`` with a one-line message if invalid."""
     m = _GATE_RE.fullmatch(text)
     if not m:
-        raise ValueError(f"invalid gate {text!r}: {_GATE_HELP}")
+        return _parse_set_gate(text)
     stat, metric, op, value = m.group(1).lower(), m.group(2).lower(), m.group(4), m.group(5)
+    if is_set_metric(metric):
+        raise ValueError(f"{stat}.{metric} in gate {text!r}: {metric} is a set metric, one value per run or "
+                         f"group (not per pair), so it has no {stat}; gate it by name, e.g. {metric}>30 or "
+                         f"{metric}[GROUP]>30")
     group = None if m.group(3) is None else m.group(3).strip()
     if group == "":
         raise ValueError(f"empty group in gate {text!r}: name one, e.g. mean.hybrid[Set5]>0.08")
@@ -95,10 +101,27 @@ def parse_gate(text: str) -> Gate:
     return Gate(f"{stat}.{metric}{scope}{op}{value}", stat, metric, op, threshold, group)
 
 
+def _parse_set_gate(text: str) -> Gate:
+    """``fid>30`` or ``fid[Set5]>30``: a gate on a set metric's value."""
+    m = _SET_GATE_RE.fullmatch(text)
+    if not m or not is_set_metric(m.group(1).lower()):
+        raise ValueError(f"invalid gate {text!r}: {_GATE_HELP}; a set metric by name: "
+                         f"{' or '.join(f'{n}>VALUE' for n in set_metrics(EXTRA))}")
+    metric, op, value = m.group(1).lower(), m.group(3), m.group(4)
+    group = None if m.group(2) is None else m.group(2).strip()
+    if group == "":
+        raise ValueError(f"empty group in gate {text!r}: name one, e.g. {metric}[Set5]>30")
+    threshold = _finite(value)
+    if threshold is None:
+        raise ValueError(f"threshold {value!r} in gate {text!r} is not a finite number")
+    scope = "" if group is None else f"[{group}]"
+    return Gate(f"{metric}{scope}{op}{value}", SET_STAT, metric, op, threshold, group)
+
+
 def check_metrics(items: list[Gate] | list[Limit], layer_names: list[str] | tuple[str, ...],
                   extra: tuple[str, ...] | list[str] = ()) -> None:
     """``ValueError`` naming the first gate or limit whose metric this run does not score."""
-    valid = metric_names(list(layer_names), extra)
+    valid = metric_names(list(layer_names), extra) + set_metrics(extra)
     for item in items:
         if item.metric in EXTRA and item.metric not in valid:
             raise ValueError(f"{item.expression!r} needs {item.metric}, which this run does not compute: "
@@ -138,17 +161,26 @@ def statistic(stat: str, values: list[float]) -> float | int | None:
     return float(np.percentile(np.asarray(values, dtype=np.float64), float(stat[1:]), method="linear"))
 
 
-def evaluate_gates(gates: list[Gate], pairs: list[PairResult], *, group_by: str = "none") -> list[dict[str, Any]]:
+def evaluate_gates(gates: list[Gate], pairs: list[PairResult], *, group_by: str = "none",
+                   sets: Any = None) -> list[dict[str, Any]]:
     """The ``checks`` of the gate section: each gate's observed statistic over ``pairs``, or over
     the pairs of its group (``group_by`` as in :func:`hlcli.inputs.groups.group_of`). A check names
-    its ``group`` only when the gate has one."""
+    its ``group`` only when the gate has one. A gate on a set metric observes the value of
+    ``sets(members)`` (:meth:`hlcli.runs.results.Run.set_values`)."""
     checks = []
     for g in gates:
         members = pairs if g.group is None else [p for p in pairs if group_of(p.key, group_by) == g.group]
-        observed = statistic(g.stat, [p.metric(g.metric) for p in members])
+        if g.stat == SET_STAT:
+            record = sets(members) if sets is not None else None
+            observed = None if record is None else record.get(g.metric)
+        else:
+            observed = statistic(g.stat, [p.metric(g.metric) for p in members])
         failed = observed is None or OPS[g.op](observed, g.threshold)
         where = "" if g.group is None else f" in group {g.group}"
-        reason = f"undefined: no pairs were scored{where}" if observed is None else None
+        reason = None
+        if observed is None:
+            reason = (f"undefined: {g.metric} needs at least 2 scored pairs{where}" if g.stat == SET_STAT
+                      else f"undefined: no pairs were scored{where}")
         if observed == math.inf:  # strict JSON: +inf is written as null, and said in the reason
             observed, reason = None, f"+inf: every pair{where} is identical to its ground truth"
         checks.append({"expression": g.expression, "stat": g.stat, "metric": g.metric,
@@ -230,11 +262,32 @@ def scoped(limits: list[Limit], pair_limits: list[Limit]) -> list[Limit]:
     return [replace(lim, scope="mean") for lim in limits] + [replace(lim, scope="pairs") for lim in pair_limits]
 
 
+def _set_entries(baseline: dict[str, Any], sets: dict[str, Any] | None, extra: list[str] | tuple[str, ...],
+                 limits: list[Limit]) -> list[dict[str, Any]]:
+    """Regression entries of the set metrics (FID, KID): the baseline's stored value over its run
+    against this run's value over its own (a set has one value; there are no pairs to match)."""
+    base_sets = (baseline.get("summary") or {}).get("sets") or {}
+    names = [m for m in set_metrics(extra) if base_sets.get(m) is not None and sets and sets.get(m) is not None]
+    applied = limits_by_metric([lim for lim in limits if lim.scope != "pairs"], names)
+    out = []
+    for m in names:
+        old, new = float(base_sets[m]), float(sets[m])  # type: ignore[index]
+        entry: dict[str, Any] = {"metric": m, "baseline": old, "observed": new, "delta": new - old if old != new else 0.0,
+                                 "relative_change": _rel(new - old, old), "allowed": None, "passed": True}
+        if applied.get(m):
+            entry["allowed"] = max(lim.allowed(old) for lim in applied[m])
+            entry["passed"] = regression(m, old, new) <= entry["allowed"]
+        out.append(entry)
+    return out
+
+
 def compare_to_baseline(pairs: list[PairResult], layer_names: list[str], baseline: dict[str, Any],
                         limits: list[Limit], *, baseline_path: str,
-                        differences: list[str] | None = None, extra: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+                        differences: list[str] | None = None, extra: list[str] | tuple[str, ...] = (),
+                        sets: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``regressions`` part of the gate section (see the module doc for the rules).
-    ``limits`` carry their scope (see :func:`scoped`)."""
+    ``limits`` carry their scope (see :func:`scoped`). ``sets``: this run's set values
+    (:meth:`hlcli.runs.results.Run.set_values`), compared with the baseline's ``summary.sets``."""
     base = {p["key"]: p for p in baseline["pairs"]}
     cur = {p.key: p for p in pairs}
     common = sorted(base.keys() & cur.keys())
@@ -268,6 +321,7 @@ def compare_to_baseline(pairs: list[PairResult], layer_names: list[str], baselin
                 regressed.append({"key": k, "metric": m, "baseline": _finite_or_none(old),
                                   "observed": _finite_or_none(new), "delta": _finite_or_none(new - old),
                                   "relative_change": _rel(new - old, old), "allowed": allowed})
+    summary += _set_entries(baseline, sets, extra, limits)
     return {
         "baseline": str(baseline_path),
         "passed": all(e["passed"] for e in summary) and not regressed,
@@ -304,7 +358,14 @@ class GateSpec:
         diffs = settings_differences(self.baseline["settings"], settings, ("baseline", "this run"))
         if diffs and not self.allow_settings_mismatch:
             raise mismatch_error(diffs, self.baseline_path)
-        known = run_metric_names(self.baseline["settings"])
+        known = run_metric_names(self.baseline["settings"]) + list((self.baseline.get("summary") or {}).get("sets") or {})
+        base_fid, run_fid = self.baseline["settings"].get("fid"), settings.get("fid")
+        if base_fid and run_fid and not self.allow_settings_mismatch:
+            keys = ("dims", "resize", "patches")
+            if any(base_fid.get(k) != run_fid.get(k) for k in keys):
+                raise mismatch_error([f"FID/KID samples and features: baseline "
+                                      f"{', '.join(f'{k} {base_fid.get(k)}' for k in keys)}, this run "
+                                      f"{', '.join(f'{k} {run_fid.get(k)}' for k in keys)}"], self.baseline_path)
         for lim in self.limits:
             if lim.metric not in (*known, "all"):
                 raise InputError(f"--max-regression {lim.expression}: the baseline has no {lim.metric} scores",
@@ -316,11 +377,12 @@ class GateSpec:
         """The gate section of ``run``'s report, or None when there is nothing to check."""
         if not self:
             return None
-        checks = evaluate_gates(self.gates, run.pairs, group_by=run.group_by)
+        checks = evaluate_gates(self.gates, run.pairs, group_by=run.group_by, sets=run.set_values)
         regressions = None
         if self.baseline is not None:
             regressions = compare_to_baseline(run.pairs, run.layer_names, self.baseline, self.limits,
                                               baseline_path=str(self.baseline_path),
-                                              differences=self.differences, extra=run.extra_metrics)
+                                              differences=self.differences, extra=run.extra_metrics,
+                                              sets=run.set_values(run.pairs))
         passed = all(c["passed"] for c in checks) and (regressions is None or regressions["passed"])
         return {"passed": passed, "checks": checks, "regressions": regressions}

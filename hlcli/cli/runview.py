@@ -53,6 +53,7 @@ class RunView:
     on_run: Any = None  # called with the finished run (score --report)
     shard: Any = None  # --shard: a hlcli.engine.sharding.ShardSelection
     integrations: Any = None  # --junit, --github, --tensorboard: an Integrations
+    part_path: str | None = None  # --shard -o FILE: where the part goes (its set features beside it)
 
     def score(self, out: IO[str], pairing: Any, opts: Any, inputs: dict[str, Any]) -> int:
         """Score ``pairing``, write the report to ``out`` and return the exit code."""
@@ -81,6 +82,10 @@ class RunView:
         finally:
             if self._progress is not None:
                 self._progress.stop()
+        if self.shard is not None and run.set_features is not None and self.part_path:
+            from ..runs.featurefile import write_part_features  # lazy: keeps numpy off the cheap paths (import hlcli, --help)
+
+            write_part_features(self.part_path, run)
         if self.gates:
             run.gate = self.gates.evaluate(run)
         if self._jsonl:

@@ -35,6 +35,11 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
     for a --shard run (None for a plain run)."""
     shard_text, resume = options.get("shard"), options.get("resume")
     if world_size() > 1:
+        from ..metrics.registry import set_metrics  # the registry: pure Python
+
+        if set_metrics(options.get("metrics") or ()):
+            raise click.UsageError("fid and kid cannot run under torchrun yet (the ranks would have to gather every "
+                                   "pair's features); use --shard I/N -o FILE parts and hlcli merge (docs/scaling.md)")
         for flag, given in (("--shard", shard_text), ("--resume", resume), ("--save-maps", options.get("save_maps")),
                             ("--report", options.get("report"))):
             if given:
@@ -44,6 +49,12 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
         raise click.UsageError("--resume needs --shard I/N and -o FILE in json format")
     if not shard_text:
         return None
+    from ..metrics.registry import set_metrics
+
+    if set_metrics(options.get("metrics") or ()) and not (output and output != "-" and view.fmt == "json"):
+        raise click.UsageError("--shard with fid or kid needs -o FILE in json format: the part's Inception "
+                               "features are written beside FILE (FILE.fid.npy) for `hlcli merge`")
+    view.part_path = output
     if options.get("save_maps"):
         # Each shard would write its own DIR/maps.json over the others' (one index, one shard's
         # pairs): refused rather than merged, since maps need the network anyway (docs/scaling.md).

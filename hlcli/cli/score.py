@@ -110,6 +110,16 @@ def _is_sweep(params: dict[str, Any]) -> bool:
 @click.option("--niqe-params", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="NIQE's pristine model (BasicSR's niqe_pris_params.npz) for niqe. Else $HLCLI_NIQE_PARAMS, "
                    "hlcli's cache, a hash-checked download.")
+@click.option("--fid-dims", type=click.Choice(["64", "192", "768", "2048"]), default="2048", show_default=True,
+              help="fid, kid: pytorch-fid's Inception features (64, 192, 768: spatially averaged block outputs).")
+@click.option("--fid-resize", type=click.Choice(["clean", "pytorch-fid"]), default="clean", show_default=True,
+              help="fid, kid: to 299x299 as clean-fid (PIL bicubic per channel, pyiqa's) or pytorch-fid "
+                   "(bilinear, no antialias).")
+@click.option("--fid-patches", type=click.IntRange(min=16), default=None, metavar="S",
+              help="fid, kid: over SxS patches (NeuralCompression's FID/S: the grid, plus one shifted by S/2).")
+@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="pytorch-fid's Inception checkpoint for fid, kid. Else $HLCLI_INCEPTION_WEIGHTS, the torch "
+                   "cache, a download.")
 @click.option("--alpha", type=click.Choice(["error", "composite", "ignore"]), default="error", show_default=True,
               help="Images with real transparency: refuse, composite over black, or drop alpha.")
 @click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",

@@ -35,6 +35,8 @@ def _score_options(options: dict[str, Any], *, quiet: bool) -> Any:
         vgg16_weights=str(options["vgg16_weights"]) if options["vgg16_weights"] else None,
         dists_weights=str(options["dists_weights"]) if options["dists_weights"] else None,
         niqe_params=str(options["niqe_params"]) if options["niqe_params"] else None,
+        fid_dims=int(options["fid_dims"]), fid_resize=options["fid_resize"], fid_patches=options["fid_patches"],
+        inception_weights=str(options["inception_weights"]) if options["inception_weights"] else None,
     )
     validate_options(opts)
     return opts

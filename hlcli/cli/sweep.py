@@ -70,6 +70,11 @@ def run_sweep(paths: list[Path], view: Any, opts: Any, options: dict[str, Any], 
                                    "score the models one at a time")
     if world_size() > 1:
         raise click.UsageError("a sweep (more than one model folder) cannot run under torchrun; see docs/sweeps.md")
+    from ..metrics.registry import set_metrics  # the registry: pure Python
+
+    if set_metrics(options.get("metrics") or ()):
+        raise click.UsageError("fid and kid are not computed in a sweep yet (a set metric per model needs its own "
+                               "features): score each model on its own, hlcli score MODEL/ GT/ --metrics fid")
     if options.get("resume") and (output is None or view.fmt != "json"):
         raise click.UsageError("--resume with a sweep needs -o DIR/ and json documents")
     *model_paths, gt = paths

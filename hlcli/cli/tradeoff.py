@@ -9,6 +9,8 @@ import click
 from .common import announce_written, debug_option, default_output_format, handle_errors, is_terminal, output_stream, parse_lambda, OutputPath, warn_unofficial
 from ..render.tradeoff import FORMATS, plot_tradeoff, write_tradeoff
 from ..analysis.tradeoff import tradeoff_runs
+from ..analysis.plane import plane_runs
+from ..render.tradeoff import plot_plane, write_plane
 from ..render import helptext
 
 
@@ -27,6 +29,11 @@ def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | 
               help="The λ of the hybrid column and the plot's iso-hybrid line. Default: the runs' own, if they agree.")
 @click.option("--plot", type=OutputPath(example="tradeoff.png"), metavar="FILE", help="Draw the runs, the Pareto front and the iso-hybrid line to FILE "
                                              "(.png, .svg or .pdf; needs `pip install 'hlcli[plot]'`).")
+@click.option("--x", "x_metric", metavar="METRIC",
+              help="With --y: the perception–distortion plane of two metrics the runs share (a pair metric's "
+                   "mean, or a set metric: fid, kid) instead of the λ trade-off: the Pareto front by each "
+                   "metric's direction and which run dominates which.")
+@click.option("--y", "y_metric", metavar="METRIC", help="The plane's other metric (see --x).")
 @click.option("--allow-settings-mismatch", is_flag=True,
               help=f"Use runs made with other {helptext.compared_settings(ignore=('lambda',))} "
                    "(λ may always differ).")
@@ -36,8 +43,8 @@ def _optional_lambda(ctx: click.Context, param: click.Parameter, value: float | 
 @debug_option
 @handle_errors
 def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool, lam: float | None,
-                 plot: str | None, allow_settings_mismatch: bool, fmt: str | None, output: str | None,
-                 debug: bool) -> None:
+                 plot: str | None, x_metric: str | None, y_metric: str | None, allow_settings_mismatch: bool,
+                 fmt: str | None, output: str | None, debug: bool) -> None:
     """Compare runs (models, checkpoints) as λ varies: for each, mean L1 and mean perceptual over
     the pairs all runs share, whether it is on the Pareto front, and the interval of λ on which
     its mean hybrid is the lowest.
@@ -52,10 +59,24 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
       hlcli tradeoff modelA.json modelB.json modelC.json
       hlcli tradeoff a.json b.json --name sharp --name smooth --plot tradeoff.png
       hlcli tradeoff ckpt_*.json -f json | jq '.runs[] | {name, best_lambda}'
+      hlcli tradeoff lam*.json --x psnr --y fid --plot plane.png
     """
     if len(runs) < 2:
         raise click.UsageError("give at least two runs")
     fmt = fmt or default_output_format(output, FORMATS)
+    if x_metric or y_metric:
+        if not (x_metric and y_metric):
+            raise click.UsageError("--x and --y go together: the plane needs two metrics")
+        if per_pair or lam is not None:
+            raise click.UsageError("--per-pair and --lambda belong to the λ trade-off, not to the --x/--y plane")
+        plane = plane_runs([str(r) for r in runs], x_metric.strip().lower(), y_metric.strip().lower(),
+                           names=list(names), allow_settings_mismatch=allow_settings_mismatch)
+        if plot:
+            plot_plane(plane, plot)
+            announce_written(plot)
+        with output_stream(output) as out:
+            write_plane(plane, fmt, out, terminal=is_terminal(out))
+        return
     result = tradeoff_runs([str(r) for r in runs], names=list(names), lam=lam, per_pair=per_pair,
                            allow_settings_mismatch=allow_settings_mismatch)
     if plot:

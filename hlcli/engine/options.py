@@ -60,6 +60,10 @@ class ScoreOptions:
     def vgg16_file(self) -> str | None:
         """The VGG-16 checkpoint named by ``vgg16_weights`` or, its old name, ``lpips_vgg_weights``."""
         return self.vgg16_weights or self.lpips_vgg_weights
+    fid_dims: int = 2048  # Inception features for fid/kid: 64, 192, 768 or 2048 (--fid-dims)
+    fid_resize: str = "clean"  # "clean" (clean-fid, PIL bicubic) or "pytorch-fid" (bilinear) (--fid-resize)
+    fid_patches: int | None = None  # FID/KID over S x S patches (NeuralCompression's grids) (--fid-patches)
+    inception_weights: str | None = None  # pytorch-fid's Inception checkpoint (--inception-weights)
 
 
 def validate_options(opts: ScoreOptions) -> tuple[tuple[LayerSpec, ...], tuple[float, ...]]:
@@ -92,7 +96,35 @@ def validate_options(opts: ScoreOptions) -> tuple[tuple[LayerSpec, ...], tuple[f
         raise InputError(f"crop border must be a whole number >= 0, got {opts.crop_border!r}", None,
                          "e.g. --crop-border 4 (the scale factor, for x4 super-resolution)")
     extra_metrics(opts)
+    if opts.fid_dims not in FID_DIMS:
+        raise InputError(f"unknown --fid-dims {opts.fid_dims!r}", None, f"use one of {', '.join(map(str, FID_DIMS))}")
+    if opts.fid_resize not in FID_RESIZES:
+        raise InputError(f"unknown --fid-resize {opts.fid_resize!r}", None, f"use one of {', '.join(FID_RESIZES)}")
+    if opts.fid_patches is not None and (isinstance(opts.fid_patches, bool) or not isinstance(opts.fid_patches, int)
+                                         or opts.fid_patches < 16):
+        raise InputError(f"--fid-patches must be a whole number >= 16, got {opts.fid_patches!r}", None,
+                         "e.g. --fid-patches 256 (HiFiC's FID/256)")
     return specs, tuple(float(w) for w in weights)
+
+
+FID_DIMS = (64, 192, 768, 2048)
+FID_RESIZES = ("clean", "pytorch-fid")
+KID_SEED = 2020  # torch-fidelity's default seed, recorded in the document
+
+
+def set_metric_names(opts: ScoreOptions) -> list[str]:
+    """The set metrics asked for (FID, KID): one value per run, group or model."""
+    return metricdefs.set_metrics(extra_metrics(opts))
+
+
+def set_settings(opts: ScoreOptions) -> dict[str, Any]:
+    """``{"fid": {...}}``: how the set metrics' samples and features are made (they change the
+    numbers), only when a set metric is asked for."""
+    if not set_metric_names(opts):
+        return {}
+    return {"fid": {"dims": opts.fid_dims, "resize": opts.fid_resize, "patches": opts.fid_patches,
+                    "kid_seed": KID_SEED, "kid_subsets": 100, "kid_subset_size": 1000,
+                    "network": "pytorch-fid 0.3.0 fid_inception_v3"}}
 
 
 def extra_metrics(opts: ScoreOptions) -> tuple[str, ...]:
@@ -117,4 +149,5 @@ def option_settings(opts: ScoreOptions) -> dict[str, Any]:
         ],
         "precision": opts.precision,
         **({"crop_border": opts.crop_border} if opts.crop_border else {}),
+        **set_settings(opts),
     }

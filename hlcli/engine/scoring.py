@@ -25,7 +25,7 @@ from .._version import __version__
 from ..errors import InputError, InputWarning, MissingFilesError, NonFiniteError, Unscorable
 from ..nets.layers import DEFAULT_LAYERS, IMAGENET_MEAN, IMAGENET_STD, LayerSpec, min_size
 from ..inputs.loader import DecodedBatch, Failure, Planned, batches, decoded_batches, plan_pair
-from .options import ScoreOptions, extra_metrics, option_settings, validate_options
+from .options import ScoreOptions, extra_metrics, option_settings, set_metric_names, set_settings, validate_options
 from ..inputs.pairing import dir_inputs, find_pairs, near_misses, Pairing, pairs_from_paths
 from ..runs.results import Missing, PairResult, Run, Skipped
 from ..nets import weights
@@ -133,6 +133,7 @@ def run_settings(opts: ScoreOptions, scorer: Any, loaded: Any, workers: int,
         **({"crop_border": opts.crop_border} if opts.crop_border else {}),
         **({"group_by": opts.group_by} if opts.group_by != "none" else {}),
         **extra_settings(opts, extra_nets),
+        **set_settings(opts),
     }
 
 
@@ -196,9 +197,9 @@ def plan_pairs(pairing: Pairing, opts: ScoreOptions,
 
 
 def make_extra_scorer(opts: ScoreOptions, device: Any, pixel_budget: int | None = None) -> Any:
-    """The :class:`hlcli.metrics.extras.ExtraScorer` of the run's extra metrics (None without
+    """The :class:`hlcli.metrics.extras.ExtraScorer` of the run's extra pair metrics (None without
     any), with the LPIPS networks they need loaded and verified."""
-    names = extra_metrics(opts)
+    names = [n for n in extra_metrics(opts) if not metricdefs.get(n).is_set]
     if not names:
         return None
     from ..metrics.extras import ExtraScorer, load_nets  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
@@ -286,13 +287,18 @@ class Engine:
     scorer: Any
     workers: int
     extra: Any
+    sets: Any = None  # hlcli.metrics.setfeatures.InceptionFeatures with set metrics (FID, KID)
 
     def new_run(self, opts: ScoreOptions, specs: tuple[LayerSpec, ...], inputs: dict[str, Any] | None,
                 missing: Missing, pairing: Pairing, skipped: list[Skipped]) -> Run:
         """An empty :class:`Run` of ``pairing`` with this engine's settings and environment."""
+        settings = run_settings(opts, self.scorer, self.loaded, self.workers, inputs,
+                                self.extra.nets if self.extra else None)
+        if self.sets is not None:
+            settings["fid"]["weights"] = self.sets.record
         return Run(
-            settings=run_settings(opts, self.scorer, self.loaded, self.workers, inputs,
-                                  self.extra.nets if self.extra else None),
+            settings=settings,
+            set_features={} if self.sets is not None else None,
             environment=environment_info(self.device, self.backends),
             layer_names=[s.name for s in specs],
             missing=missing,
@@ -350,7 +356,13 @@ def load_engine(opts: ScoreOptions, specs: tuple[LayerSpec, ...], plans: Iterabl
     scorer = engine.BatchScorer(loaded.state_dict, specs, device=device, precision=opts.precision,
                                 pixel_budget=opts.pixel_budget)
     workers = auto_workers(device.type) if opts.workers is None else opts.workers
-    return Engine(device, backends, loaded, scorer, workers, make_extra_scorer(opts, device, scorer.pixel_budget))
+    sets = None
+    if set_metric_names(opts):
+        from ..metrics.setfeatures import load_features  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
+
+        sets = load_features(opts, device)
+    return Engine(device, backends, loaded, scorer, workers, make_extra_scorer(opts, device, scorer.pixel_budget),
+                  sets)
 
 
 def score_pairing(
@@ -388,21 +400,32 @@ def score_pairing(
             on_skip(s)
 
     _score_batches(run, plans, scorer, opts, workers, specs, layer_weights, maps,
-                   on_pair=on_pair, on_skip=on_skip, extra=extra)
+                   on_pair=on_pair, on_skip=on_skip, extra=extra, sets=eng.sets)
     # Canonical (key) order, whatever the batching: the summary is then the same bit for bit
     # for one process, any --shard split merged, or torchrun ranks gathered (hlcli.engine.sharding).
     run.pairs.sort(key=lambda p: p.key)
     run.skipped.sort(key=lambda s: s.key)
+    if eng.sets is not None:
+        _warn_small_sets(run)
     if maps is not None:
         maps.finish(run)
     return run
 
 
+def _warn_small_sets(run: Run) -> None:
+    """An :class:`~hlcli.errors.InputWarning` (stderr) when the run's set is too small for an
+    unbiased FID (the same note is in the document's ``summary.sets``)."""
+    record = run.set_values(run.pairs)
+    if record and record.get("note"):
+        warnings.warn(InputWarning(record["note"]), stacklevel=2)
+
+
 def _score_batches(run: Run, plans: list[Planned], scorer: Any, opts: ScoreOptions, workers: int,
                    specs: tuple[LayerSpec, ...], layer_weights: tuple[float, ...], maps: Any, *,
                    on_pair: Callable[[PairResult], None] | None,
-                   on_skip: Callable[[Skipped], None] | None, extra: Any = None) -> None:
-    """Decode and score ``plans`` batch by batch into ``run`` (in scoring order)."""
+                   on_skip: Callable[[Skipped], None] | None, extra: Any = None, sets: Any = None) -> None:
+    """Decode and score ``plans`` batch by batch into ``run`` (in scoring order); with set metrics,
+    each pair's Inception features into ``run.set_features``."""
     groups = batches(plans, batch_size=opts.batch_size, pixel_budget=scorer.pixel_budget)
     for batch in decoded_batches(groups, alpha=opts.alpha, max_pixels=opts.max_pixels, workers=workers,
                                  pin_memory=scorer.device.type == "cuda"):
@@ -413,6 +436,9 @@ def _score_batches(run: Run, plans: list[Planned], scorer: Any, opts: ScoreOptio
                 on_skip(s)
         if not batch.plans:
             continue
+        if sets is not None:
+            for plan, feats in zip(batch.plans, sets.measure(batch.restored, batch.gt, batch.scale)):
+                run.set_features[plan.pair.key] = feats
         for result in pair_results(batch, scorer, specs, layer_weights, opts.lam, maps, extra):
             if isinstance(result, Failure):  # an extra metric has no value for it (NIQE of a flat image)
                 s = _skip_or_raise(result, opts)

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from ..runs.readers import extra_metric_names
+from ..metrics.registry import set_metrics
+from ..runs.readers import pair_extra_metric_names
 from ..runs.results import Missing, PairResult, Run, Skipped
 from ..text import plural
 from ..runs.documents import settings_differences
@@ -130,12 +131,12 @@ def run_from_document(doc: dict[str, Any], *, worst: int = 5) -> Run:
     """The :class:`Run` a ``score -f json`` document was written from (pairs in key order;
     ``gate`` left for the caller to evaluate; the ``shard`` record dropped)."""
     reserved = {"schema_version", "tool", "settings", "complete", "summary_only", "pairs", "skipped", "missing",
-                "ignored", "summary", "gate", "shard"}
+                "ignored", "summary", "gate", "shard", "set_features"}
     environment = {k: v for k, v in doc.items() if k not in reserved}
     missing = doc.get("missing", {})
     return Run(settings=doc["settings"], environment=environment,
                layer_names=[layer["name"] for layer in doc["settings"]["layers"]],
-               pairs=[PairResult.from_dict(p, extra_metric_names(doc["settings"])) for p in doc.get("pairs", [])],
+               pairs=[PairResult.from_dict(p, pair_extra_metric_names(doc["settings"])) for p in doc.get("pairs", [])],
                skipped=[skipped_from_dict(s) for s in doc.get("skipped", [])],
                missing=Missing(list(missing.get("restored_only", [])), list(missing.get("gt_only", []))),
                ignored=list(doc.get("ignored", [])), worst=worst)
@@ -151,6 +152,21 @@ def part_problems(doc: dict[str, Any]) -> str | None:
     if found != stop - start:
         return f"it holds {plural(found, 'pair')}, its range [{start}, {stop}) has {stop - start}"
     return None
+
+
+def _merged_features(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Every part's set features (FID, KID), read from the feature file beside it and checked
+    (:mod:`hlcli.runs.featurefile`); ``InputError`` naming the part otherwise."""
+    from ..runs.featurefile import FeatureFileError, read_part_features  # lazy: keeps numpy off the cheap paths (import hlcli, --help)
+
+    out: dict[str, Any] = {}
+    for path, doc in docs:
+        try:
+            out.update(read_part_features(path, doc))
+        except FeatureFileError as exc:
+            raise InputError(str(exc), path, "rescore that shard with -o FILE (json) and keep FILE.fid.npy "
+                             "beside it") from None
+    return out
 
 
 def merge_documents(docs: list[tuple[str, dict[str, Any]]], *, worst: int = 5) -> Run:
@@ -184,6 +200,8 @@ def merge_documents(docs: list[tuple[str, dict[str, Any]]], *, worst: int = 5) -
                          "pass every part of one `hlcli score --shard I/N` plan exactly once")
     parts = [run_from_document(doc, worst=worst) for _, doc in docs]
     run = parts[0]
+    if set_metrics(first["settings"].get("metrics") or []):
+        run.set_features = _merged_features(docs)
     run.pairs = sorted((p for part in parts for p in part.pairs), key=lambda p: p.key)
     run.skipped = sorted((s for part in parts for s in part.skipped), key=lambda s: s.key)
     return run

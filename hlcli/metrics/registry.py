@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import difflib
 
 __all__ = ["BASE", "EXTRA", "SCOPES", "Metric", "badness", "better", "check_extra", "get", "higher_is_better",
-           "regression", "run_metrics"]
+           "is_set_metric", "regression", "run_metrics", "set_metrics"]
 
 #: What one value of a metric reads (``Metric.scope``).
-SCOPES = ("pair", "image")
+SCOPES = ("pair", "image", "set")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class Metric:
     ``compute``: ``"module:function"`` of the per-batch computation (extras only).
     ``infinite``: whether a pair's value can be +inf (PSNR of identical images).
     ``scope``: what one value reads: ``"pair"`` (a restored image and its ground truth: every
-    metric but NIQE) or ``"image"`` (the restored image alone, no reference: NIQE). An image
+    metric but NIQE, FID and KID), ``"image"`` (the restored image alone, no reference: NIQE) or
+    ``"set"`` (one value per set of pairs — run, group, model — not per pair: FID, KID). An image
     metric has a value of its own for identical images (not 0) and ignores the ground truth."""
 
     name: str
@@ -47,8 +48,13 @@ class Metric:
     decimals: int | None = None  # fixed decimals for display (PSNR in dB: 3); None: by magnitude
     min_side: int = 1  # the smallest image side it can score (SSIM's window; LPIPS' deepest layer)
     definition: str = ""
-    scope: str = "pair"  # "pair": restored vs ground truth; "image": the restored image alone
+    scope: str = "pair"  # one of SCOPES: "pair", "image" (restored alone) or "set" (FID, KID)
     brief: str = ""  # a few words for `score --metrics`' help where its group does not say it
+
+    @property
+    def is_set(self) -> bool:
+        """Whether the metric has one value per set of pairs (run, group, model), not per pair."""
+        return self.scope == "set"
 
     @property
     def arrow(self) -> str:
@@ -105,6 +111,12 @@ _EXTRA = (
            definition="BasicSR 1.4.2 calculate_niqe(crop_border, convert_to='y') of the restored image only: "
                       "LIVE pristine model, MATLAB's Y, 96-px blocks, two scales",
            brief="BasicSR's; the restored image only"),
+    Metric("fid", "FID", False, None, "inception", decimals=4, scope="set",
+           definition="Frechet distance of pytorch-fid's Inception features, restored set vs ground-truth set "
+                      "(pytorch-fid 0.3.0 calculate_frechet_distance; resize per --fid-resize)"),
+    Metric("kid", "KID", False, None, "inception", scope="set",
+           definition="kernel Inception distance as torch-fidelity 0.4.0: (x.y/d+1)^3, unbiased MMD^2, "
+                      "mean over 100 subsets of min(n, 1000)"),
 )
 EXTRA = tuple(m.name for m in _EXTRA)
 _BY_NAME = {m.name: m for m in (*_BASE, *_EXTRA)}
@@ -119,10 +131,21 @@ def get(name: str) -> Metric:
 
 
 def run_metrics(layer_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    """A run's metric columns in their fixed order: l1, each layer, perceptual, hybrid, then the
-    extra metrics in :data:`EXTRA` order."""
-    extras = [m for m in EXTRA if m in set(extra)]
+    """A run's per-pair metric columns in their fixed order: l1, each layer, perceptual, hybrid,
+    then the extra pair metrics in :data:`EXTRA` order (set metrics have no column: see
+    :func:`set_metrics`)."""
+    extras = [m for m in EXTRA if m in set(extra) and not _BY_NAME[m].is_set]
     return ["l1", *layer_names, "perceptual", "hybrid", *extras]
+
+
+def set_metrics(extra: Sequence[str] = ()) -> list[str]:
+    """The set metrics among ``extra`` (one value per run, group or model: FID, KID), in
+    :data:`EXTRA` order."""
+    return [m for m in EXTRA if m in set(extra) and _BY_NAME[m].is_set]
+
+
+def is_set_metric(name: str) -> bool:
+    return get(name).is_set
 
 
 def check_extra(names: Iterable[str]) -> tuple[str, ...]:

@@ -23,7 +23,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: numpy and torch stay lazy
+    import numpy as np
+    import torch
 
 from ..errors import HlcliEnvironmentError
 

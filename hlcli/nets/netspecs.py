@@ -107,6 +107,12 @@ NETS: dict[str, NetSpec] = {
         _spec("vgg16", "VGG-16", "vgg16-397923af.pth", "HLCLI_VGG16_WEIGHTS", "--vgg16-weights",
               conv_shapes(VGG16_LAYOUT), "LPIPS-VGG and DISTS (--metrics lpips_vgg, dists)",
               old_env=("HLCLI_LPIPS_VGG_WEIGHTS",)),
+        # pytorch-fid's FID Inception: not a torchvision checkpoint; its keys and shapes are checked by
+        # hlcli.nets.inception.check_state_dict (expected_shapes stays empty here).
+        NetSpec("inception", "FID Inception", "pt_inception-2015-12-05-6726825d.pth",
+                "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                "pt_inception-2015-12-05-6726825d.pth", "6726825d", "HLCLI_INCEPTION_WEIGHTS",
+                "--inception-weights", {}, "FID and KID (--metrics fid,kid)"),
     )
 }
 LAYOUTS: dict[str, tuple[Module, ...]] = {"alexnet": ALEXNET_LAYOUT, "vgg16": VGG16_LAYOUT}

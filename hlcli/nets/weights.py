@@ -259,6 +259,17 @@ def extract_features(obj: Any, path: Path | None, net: str = DEFAULT_NET) -> dic
     import torch  # lazy: keeps torch off the cheap paths (import hlcli, --help, reading runs)
 
     spec = get_spec(net)
+    if net == "inception":  # pytorch-fid's network: its own key and shape table
+        from .inception import StateDictError, check_state_dict  # lazy: keeps torch off the cheap paths
+
+        try:
+            return check_state_dict(obj)
+        except StateDictError as exc:
+            raise HlcliEnvironmentError(
+                f"weights file {exc}", path,
+                f"use pytorch-fid's {spec.filename} (`{spec.download_command}`), or a state_dict() of its "
+                f"fid_inception_v3(), passed as {how_to_pass(spec)}",
+            ) from None
     if not isinstance(obj, dict):
         raise HlcliEnvironmentError(
             f"weights file holds a {type(obj).__name__}, not a state dict", path,

@@ -26,6 +26,10 @@ def _headline(r: dict[str, Any]) -> list[str]:
         lines.append(f"{r['bootstrap']['confidence']:.0%} bootstrap interval of the mean difference "
                      f"({r['bootstrap']['resamples']} resamples, seed {r['bootstrap']['seed']})")
     lines += [f"settings differ (compared anyway with {OVERRIDE_FLAG}): {d}" for d in r["settings_differences"]]
+    for m, e in (r.get("sets") or {}).items():  # set metrics: one value per run, over its own pairs
+        lines.append(f"{m} (set, {'higher' if e['higher_is_better'] else 'lower'} is better): A {num(e['a'])}, "
+                     f"B {num(e['b'])}, B − A {signed(e['diff'])} ({percent(e['relative_diff'])}): "
+                     f"B {'better' if e['b_better'] else 'not better'}")
     return lines
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from .jsondoc import DocumentError, as_floats, parse_json, read_json, schema_problem, shown
 from .results import BASE_METRICS
-from ..metrics.registry import run_metrics
+from ..metrics.registry import is_set_metric, run_metrics
 from .._version import __version__
 
 SCHEMA_VERSION = 1  # of score documents (and their shard parts)
@@ -43,6 +43,12 @@ def layer_names(settings: dict[str, Any]) -> list[str]:
 def extra_metric_names(settings: dict[str, Any]) -> list[str]:
     """The opt-in metrics of the run (``settings.metrics``, absent in plain runs)."""
     return list(settings.get("metrics") or [])
+
+
+def pair_extra_metric_names(settings: dict[str, Any]) -> list[str]:
+    """The opt-in metrics each pair carries a number for (the set metrics, FID and KID, are in the
+    summary's ``sets`` instead)."""
+    return [m for m in extra_metric_names(settings) if not is_set_metric(m)]
 
 
 def metric_names(settings: dict[str, Any]) -> list[str]:
@@ -133,7 +139,7 @@ def _check_key(key: str, file: Any, where: list[Any], fix: str) -> None:
 
 def _check_pairs(pairs: list[dict[str, Any]], settings: dict[str, Any], file: Any, fix: str) -> set[str]:
     layers = layer_names(settings)
-    extra = extra_metric_names(settings)
+    extra = pair_extra_metric_names(settings)
     keys: set[str] = set()
     for i, pair in enumerate(pairs):
         where = ["pairs", i]

@@ -215,6 +215,10 @@ class Run:
     # :class:`hlcli.Evaluator`'s run keeps its worst pairs' pixels here for image panels; None
     # reads the pairs' files again. Not part of the document.
     images: Any = field(default=None, repr=False, compare=False)
+    #: Per pair key, (restored, ground truth) Inception features (``K x dims`` float64 numpy
+    #: arrays) when set metrics were scored (:mod:`hlcli.metrics.setfeatures`); None otherwise.
+    set_features: dict[str, tuple[Any, Any]] | None = None
+    _set_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def extra_metrics(self) -> list[str]:
@@ -223,8 +227,40 @@ class Run:
 
     @property
     def metric_names(self) -> list[str]:
-        """Every metric of the run, in column order."""
+        """Every per-pair metric of the run, in column order."""
         return metric_names(self.layer_names, self.extra_metrics)
+
+    @property
+    def set_metric_names(self) -> list[str]:
+        """The set metrics of the run (FID, KID): one value per run and per group."""
+        from ..metrics.registry import set_metrics
+
+        return set_metrics(self.extra_metrics)
+
+    def set_values(self, pairs: list[PairResult]) -> dict[str, Any] | None:
+        """The set metrics over ``pairs`` (their features concatenated in key order, so that any
+        batching, shard split or rank count gives the same rows in the same order), or None
+        when the run has no set metric or no features (a document read back)."""
+        names = self.set_metric_names
+        if not names or self.set_features is None:
+            return None
+        import numpy as np  # lazy: keeps numpy off the cheap paths (import hlcli, --help)
+
+        from ..metrics.fid import KID_SEED, set_record
+
+        fid_settings = self.settings.get("fid") or {}
+        keys = sorted(p.key for p in pairs)
+        cached = self._set_cache.get(tuple(keys))
+        if cached is not None:
+            return dict(cached)
+        dims = int(fid_settings.get("dims", 2048))
+        rows = [self.set_features[k] for k in keys]
+        r = np.concatenate([a for a, _ in rows]) if rows else np.empty((0, dims))
+        g = np.concatenate([b for _, b in rows]) if rows else np.empty((0, dims))
+        record = set_record(r, g, tuple(names), kid_seed=int(fid_settings.get("kid_seed", KID_SEED)),
+                            patches=fid_settings.get("patches"))
+        self._set_cache[tuple(keys)] = record
+        return dict(record)
 
     @property
     def complete(self) -> bool:
@@ -257,9 +293,14 @@ class Run:
             members[self.group_of(p.key)].append(p)  # type: ignore[index]
         for s in self.skipped:
             skipped[self.group_of(s.key)] += 1  # type: ignore[index]
-        return {name: {"count": len(pairs), "skipped": skipped[name],
-                       "metrics": {m: describe([p.metric(m) for p in pairs]) for m in self.metric_names}}
-                for name, pairs in members.items()}
+        out = {name: {"count": len(pairs), "skipped": skipped[name],
+                      "metrics": {m: describe([p.metric(m) for p in pairs]) for m in self.metric_names}}
+               for name, pairs in members.items()}
+        for name, pairs in members.items():
+            sets = self.set_values(pairs)
+            if sets is not None:
+                out[name]["sets"] = sets
+        return out
 
     def summary(self) -> dict[str, Any]:
         s = summarize(self.pairs, self.layer_names, worst=self.worst, extra=self.extra_metrics)
@@ -267,6 +308,9 @@ class Run:
         s["missing"] = len(self.missing)
         s["ignored"] = len(self.ignored)
         s["complete"] = self.complete
+        sets = self.set_values(self.pairs)
+        if sets is not None:  # only with set metrics: plain documents stay as they were
+            s["sets"] = sets
         if self.group_by != "none":  # only when grouping: plain documents stay as they were
             s["groups"] = self.group_summaries()
         return s
