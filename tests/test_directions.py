@@ -168,7 +168,10 @@ def check_clause(clause: str, where: str) -> list[Problem]:
             and set(extras) != set(metricdefs.EXTRA) and not re.search(r"extra metric", clause, re.I):
         problems.append(Problem(where, clause, "lists the metrics it accepts without the extra ones "
                                                f"({', '.join(metricdefs.EXTRA)})"))
-    if len(extras) >= 2 and not _complete(extras) and re.search(r"--metrics|extra metrics|opt-in", clause) \
+    # A list of what --metrics offers names three or more of them, or says it lists ("one of",
+    # "among"); "--metrics fid or kid" and "--metrics niqe ... DISTS" speak of those metrics only.
+    if len(extras) >= 2 and (len(extras) >= 3 or _LISTING.search(clause)) and not _complete(extras) \
+            and re.search(r"--metrics|extra metrics|opt-in", clause) \
             and not _EXAMPLE_RE.search(clause) and not re.search(r"\w,\w", clause):
         problems.append(Problem(where, clause, f"lists the extra metrics without {sorted(set(metricdefs.EXTRA) - set(extras))}"))
     return problems
@@ -218,10 +221,10 @@ RIGHT = [
     "↑ higher is better: psnr, psnr_y, ssim, ssim_y; every other metric ↓ lower",
     "The best of a column is the highest PSNR and the lowest LPIPS.",
     "--max-regression psnr=0.05 allows a drop of 0.05 dB; a rise is never a regression.",
-    "Columns: l1, perceptual, hybrid, the runs' layers, or one of psnr, psnr_y, ssim, ssim_y, lpips, lpips_vgg.",
+    f"Columns: l1, perceptual, hybrid, the runs' layers, or one of {', '.join(metricdefs.EXTRA)}.",
     "hlcli table a.json --metrics psnr_y,ssim_y,lpips,hybrid -f latex",
     "The extra metrics (e.g. psnr, ssim_y, lpips) are opt-in.",
-    "PSNR, SSIM and LPIPS (--metrics), exact to BasicSR and LPIPS",
+    "PSNR, SSIM, LPIPS, DISTS, NIQE, FID and KID (--metrics), exact to their references",
     "a rise of a lower-is-better metric (L1, the layers, perceptual, hybrid, LPIPS), a drop of a higher-is-better one "
     "(PSNR, SSIM)",
     "↑ marks a higher-is-better metric, PSNR is in dB, hybrid↓ and PSNR↑ dB",

@@ -106,11 +106,11 @@ _EXTRA = (
     Metric("dists", "DISTS", False, None, "dists", "hlcli.metrics.dists:dists",
            definition="DISTS_pytorch.DISTS (dists-pytorch 0.1): VGG-16 with L2 pooling, "
                       "1 - sum(alpha*S1 + beta*S2) over 1475 channels; no resize",
-           brief="DISTS_pytorch's, no resize; hlcli[dists] brings its weights"),
+           brief="DISTS_pytorch's, no resize, its weights from hlcli[dists]"),
     Metric("niqe", "NIQE", False, None, "niqe", "hlcli.metrics.niqe:niqe", min_side=96, scope="image",
            definition="BasicSR 1.4.2 calculate_niqe(crop_border, convert_to='y') of the restored image only: "
                       "LIVE pristine model, MATLAB's Y, 96-px blocks, two scales",
-           brief="BasicSR's; the restored image only"),
+           brief="BasicSR's, of the restored image only"),
     Metric("fid", "FID", False, None, "inception", decimals=4, scope="set",
            definition="Frechet distance of pytorch-fid's Inception features, restored set vs ground-truth set "
                       "(pytorch-fid 0.3.0 calculate_frechet_distance; resize per --fid-resize)"),

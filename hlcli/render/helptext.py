@@ -25,13 +25,15 @@ def metric_names(layer: str = "a scored layer") -> str:
 def extra_metrics_by_need() -> str:
     """What ``score --metrics`` offers, grouped by what each is computed from:
     ``psnr, psnr_y, ssim, ssim_y (BasicSR's definitions, with --crop-border), lpips, lpips_vgg
-    (LPIPS v0.1; needs hlcli[lpips])``."""
+    (LPIPS v0.1, needs hlcli[lpips])``."""
     pixels = [m for m in EXTRA if get(m).needs == "pixels"]
     lpips = [m for m in EXTRA if get(m).needs.startswith("lpips")]
-    other = [m for m in EXTRA if m not in pixels and m not in lpips]
+    sets = [m for m in EXTRA if get(m).is_set]
+    other = [m for m in EXTRA if m not in pixels and m not in lpips and m not in sets]
     parts = [f"{', '.join(pixels)} (BasicSR's definitions, with --crop-border)",
-             f"{', '.join(lpips)} (LPIPS v0.1; needs hlcli[lpips])",
-             *(f"{m} ({get(m).brief})" if get(m).brief else m for m in other)]
+             f"{', '.join(lpips)} (LPIPS v0.1, needs hlcli[lpips])",
+             *(f"{m} ({get(m).brief})" if get(m).brief else m for m in other),
+             *([f"{', '.join(sets)} (one value per run and group, on pytorch-fid's Inception)"] if sets else [])]
     return ", ".join(parts)
 
 
