@@ -120,7 +120,7 @@ def test_an_image_left_too_small_is_exit_2_naming_it(env, tmp_path):
     assert r.exit_code == 2 and r.stdout == ""
     [line] = r.stderr.strip().splitlines()
     assert line.startswith("Error: image is 20x22, 6x8 after --crop-border 7, too small for the deepest "
-                           "requested layer (needs at least 8x8)")
+                           "requested layer (needs at least 8x8 after the crop border: 22x22 here)")
     assert f"({gt})" in line and "smaller --crop-border" in line
     r = score(env, tmp_path / "restored", tmp_path / "gt", "--crop-border", "30", "-f", "json")
     assert r.exit_code == 2 and "image is 20x22, 0x0 after --crop-border 30" in r.stderr
