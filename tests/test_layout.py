@@ -119,7 +119,8 @@ def test_schema_names_every_extra_metric():
             assert name in schema["$defs"]["sets"]["properties"], name
         else:
             assert text.count(f'"{name}": {{"$ref"') >= 2, name  # per pair and in the summary
-    assert schema
+    scopes = [json.loads(e) for e in re.findall(r'"scope": \{"enum": (\[[^\]]*\])', text) if '"image"' in e]
+    assert scopes and all(set(e) == set(registry.SCOPES) for e in scopes)  # every scope the registry has
 
 
 def test_add_a_metric_recipe_end_to_end(tmp_path, monkeypatch, pair_dirs, weights_file):
