@@ -1,5 +1,5 @@
 """Words for people, shared by every message and document: counts with their noun in the right
-number and file sizes. No torch import."""
+number, file sizes, what a file lacks. No torch import."""
 
 from __future__ import annotations
 
@@ -20,3 +20,12 @@ def human_size(n: int) -> str:
         if size < 999.95:
             return f"{size:.1f} {unit}"
     return f"{size / 1000:.1f} TB"
+
+
+def key_mismatch(missing: list[str], unexpected: list[str], shown: int = 4) -> str:
+    """``missing a, b ...; unexpected c``: how a state dict's keys differ from the expected ones
+    (the first ``shown`` of each)."""
+    def few(keys: list[str]) -> str:
+        return ", ".join(keys[:shown]) + (" ..." if len(keys) > shown else "")
+
+    return "; ".join([f"missing {few(missing)}"] * bool(missing) + [f"unexpected {few(unexpected)}"] * bool(unexpected))

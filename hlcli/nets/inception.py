@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..text import key_mismatch
+
 SIZE = 299
 DIMS = (64, 192, 768, 2048)
 BLOCK_BY_DIM = {64: 0, 192: 1, 768: 2, 2048: 3}
@@ -264,12 +266,7 @@ def check_state_dict(obj: Any) -> dict[str, torch.Tensor]:
     if len(keys) != len(obj):
         unexpected.append("(non-string keys)")
     if missing or unexpected:
-        detail = []
-        if missing:
-            detail.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-        if unexpected:
-            detail.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
-        raise StateDictError(f"not the FID Inception's state dict ({'; '.join(detail)})")
+        raise StateDictError(f"not the FID Inception's state dict ({key_mismatch(missing, unexpected)})")
     out = {}
     for key, shape in expected.items():
         t = obj[key]

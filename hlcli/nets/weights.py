@@ -44,6 +44,7 @@ import warnings
 
 from ..atomic import atomic_path
 from ..errors import HlcliEnvironmentError
+from ..text import key_mismatch
 from .netspecs import DEFAULT_NET, EXPECTED_SHAPES, NETS, NetSpec, get_spec
 
 __all__ = ["EXPECTED_SHAPES", "NETS", "NetSpec", "get_spec"]  # re-exported from .netspecs
@@ -280,13 +281,9 @@ def extract_features(obj: Any, path: Path | None, net: str = DEFAULT_NET) -> dic
     missing = sorted(expected - feature_keys, key=_natural)
     unexpected = sorted(feature_keys - expected, key=_natural)
     if missing or unexpected:
-        detail = []
-        if missing:
-            detail.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-        if unexpected:
-            detail.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
         raise HlcliEnvironmentError(
-            f"not {'an' if spec.title[0] in 'AEIOU' else 'a'} {spec.title} state dict ({'; '.join(detail)})", path,
+            f"not {'an' if spec.title[0] in 'AEIOU' else 'a'} {spec.title} state dict "
+            f"({key_mismatch(missing, unexpected)})", path,
             f"use torchvision's {spec.name} IMAGENET1K_V1 checkpoint ({spec.filename})",
         )
     out = {}
