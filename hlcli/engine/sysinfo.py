@@ -17,6 +17,7 @@ from typing import Any
 from importlib import metadata
 
 from .._version import __version__
+from ..nets import datafiles
 from ..nets import weights as w
 from ..errors import HlcliEnvironmentError
 from ..nets.layers import DEFAULT_LAYERS, LAYERS, resolve_layers
@@ -120,8 +121,6 @@ def weights_info(explicit: str | os.PathLike[str] | None = None, net: str = "vgg
 def data_file_info(name: str) -> dict[str, Any]:
     """Where DISTS' alpha/beta (``dists``) or NIQE's model (``niqe``) is looked for and which file
     ``score`` would use (no download), by :mod:`hlcli.nets.datafiles`' rule."""
-    from ..nets import datafiles
-
     spec = datafiles.SPECS[name]
     cands = datafiles.candidates(name)
     chosen = next((c for c in cands if c.exists), None)
@@ -171,7 +170,7 @@ def gather(device: str = "auto", weights: str | os.PathLike[str] | None = None) 
         "selected_device": str(selected),
         "weights": weights_info(weights),
         "lpips_weights": {net: {"used_by": get_spec(net).used_by, **weights_info(None, net)} for net in ("alexnet", "vgg16")},
-        "metric_files": {name: data_file_info(name) for name in ("dists", "niqe")},
+        "metric_files": {name: data_file_info(name) for name in datafiles.SPECS},
     }
 
 
