@@ -14,6 +14,7 @@ from hlcli.cli import cli
 from hlcli.metrics import fid as FD
 from hlcli.nets import inception
 from hlcli.runs.readers import read_score
+from tests.lambda_runs import validate
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -266,7 +267,9 @@ def test_tradeoff_plane_of_psnr_and_fid(fid_env, tmp_path):
     png = tmp_path / "plane.png"
     res = runner.invoke(cli, ["tradeoff", *map(str, docs), "--x", "psnr", "--y", "fid", "--plot", str(png), "-f", "json"])
     assert res.exit_code == 0, res.output
-    r = json.loads(res.stdout)
+    r = validate("plane", res.stdout)
+    assert "Warning:" in res.stderr and "inception" in res.stderr  # the random weights, named
+    assert {w["net"] for w in r["unofficial_weights"]} >= {"vgg19", "inception"}
     assert r["kind"] == "plane" and r["x"]["higher_is_better"] and not r["y"]["higher_is_better"]
     assert (r["x"]["kind"], r["y"]["kind"]) == ("distortion", "perception")
     runs = {run["name"]: run for run in r["runs"]}

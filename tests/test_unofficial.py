@@ -106,3 +106,20 @@ def test_info_lists_every_network(backbone_files, monkeypatch):
     assert lpips["alexnet"]["would_use"]["official_imagenet1k_v1"] is False
     text = run("info").stdout
     assert "alexnet weights" in text and "vgg16 weights" in text and "NOT the official ImageNet AlexNet" in text
+
+
+def test_every_network_names_the_numbers_it_changes():
+    """A new network (or data file) cannot fall back to the vague 'its numbers': the warning names
+    the metrics, and a run with FID's random Inception says FID and KID (found by the plane's
+    schema test: the Inception was missing from the rule)."""
+    from hlcli.nets.datafiles import SPECS
+    from hlcli.nets.netspecs import NETS
+    from hlcli.render.common import AFFECTED
+
+    assert set(NETS) | set(SPECS) <= set(AFFECTED)
+    settings = {"fid": {"dims": 64, "weights": {"path": "i.pth", "source": "env", "sha256": "ab" * 32,
+                                                "official": False}}}
+    (net,) = unofficial_networks(settings)
+    assert net["net"] == "inception" and net["source"] == "$HLCLI_INCEPTION_WEIGHTS"
+    settings["fid"]["weights"]["official"] = True
+    assert unofficial_networks(settings) == []

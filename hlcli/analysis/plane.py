@@ -17,7 +17,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import InputError
 from ..metrics import registry
-from ..runs.documents import common_pairs, load_runs, pair_value
+from ..runs.documents import common_pairs, load_runs, pair_value, unofficial_by_run
 from ..runs.readers import metric_names
 
 SCHEMA_VERSION = 1
@@ -69,7 +69,8 @@ def _value(doc: dict[str, Any], metric: str, keys: list[str], where: Any) -> flo
 
 def plane_runs(runs: Any, x: str, y: str, *, names: Any = None, allow_settings_mismatch: bool = False) -> dict[str, Any]:
     """The runs on the plane of metrics ``x`` and ``y``: each run's point, whether it is on the
-    Pareto front, and which runs it dominates. ``runs``: score documents or their paths."""
+    Pareto front, and which runs it dominates. ``runs``: score documents or their paths. The
+    document's shape is hlcli/schema/plane.schema.json."""
     for m in (x, y):
         if m not in (*registry.BASE, *registry.EXTRA) and not registry.get(m).definition.startswith("mean squared"):
             raise InputError(f"unknown metric {m!r}", None, f"use one of {', '.join((*registry.BASE, *registry.EXTRA))} or a layer")
@@ -92,4 +93,5 @@ def plane_runs(runs: Any, x: str, y: str, *, names: Any = None, allow_settings_m
         "pairs": {"common": len(keys), "only_in": {n: k for n, k in only.items() if k}},
         "note": (f"{', '.join(set_axes)}: each run's value over its own pairs" if set_axes and any(only.values())
                  else None),
+        **unofficial_by_run([(s.name, s.doc["settings"]) for s in stored]),
     }

@@ -76,6 +76,7 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
             announce_written(plot)
         with output_stream(output) as out:
             write_plane(plane, fmt, out, terminal=is_terminal(out))
+        warn_unofficial(plane)  # under the output, as the score table's note
         return
     result = tradeoff_runs([str(r) for r in runs], names=list(names), lam=lam, per_pair=per_pair,
                            allow_settings_mismatch=allow_settings_mismatch)

@@ -103,8 +103,10 @@ def table_console(out: TextIO, *, terminal: bool) -> Any:
                     highlight=False, soft_wrap=False)
 
 
-_AFFECTED = {"vgg19": "perceptual and hybrid numbers", "alexnet": "LPIPS numbers", "vgg16": "LPIPS-VGG and DISTS numbers",
-             "dists": "DISTS numbers", "niqe": "NIQE numbers"}
+#: Per network file (hlcli.nets.netspecs.NETS, hlcli.nets.datafiles.SPECS): the numbers it changes
+#: (tests/test_unofficial.py checks every network has its entry).
+AFFECTED = {"vgg19": "perceptual and hybrid numbers", "alexnet": "LPIPS numbers", "vgg16": "LPIPS-VGG and DISTS numbers",
+            "dists": "DISTS numbers", "niqe": "NIQE numbers", "inception": "FID and KID numbers"}
 
 
 def weights_warnings(settings: dict[str, Any] | None) -> list[str]:
@@ -117,7 +119,7 @@ def weights_warnings(settings: dict[str, Any] | None) -> list[str]:
 def network_warning(n: dict[str, Any]) -> str:
     """The warning about one entry of :func:`hlcli.runs.documents.unofficial_networks`."""
     return (f"the weights are not the official ImageNet {n['title']} ({n['path']} from {n['source']}, sha256 "
-            f"{n['sha256'][:12]}): {_AFFECTED.get(n['net'], 'its numbers')} are not comparable "
+            f"{n['sha256'][:12]}): {AFFECTED.get(n['net'], 'its numbers')} are not comparable "
             "with runs on the official weights")
 
 

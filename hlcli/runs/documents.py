@@ -29,7 +29,8 @@ OVERRIDE_FLAG = "--allow-settings-mismatch"
 def unofficial_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
     """The networks of a run (``settings`` of a score document) whose checkpoint is not
     torchvision's official ImageNet one: VGG-19 of the hybrid, the LPIPS and DISTS backbones, and
-    DISTS' alpha/beta and NIQE's model when they are not the official files; one rule for all. Each: ``title`` (``VGG-19``), ``used_for``, ``path``, ``source`` (as a person
+    DISTS' alpha/beta, NIQE's model and FID/KID's Inception when they are not the official files;
+    one rule for all. Each: ``title`` (``VGG-19``), ``used_for``, ``path``, ``source`` (as a person
     would name it: ``--weights``, ``$HLCLI_LPIPS_WEIGHTS``...) and ``sha256``. Every view that
     shows a run asks this (score table, Markdown, report, table, compare, tradeoff, calibrate,
     the sweep table)."""
@@ -48,6 +49,9 @@ def unofficial_networks(settings: dict[str, Any]) -> list[dict[str, Any]]:
             for part in ("weights", "params"):
                 if isinstance(rec.get(part), dict):
                     records.append((name, {**rec[part], "official_imagenet1k_v1": rec[part].get("official", True)}))
+    fid = settings.get("fid") or {}
+    if isinstance(fid, dict) and isinstance(fid.get("weights"), dict):  # FID/KID's Inception
+        records.append(("inception", {**fid["weights"], "official_imagenet1k_v1": fid["weights"].get("official", True)}))
     out = []
     for net, rec in records:
         if not isinstance(rec, dict) or rec.get("official_imagenet1k_v1", True) is not False:
