@@ -168,3 +168,58 @@ def lpips_oracles(backbone_files):
         assert copied == len([k for k in sd if k.endswith(".weight")])
         out[net] = ref.eval()
     return out
+
+
+def grouped_samples(root: Path) -> tuple[Path, Path]:
+    """The four bundled pairs in two groups under ``root`` (``A``: astronaut, chelsea; ``B``:
+    coffee, rocket): ``(restored, gt)`` folders to score with ``-r --group-by top``."""
+    import shutil
+
+    for group, names in (("A", ("astronaut", "chelsea")), ("B", ("coffee", "rocket"))):
+        for name in names:
+            (root / "gt" / group).mkdir(parents=True, exist_ok=True)
+            (root / "restored" / group).mkdir(parents=True, exist_ok=True)
+            shutil.copy(SAMPLES / "gt" / f"{name}.png", root / "gt" / group)
+            shutil.copy(next((SAMPLES / "restored").glob(f"{name}.*")), root / "restored" / group)
+    return root / "restored", root / "gt"
+
+
+@pytest.fixture(scope="session")
+def inception_file(tmp_path_factory) -> Path:
+    """A seeded random FID Inception state dict, made as pytorch-fid's ``fid_inception_v3()`` names it."""
+    import torch
+
+    from hlcli.nets import inception
+
+    path = tmp_path_factory.mktemp("inception") / "inception.pth"
+    torch.save(inception.random_state_dict(11), path)
+    return path
+
+
+@pytest.fixture
+def fid_env(cli_env, inception_file, monkeypatch):
+    """$HLCLI_WEIGHTS and $HLCLI_INCEPTION_WEIGHTS at the random checkpoints."""
+    monkeypatch.setenv("HLCLI_INCEPTION_WEIGHTS", str(inception_file))
+    return inception_file
+
+
+@pytest.fixture(scope="session")
+def fid_run(tmp_path_factory, weights_file, inception_file):
+    """One grouped run with set metrics (psnr, fid, kid; 64 Inception features; ``--group-by
+    top`` over :func:`grouped_samples`), scored once per session: ``(run, path of its stored JSON
+    document)``. Views render the live run or read the document back."""
+    from hlcli.engine.scoring import score_dirs
+
+    root = tmp_path_factory.mktemp("fidrun")
+    restored, gt = grouped_samples(root)
+    import warnings
+
+    with warnings.catch_warnings():  # the small-set warning (4 samples, 64 features): said in the document too
+        warnings.simplefilter("ignore")
+        run = score_dirs(restored, gt, recursive=True, weights=str(weights_file), inception_weights=str(inception_file),
+                         metrics=("psnr", "fid", "kid"), fid_dims=64, group_by="top")
+    path = root / "run.json"
+    import json
+
+    path.write_text(json.dumps(run.document(), allow_nan=False))
+    return run, path

@@ -240,9 +240,10 @@ def test_summary_budget_counts_what_the_step_already_wrote():
 
 
 def test_a_set_metric_with_one_value_shows_beside_the_means():
-    """A set metric (one value per run, no per-pair statistics) flows through like the others."""
+    """A set metric (one value per run, no per-pair statistics, in the summary's ``sets`` as a
+    run with --metrics fid writes it) flows through like the others."""
     doc = make_run(2).document()
-    doc["summary"]["metrics"]["setmetric"] = {"value": 12.5}
+    doc["summary"]["sets"] = {"samples": 2, "dims": 64, "small": True, "note": "small", "fid": 12.5}
     suite = next(iter(parse(junit_xml([junit_suite("m", doc)], time=0.0)[0])))
-    assert "setmetric 12.5" in next(iter(suite)).system_out
-    assert "| setmetric↓ | 12.5 |" in step_summary({"m": doc}, allow_skips=False, sweep=False, where="x")
+    assert "fid 12.5" in next(iter(suite)).system_out and "mean fid" not in next(iter(suite)).system_out
+    assert "| FID↓ | 12.5 |" in step_summary({"m": doc}, allow_skips=False, sweep=False, where="x")

@@ -1,7 +1,6 @@
 """FID and KID in a scoring run (issue #25): the set values in the document, gates by name, the
 small-set warning, the weights' checks, and the run end to end against the reference chains."""
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,32 +14,13 @@ from hlcli.metrics import fid as FD
 from hlcli.nets import inception
 from hlcli.runs.readers import read_score
 from tests.lambda_runs import validate
+from tests.conftest import grouped_samples
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
-@pytest.fixture(scope="session")
-def inception_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("inception") / "inception.pth"
-    torch.save(inception.random_state_dict(11), path)
-    return path
-
-
-@pytest.fixture
-def fid_env(cli_env, inception_file, monkeypatch):
-    monkeypatch.setenv("HLCLI_INCEPTION_WEIGHTS", str(inception_file))
-    return inception_file
-
-
 def _grouped(tmp_path: Path) -> tuple[Path, Path]:
-    for group, names in (("A", ("astronaut", "chelsea")), ("B", ("coffee", "rocket"))):
-        for name in names:
-            (tmp_path / "gt" / group).mkdir(parents=True, exist_ok=True)
-            (tmp_path / "restored" / group).mkdir(parents=True, exist_ok=True)
-            shutil.copy(SAMPLES / "gt" / f"{name}.png", tmp_path / "gt" / group)
-            restored = next((SAMPLES / "restored").glob(f"{name}.*"))
-            shutil.copy(restored, tmp_path / "restored" / group)
-    return tmp_path / "restored", tmp_path / "gt"
+    return grouped_samples(tmp_path)
 
 
 def _score(args, tmp_path):
@@ -321,3 +301,66 @@ def test_compare_shows_both_set_values(fid_env, tmp_path):
     jsonschema.validate(r, json.loads((Path(__file__).resolve().parents[1] / "hlcli/schema/compare.schema.json").read_text()))
     res = runner.invoke(cli, ["compare", *map(str, docs)])
     assert res.exit_code == 0 and "fid (set, lower is better)" in res.stdout.replace("\n", " ")
+
+
+# -- the set values in every view of a run (issue #25: "JSON/CSV/Markdown/table summaries of the
+# run and of each group; the report's summary") ------------------------------------------------
+
+def _render(run, fmt, **kw):
+    import io
+
+    from hlcli.render.score import write_score
+
+    out = io.StringIO()
+    write_score(run, fmt, out, **kw)
+    return out.getvalue()
+
+
+def test_table_and_markdown_show_set_values_per_run_and_group(fid_run):
+    run, _ = fid_run
+    summ = run.summary()
+    fid_all, fid_a = summ["sets"]["fid"], summ["groups"]["A"]["sets"]["fid"]
+    kid_b = summ["groups"]["B"]["sets"]
+    table = _render(run, "table", summary_only=True)
+    block = table[table.index("set metrics: restored set vs ground-truth set, 64 Inception features"):
+                  table.index("summary by group")]
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in block.splitlines() if line.startswith("│")}
+    assert rows["all pairs"] == ["4 (small)", f"{fid_all:.4f}", rows["all pairs"][2]]  # FID: the registry's 4 decimals
+    assert rows["A"][:2] == ["2 (small)", f"{fid_a:.4f}"] and set(rows) == {"all pairs", "A", "B"}
+    assert rows["B"][2].endswith(" ± 0") and float(rows["B"][2].split(" ± ")[0]) == pytest.approx(kid_b["kid"], rel=1e-3)
+    assert "FID↓" in block and "KID↓" in block  # direction from the registry
+    assert block.count("note:") == 3 and "note: A: FID over 2 images" in block  # the small-set note, per set
+    md = _render(run, "markdown")
+    assert "### Set metrics" in md and f"| all pairs | 4 (small) | {fid_all:.4f} |" in md
+    group_part = md[md.index("### By group"):]
+    assert "#### Set metrics by group" in group_part and f"| `A` | 2 (small) | {fid_a:.4f} |" in group_part
+    assert "> **Note** (`B`): FID over 2 images" in group_part
+
+
+def test_summary_csv_and_jsonl_have_a_row_per_set_metric(fid_run):
+    import csv
+    import io
+
+    from hlcli.render.score import JsonlStream
+    from tests.schemas import validate_jsonl
+
+    run, _ = fid_run
+    summ = run.summary()
+    rows = list(csv.DictReader(io.StringIO(_render(run, "csv", summary_only=True))))
+    sets = {(r["group"], r["metric"]): r for r in rows if r["metric"] in ("fid", "kid")}
+    assert set(sets) == {(g, m) for g in ("", "A", "B") for m in ("fid", "kid")}
+    kid_a = summ["groups"]["A"]["sets"]
+    assert sets[("A", "kid")]["count"] == "2" and float(sets[("A", "kid")]["mean"]) == kid_a["kid"]
+    assert float(sets[("A", "kid")]["std"]) == kid_a["kid_std"] and sets[("A", "kid")]["median"] == ""
+    assert float(sets[("", "fid")]["mean"]) == summ["sets"]["fid"] and sets[("", "fid")]["std"] == ""
+    assert [r["metric"] for r in rows if r["group"] == ""][-2:] == ["fid", "kid"]  # after the pair metrics
+    out = io.StringIO()
+    stream = JsonlStream(out, summary_only=True)
+    stream.header(run)
+    stream.summary(run)
+    lines = validate_jsonl(out.getvalue())  # every line against #/$defs/jsonl_line
+    metric_lines = {(x.get("group", ""), x["metric"]): x for x in lines if x["type"] == "metric"}
+    assert metric_lines[("B", "fid")]["mean"] == summ["groups"]["B"]["sets"]["fid"]
+    assert metric_lines[("", "kid")]["count"] == 4 and metric_lines[("", "kid")]["std"] == summ["sets"]["kid_std"]
+    assert "fid" not in _render(run, "csv").splitlines()[0].split(",")  # per-pair CSV: no set column

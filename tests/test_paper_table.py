@@ -236,3 +236,73 @@ def test_default_columns_are_the_metrics_every_run_has(tmp_path):
     assert res.stdout.startswith("| run | hybrid↓ | l1↓ | perceptual↓ | PSNR↑ dB | SSIM↑ |")
     res = CliRunner().invoke(cli, ["table", *map(str, paths), "-f", "csv", "--metrics", "l1"])
     assert res.stdout.splitlines()[0] == "run,path,l1"
+
+
+def _fid_pair(fid_run, tmp_path):
+    """The stored FID/KID run and a copy whose set values are changed in the document (B better
+    in group A and overall, worse in group B): the table must show the stored values."""
+    _, path = fid_run
+    doc = json.loads(path.read_text())
+    other = json.loads(path.read_text())
+    summ = other["summary"]
+    summ["sets"]["fid"] *= 0.5
+    summ["groups"]["A"]["sets"]["fid"] *= 0.5
+    summ["groups"]["B"]["sets"]["fid"] += 1.0
+    summ["groups"]["B"]["sets"]["kid"] += 1.0
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    return doc, other, path, tmp_path / "b.json"
+
+
+def test_set_metrics_are_columns_per_dataset_from_the_stored_values(fid_run, tmp_path):
+    a, b, pa, pb = _fid_pair(fid_run, tmp_path)
+    res = CliRunner().invoke(cli, ["table", str(pa), str(pb), "--name", "A", "--name", "B", "--group-by", "top",
+                                   "-f", "json"])
+    assert res.exit_code == 0, res.output
+    t = validate("table", json.loads(res.stdout))
+    assert t["metrics"] == ["hybrid", "l1", "perceptual", "psnr", "fid", "kid"]  # default: every metric both runs have
+    for group, sa, sb in ((None, a["summary"], b["summary"]), *((g, a["summary"]["groups"][g], b["summary"]["groups"][g])
+                                                              for g in ("A", "B"))):
+        for m in ("fid", "kid"):
+            va, c = cell(t, "A", group, m)
+            assert va == sa["sets"][m] and cell(t, "B", group, m)[0] == sb["sets"][m]
+            assert c["scope"] == "set" and c["higher_is_better"] is False
+            low = min(sa["sets"][m], sb["sets"][m])  # lower is better; equal values are both best
+            assert c["best"] == [n for n, s in (("A", sa), ("B", sb)) if s["sets"][m] == low]
+    assert cell(t, "B", "A", "fid")[1]["best"] == ["B"] and cell(t, "A", "B", "fid")[1]["best"] == ["A"]
+    assert "scope" not in cell(t, "A", None, "l1")[1]
+    assert len(t["set_notes"]) == 6 and any(n.startswith("B: A: FID over 2 images") for n in t["set_notes"])
+    md = io.StringIO()
+    write_paper_table(t, "markdown", md)
+    head, _, row_a, row_b = md.getvalue().splitlines()[:4]
+    j = head.split(" | ").index("FID↓ (A)")
+    assert row_b.split(" | ")[j] == f"**{b['summary']['groups']['A']['sets']['fid']:.4f}**"  # 4 decimals, bold best
+    assert row_a.split(" | ")[j] == f"{a['summary']['groups']['A']['sets']['fid']:.4f}"
+    assert "FID, KID: each run's stored value over its own set of pairs, not a mean" in md.getvalue()
+    rows = list(csv.reader(io.StringIO(CliRunner().invoke(cli, ["table", str(pa), str(pb), "--group-by", "top",
+                                                                "-f", "csv"]).stdout)))
+    assert "fid[A]" in rows[0] and float(rows[2][rows[0].index("kid[B]")]) == b["summary"]["groups"]["B"]["sets"]["kid"]
+    latex = CliRunner().invoke(cli, ["table", str(pa), str(pb), "--group-by", "top", "-f", "latex"]).stdout
+    assert r"FID$\downarrow$" in latex and r"\textbf{" + f"{b['summary']['sets']['fid']:.4f}" + "}" in latex
+    term = CliRunner().invoke(cli, ["table", str(pa), str(pb), "--group-by", "top", "--metrics", "fid,kid"]).stdout
+    assert "FID↓" in term and f"{a['summary']['groups']['B']['sets']['fid']:.4f} *" in term
+    avg = validate("table", hlcli.paper_table([pa, pb], names=["A", "B"], metrics="fid", group_by="top", average="groups"))
+    assert cell(avg, "B", None, "fid")[0] == pytest.approx(
+        (b["summary"]["groups"]["A"]["sets"]["fid"] + b["summary"]["groups"]["B"]["sets"]["fid"]) / 2, rel=1e-15)
+
+
+def test_set_metric_columns_need_the_runs_grouping_and_same_features(fid_run, tmp_path):
+    a, b, pa, pb = _fid_pair(fid_run, tmp_path)
+    res = CliRunner().invoke(cli, ["table", str(pa), str(pb), "--group-by", "dir", "--metrics", "l1,fid"])
+    assert res.exit_code == 2
+    assert "fid per group: the run was scored with --group-by top" in res.stderr and "never recomputed" in res.stderr
+    t = hlcli.paper_table([pa, pb], group_by="dir")  # by default the set metrics are left out
+    assert "fid" not in t["metrics"] and "psnr" in t["metrics"]
+    flat = hlcli.paper_table([pa, pb], metrics="fid")  # no groups: the runs' own values
+    assert cell(flat, "run", None, "fid")[0] == a["summary"]["sets"]["fid"]
+    b["settings"]["fid"]["dims"] = 192
+    (tmp_path / "c.json").write_text(json.dumps(b))
+    res = CliRunner().invoke(cli, ["table", str(pa), str(tmp_path / "c.json"), "--metrics", "fid"])
+    assert res.exit_code == 2 and "FID/KID dims 64 (run) vs 192 (c)" in res.stderr
+    forced = hlcli.paper_table([pa, tmp_path / "c.json"], metrics="fid", allow_settings_mismatch=True)
+    assert forced["settings_differences"] == ["FID/KID dims 64 (run) vs 192 (c)"]
+    assert CliRunner().invoke(cli, ["table", str(pa), str(tmp_path / "c.json"), "--metrics", "l1"]).exit_code == 0

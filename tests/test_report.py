@@ -196,3 +196,53 @@ def test_images_truly_gone_are_one_warning_and_images_root_points_at_them(relati
     result = report(str(moved / "out" / "run.json"), "-o", str(out), "--thumb-size", "32", "--images-root", str(moved))
     assert result.exit_code == 0 and "Warning" not in result.stderr, result.stderr
     assert "not available" not in out.read_text()
+
+
+def test_report_shows_the_stored_set_values_per_run_and_group(fid_run, tmp_path, monkeypatch):
+    """The report of a stored FID/KID run: the set values read from the document's summary (the
+    run's and each group's, never recomputed: the Inception is not even loadable here), FID with
+    the registry's 4 decimals, each small set's note."""
+    from html.parser import HTMLParser
+
+    _, path = fid_run
+    doc = json.loads(path.read_text())
+    monkeypatch.setenv("HLCLI_INCEPTION_WEIGHTS", str(tmp_path / "absent.pth"))
+    out = tmp_path / "r.html"
+    result = report(str(path), "-o", str(out), "--top", "1", "--thumb-size", "32")
+    assert result.exit_code == 0, result.stderr
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.inside, self.cell = [], False, None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.inside = ("id", "sets") in attrs
+            elif self.inside and tag == "tr":
+                self.rows.append([])
+            elif self.inside and tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if self.inside and tag in ("td", "th"):
+                self.rows[-1].append(self.cell)
+                self.cell = None
+            elif tag == "table":
+                self.inside = False
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    html = out.read_text()
+    parsed = Cells()
+    parsed.feed(html)
+    head, *rows = parsed.rows
+    assert head == ["set", "samples", "FID↓", "KID↓"]
+    by_set = {r[0]: r[1:] for r in rows}
+    summ = doc["summary"]
+    assert by_set["all pairs"][:2] == ["4 (small)", f"{summ['sets']['fid']:.4f}"]
+    assert by_set["A"][1] == f"{summ['groups']['A']['sets']['fid']:.4f}" and set(by_set) == {"all pairs", "A", "B"}
+    assert by_set["B"][2].endswith(" ± 0")
+    assert html.count('class="warning set-note"') == 3 and "Note (A): FID over 2 images" in html

@@ -76,5 +76,7 @@ def test_without_tensorboard_it_says_how_to_install_it(tmp_path, monkeypatch):
 
 
 def test_set_metrics_and_infinite_means_as_scalars():
-    summary = {"metrics": {"l1": {"mean": 0.5}, "psnr": {"mean": None}, "setmetric": {"value": 3.0}}}
-    assert tb.scalars(summary) == {"hlcli/l1": 0.5, "hlcli/setmetric": 3.0}
+    summary = {"metrics": {"l1": {"mean": 0.5}, "psnr": {"mean": None}},
+               "sets": {"samples": 4, "dims": 64, "small": True, "note": "small", "fid": 3.0, "kid": None},
+               "groups": {"A": {"metrics": {"l1": {"mean": 0.25}}, "sets": {"samples": 2, "fid": 4.0}}}}
+    assert tb.scalars(summary) == {"hlcli/l1": 0.5, "hlcli/fid": 3.0, "hlcli/A/l1": 0.25, "hlcli/A/fid": 4.0}

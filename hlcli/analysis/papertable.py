@@ -8,6 +8,11 @@ metric's direction (:mod:`hlcli.metrics.registry`: the lowest L1, the highest PS
 are all best. Without a choice of metrics, the columns are :data:`DEFAULT_METRICS` and every
 extra metric (``--metrics`` of ``hlcli score``) that every run scored. The runs must have
 been made with the same settings (λ included: the hybrid depends on it).
+
+A set metric (FID, KID: one value per set, not per pair) is read from each run's stored
+``summary.sets`` (the overall column) or ``summary.groups.<group>.sets``, never recomputed: it is
+over the run's own pairs (the pairs not in every run included), its groups exist only for the
+``--group-by`` the run was scored with, and its small-set notes go to ``set_notes``.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ import math
 from typing import Any
 
 from .._version import __version__
-from ..runs.documents import comparable_settings, common_pairs, load_runs, pair_value, unofficial_by_run
-from ..runs.readers import metric_names as run_metric_names
+from ..runs.documents import comparable_settings, common_pairs, load_runs, mismatch_error, pair_value, unofficial_by_run
+from ..runs.readers import extra_metric_names, metric_names as run_metric_names
 from ..errors import InputError
-from ..metrics.registry import EXTRA, better, get
+from ..metrics.registry import EXTRA, better, get, set_metrics
 from ..inputs.groups import GROUP_MODES, group_of
 
 SCHEMA_VERSION = 1
@@ -29,19 +34,53 @@ DEFAULT_METRICS = ("hybrid", "l1", "perceptual")
 AVERAGES = ("pairs", "groups")
 
 
-def default_metrics(docs: list[dict[str, Any]]) -> list[str]:
+def _columns_of(doc: dict[str, Any]) -> list[str]:
+    """Every metric a run can give a table column: its per-pair metrics, then its set metrics
+    (FID, KID: the stored values of its summary's ``sets``)."""
+    return [*run_metric_names(doc["settings"]), *set_metrics(extra_metric_names(doc["settings"]))]
+
+
+def _set_refusal(docs: list[dict[str, Any]], group_by: str) -> tuple[int, str] | None:
+    """Why the set metrics cannot have columns per group of ``group_by`` (None when they can):
+    a set value is stored per group only for the grouping the run was scored with, and never
+    recomputed. ``(index of the first run at fault, its grouping)``."""
+    if group_by == "none":
+        return None
+    for i, d in enumerate(docs):
+        scored = d["settings"].get("group_by", "none")
+        if scored != group_by:
+            return i, scored
+    return None
+
+
+def default_metrics(docs: list[dict[str, Any]], group_by: str = "none") -> list[str]:
     """The columns without ``--metrics``: :data:`DEFAULT_METRICS`, then each extra metric that
-    every run scored, in :data:`hlcli.metrics.registry.EXTRA` order (as a sweep's table shows them)."""
-    return [*DEFAULT_METRICS, *(m for m in EXTRA if all(m in run_metric_names(d["settings"]) for d in docs))]
+    every run scored, in :data:`hlcli.metrics.registry.EXTRA` order (as a sweep's table shows them);
+    a set metric (FID, KID) only where every run has its values for ``group_by``'s groups (the
+    runs were scored with the same ``--group-by``)."""
+    sets_ok = _set_refusal(docs, group_by) is None
+    return [*DEFAULT_METRICS, *(m for m in EXTRA if all(m in _columns_of(d) for d in docs)
+                                 and (sets_ok or not get(m).is_set))]
 
 
-def _metrics(metrics: Any, docs: list[dict[str, Any]]) -> list[str]:
+def _metrics(metrics: Any, docs: list[dict[str, Any]], group_by: str = "none",
+             paths: list[str | None] | None = None) -> list[str]:
     """The metrics asked for, each one scored by every run (extra metrics need --metrics);
-    ``None``: :func:`default_metrics`."""
+    ``None``: :func:`default_metrics`. A set metric per group needs runs scored with that
+    ``--group-by``."""
     if metrics is None:
-        return default_metrics(docs)
+        return default_metrics(docs, group_by)
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
-    allowed = [m for m in run_metric_names(docs[0]["settings"]) if all(m in run_metric_names(d["settings"]) for d in docs[1:])]
+    allowed = [m for m in _columns_of(docs[0]) if all(m in _columns_of(d) for d in docs[1:])]
+    refusal = _set_refusal(docs, group_by)
+    sets = [m for m in names if m in allowed and get(m).is_set]
+    if sets and refusal is not None:
+        i, scored = refusal
+        raise InputError(f"{', '.join(sets)} per group: the run was scored with --group-by {scored}, and a set value "
+                         "is stored only for the groups it was scored with (it is never recomputed)",
+                         (paths or [None] * len(docs))[i],
+                         f"score every run with --group-by {group_by}, or tabulate {', '.join(sets)} "
+                         "without --group-by")
     unknown = [m for m in names if m not in allowed]
     if unknown or not names:
         extra = [m for m in unknown if m in EXTRA]
@@ -59,9 +98,26 @@ def _mean(values: list[float]) -> float | None:
     return math.fsum(finite) / len(finite) if finite else None
 
 
-def _value(pairs: dict[str, Any], column: dict[str, Any], group_keys: dict[str, list[str]] | None) -> float | None:
+def _set_value(summary: dict[str, Any], column: dict[str, Any], groups: list[str] | None) -> float | None:
+    """A run's value of a set metric (FID, KID) in ``column``, as stored in its document (never
+    recomputed): the group's ``sets``, the run's, or, for the overall column with ``--average
+    groups``, the mean of the groups' values."""
+    metric = column["metric"]
+    if column["group"] is None and groups is None:
+        return (summary.get("sets") or {}).get(metric)
+    if column["group"] is None:
+        return _mean([v for v in (_set_value(summary, {"group": g, "metric": metric}, None) for g in groups or [])
+                      if v is not None])
+    return ((summary.get("groups") or {}).get(column["group"], {}).get("sets") or {}).get(metric)
+
+
+def _value(pairs: dict[str, Any], column: dict[str, Any], group_keys: dict[str, list[str]] | None,
+           summary: dict[str, Any] | None = None) -> float | None:
     """A run's value in ``column``: the mean over the column's pairs, or, for the overall column
-    with ``--average groups``, the mean of the per-group means (BasicSR's REDS4 / Vid4 clips)."""
+    with ``--average groups``, the mean of the per-group means (BasicSR's REDS4 / Vid4 clips);
+    a set metric's stored value (:func:`_set_value`)."""
+    if get(column["metric"]).is_set:
+        return _set_value(summary or {}, column, None if group_keys is None else list(group_keys))
     if group_keys is not None and column["group"] is None:
         means = [_mean([pair_value(pairs[k], column["metric"]) for k in ks]) for ks in group_keys.values()]
         return _mean([m for m in means if m is not None])
@@ -76,6 +132,41 @@ def _columns(keys: list[str], group_by: str, metrics: list[str]) -> list[dict[st
             groups.setdefault(g, []).append(k)
     sets = [(g, groups[g]) for g in sorted(groups)] + [(None, keys)]
     return [{"group": g, "metric": m, "pairs": len(ks), "keys": ks} for g, ks in sets for m in metrics]
+
+
+FID_KEYS = ("dims", "resize", "patches")  # settings.fid keys that change the set values
+
+
+def _fid_differences(stored: list[Any]) -> list[str]:
+    """How the runs' FID/KID samples and features differ from the first run's (``--fid-dims``,
+    ``--fid-resize``, ``--fid-patches``, the Inception weights): set values made otherwise do not
+    compare."""
+    def key(doc: dict[str, Any]) -> dict[str, Any]:
+        fid = doc["settings"].get("fid") or {}
+        return {**{k: fid.get(k) for k in FID_KEYS}, "Inception sha256": (fid.get("weights") or {}).get("sha256")}
+
+    first = key(stored[0].doc)
+    out = []
+    for s in stored[1:]:
+        other = key(s.doc)
+        out += [f"FID/KID {k} {first[k]} ({stored[0].name}) vs {other[k]} ({s.name})" for k in first if other[k] != first[k]]
+    return out
+
+
+def _set_notes(stored: list[Any], metrics: list[str], columns: list[dict[str, Any]]) -> dict[str, Any]:
+    """``set_notes`` (absent without set metrics): each run's stored small-set notes, for the sets
+    the table shows (``run: group: note``)."""
+    if not set_metrics(metrics):
+        return {}
+    groups = list(dict.fromkeys(c["group"] for c in columns))
+    notes = []
+    for s in stored:
+        summary = s.doc.get("summary") or {}
+        for g in groups:
+            record = summary.get("sets") if g is None else ((summary.get("groups") or {}).get(g) or {}).get("sets")
+            if record and record.get("note"):
+                notes.append(f"{s.name}: {'all pairs' if g is None else g}: {record['note']}")
+    return {"set_notes": notes}
 
 
 def paper_table(runs: Any, *, names: Any = None, metrics: Any = None, group_by: str = "none",
@@ -108,18 +199,25 @@ def paper_table(runs: Any, *, names: Any = None, metrics: Any = None, group_by: 
     if not keys:
         raise InputError("the runs have no pair in common", stored[0].path,
                          "give runs scored on the same ground truth (pairs are matched by key)")
-    metrics = _metrics(metrics, [s.doc for s in stored])
+    metrics = _metrics(metrics, [s.doc for s in stored], group_by, [s.path for s in stored])
+    if set_metrics(metrics):
+        fid_differences = _fid_differences(stored)
+        if fid_differences and not allow_settings_mismatch:
+            raise mismatch_error(fid_differences, next(s.path for s in stored[1:] if _fid_differences([stored[0], s])))
+        differences = [*differences, *fid_differences]
     columns = _columns(keys, group_by, metrics)
     group_keys = None
     if average == "groups":
         group_keys = {c["group"]: c["keys"] for c in columns if c["group"] is not None}
     by_key = [{p["key"]: p for p in s.doc["pairs"]} for s in stored]
-    values = [[_value(pairs, c, group_keys) for c in columns] for pairs in by_key]
+    values = [[_value(pairs, c, group_keys, s.doc.get("summary")) for c in columns] for s, pairs in zip(stored, by_key)]
     for j, c in enumerate(columns):
         defined = [row[j] for row in values if row[j] is not None]
         top = better(c["metric"], defined) if defined else None
         c["best"] = [s.name for s, row in zip(stored, values) if defined and row[j] == top]
         c["higher_is_better"] = get(c["metric"]).higher_is_better
+        if get(c["metric"]).is_set:
+            c["scope"] = "set"
         if c["group"] is None and average == "groups":
             c["average"] = "groups"
         del c["keys"]
@@ -133,5 +231,6 @@ def paper_table(runs: Any, *, names: Any = None, metrics: Any = None, group_by: 
         "pairs": {"common": len(keys), "only_in": {n: k for n, k in only.items() if k}},
         "columns": columns,
         "rows": [{"name": s.name, "path": s.path, "values": row} for s, row in zip(stored, values)],
+        **_set_notes(stored, metrics, columns),
         **unofficial_by_run([(s.name, s.doc["settings"]) for s in stored]),
     }

@@ -44,7 +44,9 @@ def table_cmd(runs: tuple[Path, ...], names: tuple[str, ...], metrics: str, grou
     highest PSNR, the lowest L1) in bold (markdown, latex) or marked with * (table).
 
     Each RUN is a document written by `hlcli score --format json` with the same settings (λ
-    included); means are over the pairs every run has. LaTeX output is a booktabs tabular:
+    included); means are over the pairs every run has. A set metric's column (fid, kid) holds each
+    run's stored value over its own pairs (its summary's, or its group's: per group only for runs
+    scored with the same --group-by), never recomputed. LaTeX output is a booktabs tabular:
     \\input it into a document that loads booktabs.
 
     \b

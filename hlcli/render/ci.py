@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..inputs.groups import ROOT_GROUP, group_of
-from ..metrics.registry import get
+from ..metrics.registry import get, is_set_metric
+from ..runs.summaries import summary_values
 from ..text import plural
 from .common import CONTROL_ESCAPES, change, md_code, md_escape, num
 from .gate import allowance, check_message, furthest_over, limit_message, over_by, run_failures
@@ -83,15 +84,19 @@ def classname(model: str, group: str | None) -> str:
     return f"hlcli.{model.replace('.', '_')}.{part}"
 
 
-def _central(stats: dict[str, Any]) -> float | None:
-    """A summary entry's number: a pair metric's mean, or a set metric's one value."""
-    return stats.get("mean", stats.get("value"))
+def _values(doc: dict[str, Any]) -> dict[str, float | None]:
+    """The run's number per metric (:func:`hlcli.runs.results.summary_values`): pair means, set values."""
+    return summary_values(doc.get("summary") or {})
+
+
+def _prefix(metric: str) -> str:
+    """``mean `` before a pair metric's number; nothing before a set metric's one value."""
+    return "" if is_set_metric(metric) else "mean "
 
 
 def _run_case(model: str, doc: dict[str, Any], allow_skips: bool) -> Case:
     summary = doc.get("summary") or {}
-    means = ", ".join(f"{'mean ' if 'mean' in s else ''}{m} {num(_central(s))}"
-                      for m, s in (summary.get("metrics") or {}).items() if _central(s) is not None)
+    means = ", ".join(f"{_prefix(m)}{m} {num(v)}" for m, v in _values(doc).items() if v is not None)
     case = Case(classname(model, None), "score", text=f"{plural(summary.get('count', 0), 'pair')} scored: {means}")
     incomplete = [msg for what, msg in run_failures(doc, allow_skips=allow_skips) if what == "incomplete run"]
     if incomplete:
@@ -163,8 +168,8 @@ def junit_suite(name: str, doc: dict[str, Any], *, time: float = 0.0, timestamp:
     cases += [_check_case(name, c) for c in (doc.get("gate") or {}).get("checks", [])]
     cases += _regression_cases(name, doc) + _skipped_cases(name, doc)
     props = {"lambda": repr((doc.get("settings") or {}).get("lambda")),
-             **{f"{'mean.' if 'mean' in s else ''}{m}": repr(_central(s))
-                for m, s in ((doc.get("summary") or {}).get("metrics") or {}).items() if _central(s) is not None}}
+             **{_prefix(m).replace(" ", ".") + m: repr(v)
+                for m, v in _values(doc).items() if v is not None}}
     return Suite(name, _unique(cases), time=time, timestamp=timestamp, properties=props)
 
 
@@ -303,8 +308,8 @@ def _means(doc: dict[str, Any]) -> list[str]:
     base = {e["metric"]: e for e in ((doc.get("gate") or {}).get("regressions") or {}).get("summary", [])}
     lines = ["", "#### Means", "", "| metric | mean |" + (" baseline | change |" if base else ""),
              "|---|---:|" + ("---:|---:|" if base else "")]
-    for m, s in ((doc.get("summary") or {}).get("metrics") or {}).items():
-        row = f"| {_md(get(m).header())} | {num(_central(s)) or '—'} |"
+    for m, v in _values(doc).items():
+        row = f"| {_md(get(m).header())} | {num(v) or '—'} |"
         if base:
             e = base.get(m)
             row += f" {num(e['baseline'])} | {change(e['delta'], e['relative_change'])} |" if e else " | |"

@@ -25,6 +25,7 @@ from ..text import plural
 from .common import num, percent, weights_warnings
 from .table import metric_header, shorten_middle
 from .gate import allowance, furthest_over, over_by
+from .score import ALL_PAIRS, set_table, set_title
 from .html_assets import CSS, JS, script_hash
 from ..runs.maps import map_path
 
@@ -138,7 +139,22 @@ def _summary(doc: dict[str, Any], layer_names: list[str]) -> str:
             note = f" ({m['infinite']} identical: +∞, left out)" if m.get("infinite") else ""
             rows.append(f"<tr><td>{e(metric_header(name))}{e(note)}</td>{cells}</tr>")
     return (f"<section><h2>Summary</h2><table id=\"summary\"><thead><tr><th>metric</th>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></section>")
+            f"<tbody>{''.join(rows)}</tbody></table>{_sets(doc)}</section>")
+
+
+def _sets(doc: dict[str, Any]) -> str:
+    """The set values (FID, KID) as stored in the document's summary (never recomputed): all
+    pairs, then each group; each small set's note as a warning under the table."""
+    headers, sets = set_table(doc["summary"])
+    if not sets:
+        return ""
+    head = "".join(f"<th>{e(h)}</th>" for h in ["set", *headers])
+    rows = "".join(f"<tr><td>{e(ALL_PAIRS) if g is None else '<code>' + e(g) + '</code>'}</td>"
+                   + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>" for g, cells, _ in sets)
+    notes = "".join(f"<p class=\"warning set-note\">Note ({e(ALL_PAIRS if g is None else g)}): {e(note)}</p>"
+                    for g, _, note in sets if note)
+    return (f"<h3>Set metrics</h3><p>{e(set_title(doc['settings']))}</p><table id=\"sets\"><thead><tr>{head}</tr>"
+            f"</thead><tbody>{rows}</tbody></table>{notes}")
 
 
 def _gate(gate: dict[str, Any] | None) -> str:

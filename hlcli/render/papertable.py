@@ -94,7 +94,18 @@ def notes(t: dict[str, Any]) -> list[str]:
     lines = [f"{how}; ↑ higher is better, ↓ lower is better; λ = {t['settings']['lambda']:g}"]
     lines += [f"settings differ (tabulated anyway with {OVERRIDE_FLAG}): {d}" for d in t["settings_differences"]]
     lines += [f"only in {name} (not used): {', '.join(keys)}" for name, keys in p["only_in"].items()]
-    return lines
+    return lines + set_lines(t)
+
+
+def set_lines(t: dict[str, Any]) -> list[str]:
+    """What a set metric's column holds (FID, KID: each run's stored value over its own set of
+    pairs, not a mean) and each small set's note; nothing without set columns."""
+    labels = list(dict.fromkeys(get(c["metric"]).label for c in t["columns"] if c.get("scope") == "set"))
+    if not labels:
+        return []
+    own = "; the pairs not in every run included" if any(t["pairs"]["only_in"].values()) else ""
+    return [f"{', '.join(labels)}: each run's stored value over its own set of pairs, not a mean{own}",
+            *(f"note: {n}" for n in t.get("set_notes", []))]
 
 
 def write_table_console(t: dict[str, Any], out: TextIO, *, terminal: bool = False) -> None:
@@ -177,7 +188,8 @@ def write_table_markdown(t: dict[str, Any], out: TextIO, *, digits: int = DEFAUL
         cells = [f"**{_num(v, digits, c['metric'])}**" if _best(t, i, j) else _num(v, digits, c["metric"])
                  for j, (v, c) in enumerate(zip(row["values"], t["columns"]))]
         lines.append(md_row([md_escape(row["name"]), *cells]))
-    lines += ["", *(md_escape(line) for line in notes(t)[:1]), "**Bold**: the best value of its column."]
+    lines += ["", *(md_escape(line) for line in [*notes(t)[:1], *set_lines(t)]),
+              "**Bold**: the best value of its column."]
     out.write("\n".join(lines) + "\n")
 
 
@@ -196,6 +208,7 @@ def _latex_header(t: dict[str, Any]) -> list[str]:
 def write_table_latex(t: dict[str, Any], out: TextIO, *, digits: int = DEFAULT_DIGITS) -> None:
     """A ``tabular`` with booktabs rules, to ``\\input`` into a document that loads booktabs."""
     lines = [f"% hlcli table: {latex_escape(notes(t)[0])}; bold: the best value of its column",
+             *(f"% {line}" for line in set_lines(t)),
              r"% needs \usepackage{booktabs}",
              r"\begin{tabular}{l" + "r" * len(t["columns"]) + "}", r"\toprule", *_latex_header(t), r"\midrule"]
     for i, row in enumerate(t["rows"]):

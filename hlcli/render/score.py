@@ -8,13 +8,15 @@ from typing import Any, TextIO
 import heapq
 
 from ..metrics.registry import badness
-from ..runs.results import PairResult, Run, Skipped
+from ..runs.results import PairResult, Run, Skipped, set_stats
+from ..runs.summaries import set_names, set_records
 from . import gate as gate_render
 from .common import (
     dumps_strict,
     exact,
     md_code,
     md_escape,
+    md_row,
     num,
     table_console,
     weights_warnings,
@@ -22,11 +24,40 @@ from .common import (
     write_json,
 )
 from ..text import plural
-from .table import Column, fit_table, metric_header, number_column, shared_formats, shorten_middle, sig
+from .table import Column, fit_table, metric_header, number_column, set_cells, shared_formats, shorten_middle, sig
 
 FORMATS = ("table", "csv", "json", "jsonl", "markdown")
 GROUP_STATS = ("mean", "median", "std", "min", "max", "p95")
 GROUP_TITLES = {"top": "top-level folder", "dir": "parent folder"}
+ALL_PAIRS = "all pairs"  # the label of the run's own set values beside its groups'
+
+
+def summary_stats(summ: dict[str, Any]) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    """Per part of a summary, the run's (group ``""``) first, then each group's: every metric's
+    statistics, the set metrics (FID, KID) as :func:`hlcli.runs.results.set_stats` (count the
+    samples, mean the value, std KID's subsets' std) after the pair metrics. The rows of
+    ``--summary-only`` CSV and the ``metric`` lines of JSON Lines."""
+    parts = [("", summ), *summ.get("groups", {}).items()]
+    return [(g, {**part["metrics"], **{m: set_stats(part["sets"], m) for m in set_names(part)}}) for g, part in parts]
+
+
+def set_table(summ: dict[str, Any]) -> tuple[list[str], list[tuple[str | None, list[str], str | None]]]:
+    """The set values of a summary for people (table, Markdown, the report): the headers of
+    :func:`hlcli.render.table.set_cells`, then per set (the run's first, group None; then each
+    group's) its group, its cells and its note (the small-set warning, or None). Empty without
+    set metrics."""
+    records = set_records(summ)
+    headers, rows = set_cells([r for _, r in records], set_names(summ))
+    return headers, [(g, cells, r.get("note")) for (g, r), cells in zip(records, rows)]
+
+
+def set_title(settings: dict[str, Any]) -> str:
+    """What the set values are over: ``restored set vs ground-truth set, 64 Inception features,
+    clean resize`` (and the patch size with --fid-patches)."""
+    fid = settings.get("fid") or {}
+    patches = f", {fid['patches']}-px patches" if fid.get("patches") else ""
+    return (f"restored set vs ground-truth set, {fid.get('dims', '?')} Inception features, "
+            f"{fid.get('resize', '?')} resize{patches}")
 
 
 # -- CSV --------------------------------------------------------------------------------------
@@ -60,8 +91,7 @@ def write_summary_csv(run: Run, out: TextIO) -> None:
     w = csv.writer(out, lineterminator="\n")
     summ = run.summary()
     w.writerow(SUMMARY_CSV_HEADER + (["group"] if "groups" in summ else []))
-    tables = [("", summ["metrics"])] + [(g, gs["metrics"]) for g, gs in summ.get("groups", {}).items()]
-    for group, metrics in tables:
+    for group, metrics in summary_stats(summ):
         tail = [group] if "groups" in summ else []
         for name, st in metrics.items():
             w.writerow([name, str(st["count"]),
@@ -139,11 +169,9 @@ class JsonlStream:
     def summary(self, run: Run) -> None:
         summary = run.summary()
         if self.summary_only:
-            for name, st in summary["metrics"].items():
-                self.emit({"type": "metric", "metric": name, **st})
-            for group, gs in summary.get("groups", {}).items():
-                for name, st in gs["metrics"].items():
-                    self.emit({"type": "metric", "group": group, "metric": name, **st})
+            for group, metrics in summary_stats(summary):
+                for name, st in metrics.items():
+                    self.emit({"type": "metric", **({"group": group} if group else {}), "metric": name, **st})
         self.emit({"type": "summary", **summary, "gate": run.gate})
 
     def aborted(self, message: str, exit_code: int) -> None:
@@ -177,6 +205,7 @@ def write_markdown(run: Run, out: TextIO, *, summary_only: bool = False) -> None
     lines += ["", "| metric | " + " | ".join(stats) + " |", "|---|" + "---:|" * len(stats)]
     for name, st in summ["metrics"].items():
         lines.append(f"| {name} | " + " | ".join(num(st[k]) for k in stats) + " |")
+    lines += set_markdown_lines(run.settings, summ, groups=False)
     lines += group_markdown_lines(run, summ)
     if run.gate:
         lines += gate_render.markdown_lines(run.gate)
@@ -205,7 +234,22 @@ def group_markdown_lines(run: Run, summ: dict[str, Any] | None = None) -> list[s
         for name, st in gs["metrics"].items():
             lines.append(f"| {md_code(group)}{skipped} | {name} | {st['count']} | "
                          + " | ".join(num(st[k]) for k in GROUP_STATS) + " |")
-    return lines
+    return lines + set_markdown_lines(run.settings, summ, groups=True)
+
+
+def set_markdown_lines(settings: dict[str, Any], summ: dict[str, Any], *, groups: bool) -> list[str]:
+    """The set values (FID, KID) as a Markdown table: the run's (``groups=False``: under the
+    summary) or each group's (``groups=True``: in the per-group section), the small-set notes
+    under it; nothing without set metrics."""
+    headers, sets = set_table(summ)
+    chosen = [(g, cells, note) for g, cells, note in sets if (g is not None) == groups]
+    if not chosen:
+        return []
+    lines = ["", "#### Set metrics by group" if groups else "### Set metrics", "", md_escape(set_title(settings)), "",
+             md_row(["group" if groups else "set", *(md_escape(h) for h in headers)]), "|---|" + "---:|" * len(headers)]
+    lines += [md_row([ALL_PAIRS if g is None else md_code(g), *cells]) for g, cells, _ in chosen]
+    notes = [f"> **Note** ({ALL_PAIRS if g is None else md_code(g)}): {md_escape(note)}" for g, _, note in chosen if note]
+    return lines + (["", *"\n>\n".join(notes).split("\n")] if notes else [])
 
 
 # -- Rich table -------------------------------------------------------------------------------
@@ -266,6 +310,23 @@ def _summary_table(console: Any, run: Run, summ: dict[str, Any], formats: dict[s
               Column("metric", keys, justify="left"), columns, moved="some statistics", notes=notes)
 
 
+def print_set_table(console: Any, settings: dict[str, Any], summ: dict[str, Any]) -> None:
+    """The set values (FID, KID) under the summary table: one row for all pairs, then one per
+    group; each small set's note as a ``note:`` line under it. Nothing without set metrics."""
+    from rich.markup import escape  # lazy: keeps rich off the cheap paths (import hlcli, --help, reading runs)
+
+    headers, sets = set_table(summ)
+    if not sets:
+        return
+    labels = [ALL_PAIRS if g is None else g for g, _, _ in sets]
+    columns = [Column(h, [cells[i] for _, cells, _ in sets]) for i, h in enumerate(headers)]
+    fit_table(console, f"set metrics: {set_title(settings)}", Column("set", labels, justify="left"), columns,
+              moved="some set metrics")
+    for label, (_, _, note) in zip(labels, sets):
+        if note:
+            console.print(f"[bold yellow]note:[/] {escape(label)}: {escape(note)}")
+
+
 def _print_worst(console: Any, worst: list[dict[str, Any]]) -> None:
     """``worst by hybrid: a (0.03838), b (0.02920), ...`` wrapped between pairs, never inside
     one; where one pair alone is wider than the terminal, one per line, number first, its key
@@ -305,6 +366,7 @@ def write_table(run: Run, out: TextIO, *, terminal: bool, summary_only: bool = F
     if not summary_only:
         _pairs_table(console, run, rows, sort, formats)
     _summary_table(console, run, summ, formats)
+    print_set_table(console, run.settings, summ)
     for note in weights_warnings(run.settings):
         console.print(f"[bold yellow]warning:[/] {escape(note)}")
     print_group_summary(console, run, formats, summ)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 from dataclasses import dataclass
 from ..metrics.registry import EXTRA, get
 
@@ -164,6 +165,25 @@ def metric_header(metric: str) -> str:
     """A metric's column header: its name, or for an extra metric its label, direction and
     unit (``PSNR↑ dB``)."""
     return get(metric).header() if metric in EXTRA else metric
+
+
+def set_cells(records: Sequence[dict[str, Any]], names: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """The set metrics (FID, KID) of several sets (their records: the run's, each group's) as a
+    table: the headers (``samples``, then each metric's :func:`metric_header` with its power of
+    ten, if any) and one row of cells per set (the sample count, ``(small)`` after it when the
+    covariance is singular; each value in one format per metric for every set, the metric's own
+    decimals where it has them, FID ``0.1705``; ``± std`` where the record has one, KID's
+    subsets)."""
+    formats = {m: metric_format(m, [r.get(k) for r in records for k in (m, f"{m}_std")]) for m in names}
+    headers = ["samples", *(f"{metric_header(m)} {formats[m].label}".strip() for m in names)]
+    rows = []
+    for r in records:
+        cells = [f"{r['samples']:,}" + (" (small)" if r.get("small") else "")]
+        for m in names:
+            std = r.get(f"{m}_std")
+            cells.append(formats[m](r.get(m)) + ("" if std is None or r.get(m) is None else f" ± {formats[m](std)}"))
+        rows.append(cells)
+    return headers, rows
 
 
 def shared_formats(pools: dict[str, Iterable[float | None]]) -> dict[str, NumberFormat]:

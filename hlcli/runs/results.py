@@ -180,6 +180,16 @@ def summarize(
     }
 
 
+def set_stats(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """A set metric as a summary statistics entry (the fixed columns of ``--summary-only`` CSV
+    and JSON Lines): ``count`` the samples, ``mean`` the value, ``std`` the subsets' standard
+    deviation where the metric has one (KID's ``kid_std``), every other statistic None."""
+    out: dict[str, Any] = {"count": record["samples"], **dict.fromkeys(STATS)}
+    out["mean"] = record.get(name)
+    out["std"] = record.get(f"{name}_std")
+    return out
+
+
 def format_change(delta: float | None, rel: float | None) -> str:
     """A change as people read it: relative, in percent, when the old value was non-zero
     (``rel`` given), else absolute; ``±∞`` when one side was +inf (PSNR of identical images)."""

@@ -10,8 +10,8 @@
 
 Written with ``torch.utils.tensorboard.SummaryWriter`` (the ``tensorboard`` package, extra
 ``hlcli[tensorboard]``). TensorBoard stores scalars as float32. It works on the
-:class:`~hlcli.Run` itself and imports no other module of ``runs``, so that ``Run.to_tensorboard``
-can call it without an import cycle.
+:class:`~hlcli.Run` itself and imports no other module of ``runs`` but :mod:`.summaries` (which
+imports none), so that ``Run.to_tensorboard`` can call it without an import cycle.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..errors import HlcliEnvironmentError, HlcliError
 from ..inputs.loader import Planned, decode_pair, plan_pair
 from ..inputs.pairing import Pair
 from ..metrics.registry import badness
+from .summaries import summary_values
 
 PANEL_SIDE = 512
 COLORMAP = "viridis"  # as the report's maps
@@ -48,24 +49,14 @@ def require_tensorboard(what: str) -> None:
                                     INSTALL_FIX) from exc
 
 
-def _value(stats: Any) -> float | None:
-    """A summary entry's number: the mean of a pair metric, or a set metric's value."""
-    v = stats.get("mean", stats.get("value")) if isinstance(stats, dict) else stats
-    return None if v is None or not math.isfinite(v) else float(v)
-
-
 def scalars(summary: dict[str, Any]) -> dict[str, float]:
-    """``tag -> value`` of a run's summary (:meth:`hlcli.Run.summary`): metrics with a value."""
+    """``tag -> value`` of a run's summary (:meth:`hlcli.Run.summary`): metrics with a finite
+    value (each pair metric's mean, each set metric's value: :func:`hlcli.runs.results.summary_values`)."""
     out = {}
-    for metric, stats in (summary.get("metrics") or {}).items():
-        v = _value(stats)
-        if v is not None:
-            out[f"hlcli/{metric}"] = v
-    for group, gs in (summary.get("groups") or {}).items():
-        for metric, stats in (gs.get("metrics") or {}).items():
-            v = _value(stats)
-            if v is not None:
-                out[f"hlcli/{group}/{metric}"] = v
+    for prefix, part in [("hlcli/", summary), *((f"hlcli/{g}/", gs) for g, gs in (summary.get("groups") or {}).items())]:
+        for metric, v in summary_values(part).items():
+            if v is not None and math.isfinite(v):
+                out[f"{prefix}{metric}"] = float(v)
     return out
 
 
