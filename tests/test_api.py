@@ -47,8 +47,11 @@ def test_docstring_examples_run():
     import hlcli.engine.options
     import hlcli.runs.results
     import hlcli.engine.scoring
+    import hlcli.analysis.plane
+    import hlcli.render.table
 
-    for module in (hlcli.errors, hlcli.metrics.hybrid, hlcli.engine.options, hlcli.runs.results, hlcli.engine.scoring):
+    for module in (hlcli.errors, hlcli.metrics.hybrid, hlcli.engine.options, hlcli.runs.results, hlcli.engine.scoring,
+                   hlcli.analysis.plane, hlcli.render.table):
         result = doctest.testmod(module, extraglobs={"hlcli": hlcli}, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__
         assert result.attempted > 0, module.__name__

@@ -15,6 +15,7 @@ from ..metrics.registry import EXTRA, get
 from ..text import plural
 from .common import exact, md_escape, md_row, print_sentence, table_console, write_in, write_json
 from .table import (
+    fixed,
     _chunks,
     _print_stacked,
     _print_table,
@@ -47,7 +48,7 @@ def _num(x: float | None, digits: int, metric: str | None = None) -> str:
     if x is None:
         return ""
     decimals = get(metric).decimals if metric else None
-    return format(x, f".{decimals}f") if decimals is not None else format(x, f".{digits}g")
+    return fixed(x, decimals) if decimals is not None else format(x, f".{digits}g")
 
 
 def _header(metric: str) -> str:

@@ -70,7 +70,19 @@ class NumberFormat:
             return "0"
         if self.scientific:
             return format(x, f"{sign}.{self.decimals}e")
-        return format(x / 10.0 ** self.exponent if self.exponent else x, f"{sign}.{self.decimals}f")
+        return fixed(x / 10.0 ** self.exponent if self.exponent else x, self.decimals, sign)
+
+
+def fixed(x: float, decimals: int, sign: str = "") -> str:
+    """``x`` with ``decimals`` fixed decimals, never ``-0.0000``: a value that rounds to zero has
+    no minus sign (an FID of -3.6e-15, rounding of identical sets, reads ``0.0000``). Python's
+    ``z`` format option does this from 3.11 only.
+
+    >>> fixed(-3.6e-15, 4), fixed(-0.00006, 4), fixed(0.0, 2, "+")
+    ('0.0000', '-0.0001', '+0.00')
+    """
+    text = format(x, f"{sign}.{decimals}f")
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
 
 def _decade(x: float) -> int:
