@@ -18,19 +18,6 @@ from hlcli.runs.readers import read_score
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
-@pytest.fixture(scope="session")
-def inception_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("inception") / "inception.pth"
-    torch.save(inception.random_state_dict(11), path)
-    return path
-
-
-@pytest.fixture
-def fid_env(cli_env, inception_file, monkeypatch):
-    monkeypatch.setenv("HLCLI_INCEPTION_WEIGHTS", str(inception_file))
-    return inception_file
-
-
 def _grouped(tmp_path: Path) -> tuple[Path, Path]:
     for group, names in (("A", ("astronaut", "chelsea")), ("B", ("coffee", "rocket"))):
         for name in names:
@@ -285,17 +272,6 @@ def test_tradeoff_plane_of_psnr_and_fid(fid_env, tmp_path):
     assert res.exit_code == 2 and "--x and --y" in res.stderr
     res = runner.invoke(cli, ["tradeoff", *map(str, docs), "--x", "lpips", "--y", "fid"])
     assert res.exit_code == 2 and "--metrics lpips" in res.stderr
-
-
-def test_sweeps_and_torchrun_refuse_set_metrics_for_now(fid_env, tmp_path, monkeypatch):
-    """Rather than a document without its set values: exit 2 naming the way that works."""
-    runner = CliRunner()
-    res = runner.invoke(cli, ["score", str(SAMPLES / "restored"), str(SAMPLES / "gt"), str(SAMPLES / "gt"),
-                              "--metrics", "fid", "-f", "json", "-o", str(tmp_path / "sweep") + "/"])
-    assert res.exit_code == 2 and "sweep" in res.stderr
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    res = runner.invoke(cli, ["score", str(SAMPLES / "restored"), str(SAMPLES / "gt"), "--metrics", "kid"])
-    assert res.exit_code == 2 and "torchrun" in res.stderr and "merge" in res.stderr
 
 
 def test_compare_shows_both_set_values(fid_env, tmp_path):
