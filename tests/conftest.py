@@ -142,6 +142,25 @@ def cli_env(weights_file, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def inception_file(tmp_path_factory) -> Path:
+    """A random FID Inception checkpoint (pytorch-fid's keys), one file per session."""
+    import torch
+
+    from hlcli.nets import inception
+
+    path = tmp_path_factory.mktemp("inception") / "inception.pth"
+    torch.save(inception.random_state_dict(11), path)
+    return path
+
+
+@pytest.fixture
+def fid_env(cli_env, inception_file, monkeypatch):
+    """:func:`cli_env` and the random Inception through $HLCLI_INCEPTION_WEIGHTS."""
+    monkeypatch.setenv("HLCLI_INCEPTION_WEIGHTS", str(inception_file))
+    return inception_file
+
+
+@pytest.fixture(scope="session")
 def lpips_oracles(backbone_files):
     """lpips.LPIPS(net, version='0.1') with the lpips package's own heads and the random backbones of
     ``backbone_files``: the independent oracle of the LPIPS tests."""

@@ -91,6 +91,25 @@ def test_five_pairs_on_two_ranks_is_the_single_process_run(tmp_path, env, monkey
     assert out == ""  # one output, in the file, from rank 0 only
 
 
+def test_fid_kid_on_two_ranks_are_the_single_process_values(tmp_path, env, inception_file, monkeypatch):
+    """Each rank sends its pairs' Inception features; rank 0's FID and KID (and the whole
+    document) are the single process's, bit for bit; the small-set note is said once."""
+    restored, gt = _photos(tmp_path, 4)
+    env = {**env, "HLCLI_INCEPTION_WEIGHTS": str(inception_file)}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    args = ["score", restored, gt, *FAST, "-f", "json", "--metrics", "fid,kid", "--fid-dims", "64",
+            "--fail-if", "fid>1e9"]
+    code, out, err, _ = _torchrun(args, env)
+    assert code == 0, err
+    single_code, single_out, _ = _single(args)
+    assert single_code == 0
+    dist, single = json.loads(out), json.loads(single_out)
+    _same_run(single, dist)
+    assert dist["summary"]["sets"]["samples"] == 4 and "fid" in dist["summary"]["sets"]
+    assert err.count("covariance is singular") == 1
+
+
 def test_one_pair_on_two_ranks_leaves_a_shard_empty(tmp_path, env, monkeypatch):
     restored, gt = _photos(tmp_path, 1)
     monkeypatch.setenv("HLCLI_WEIGHTS", env["HLCLI_WEIGHTS"])

@@ -270,17 +270,6 @@ def test_tradeoff_plane_of_psnr_and_fid(fid_env, tmp_path):
     assert res.exit_code == 2 and "--metrics lpips" in res.stderr
 
 
-def test_sweeps_and_torchrun_refuse_set_metrics_for_now(fid_env, tmp_path, monkeypatch):
-    """Rather than a document without its set values: exit 2 naming the way that works."""
-    runner = CliRunner()
-    res = runner.invoke(cli, ["score", str(SAMPLES / "restored"), str(SAMPLES / "gt"), str(SAMPLES / "gt"),
-                              "--metrics", "fid", "-f", "json", "-o", str(tmp_path / "sweep") + "/"])
-    assert res.exit_code == 2 and "sweep" in res.stderr
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    res = runner.invoke(cli, ["score", str(SAMPLES / "restored"), str(SAMPLES / "gt"), "--metrics", "kid"])
-    assert res.exit_code == 2 and "torchrun" in res.stderr and "merge" in res.stderr
-
-
 def test_compare_shows_both_set_values(fid_env, tmp_path):
     runner = CliRunner()
     docs = []

@@ -35,11 +35,6 @@ def scale_out(view: Any, output: str | None, pairing: Any, opts: Any, inputs: di
     for a --shard run (None for a plain run)."""
     shard_text, resume = options.get("shard"), options.get("resume")
     if world_size() > 1:
-        from ..metrics.registry import set_metrics  # the registry: pure Python
-
-        if set_metrics(options.get("metrics") or ()):
-            raise click.UsageError("fid and kid cannot run under torchrun yet (the ranks would have to gather every "
-                                   "pair's features); use --shard I/N -o FILE parts and hlcli merge (docs/scaling.md)")
         for flag, given in (("--shard", shard_text), ("--resume", resume), ("--save-maps", options.get("save_maps")),
                             ("--report", options.get("report"))):
             if given:

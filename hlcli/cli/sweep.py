@@ -70,11 +70,6 @@ def run_sweep(paths: list[Path], view: Any, opts: Any, options: dict[str, Any], 
                                    "score the models one at a time")
     if world_size() > 1:
         raise click.UsageError("a sweep (more than one model folder) cannot run under torchrun; see docs/sweeps.md")
-    from ..metrics.registry import set_metrics  # the registry: pure Python
-
-    if set_metrics(options.get("metrics") or ()):
-        raise click.UsageError("fid and kid are not computed in a sweep yet (a set metric per model needs its own "
-                               "features): score each model on its own, hlcli score MODEL/ GT/ --metrics fid")
     if options.get("resume") and (output is None or view.fmt != "json"):
         raise click.UsageError("--resume with a sweep needs -o DIR/ and json documents")
     *model_paths, gt = paths
@@ -207,10 +202,15 @@ def _resumed(models: list[Any], out_dir: Path | None, opts: Any, quiet: bool) ->
         return weights.file_sha256(weights.resolve(opts.weights, offline=opts.offline,
                                                    progress=opts.download_progress).path)
 
+    @functools.cache
+    def inception_sha256() -> str:  # with fid/kid: the stored set values need the same Inception
+        return weights.file_sha256(weights.resolve(opts.inception_weights, offline=opts.offline,
+                                                   progress=opts.download_progress, net="inception").path)
+
     done = {}
     for m in models:
         path = out_dir / f"{m.name}.json"
-        run, why = stored_run(path, m, opts, sha256)
+        run, why = stored_run(path, m, opts, sha256, inception_sha256)
         if run is not None:
             done[m.name] = run
             if not quiet:

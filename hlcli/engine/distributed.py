@@ -20,7 +20,10 @@ calls :func:`score_distributed`:
    rank 0 with one ``gather_object``;
 5. rank 0 builds ONE :class:`~hlcli.runs.results.Run` (pairs in canonical order, the run a single
    process makes, with ``distributed: {world_size, backend}`` in its environment), or raises the
-   error a single process would have raised. Other ranks get None.
+   error a single process would have raised. Other ranks get None. With set metrics (FID, KID)
+   each rank sends its pairs' Inception features too (float64 numpy arrays, K x dims per side and
+   pair: about 32 kB per pair at 2048 dimensions), so rank 0's FID and KID are the single
+   process's, computed from the same rows in the same key order.
 
 A rank that is killed is noticed by torchrun's agent, which stops the others (seconds); the
 timeout bounds the rest (a lost node).
@@ -98,14 +101,19 @@ class Outcome:
     skipped: list[tuple[str, str, str, int, str | None, str | None]] = field(default_factory=list)
     error: tuple[str, int] | None = None  # (one-line message, exit code)
     aborted: bool = False  # stopped because another rank failed
+    set_features: dict[str, tuple[Any, Any]] | None = None  # FID/KID: each pair's float64 features
 
 
 def assemble(run: Run, outcomes: list[Outcome]) -> Run:
-    """Rank 0's run with every rank's pairs and skips, in canonical (key) order."""
+    """Rank 0's run with every rank's pairs and skips, in canonical (key) order; with set metrics,
+    every rank's pairs' Inception features (the rows a single process computes, so its FID/KID)."""
     names = run.layer_names
     run.pairs = sorted((_unpack(t, names) for o in outcomes for t in o.pairs), key=lambda p: p.key)
     run.skipped = sorted((Skipped(*s) for o in outcomes for s in o.skipped), key=lambda s: s.key)
+    if run.set_features is not None:
+        run.set_features = {k: f for o in outcomes for k, f in (o.set_features or {}).items()}
     return run
+
 
 
 def first_error(outcomes: list[Outcome]) -> RankError | None:
@@ -214,6 +222,7 @@ def _score_rank(group: _Group, pairing: Any, opts: Any, inputs: dict[str, Any] |
         return None, outcome
     outcome.pairs = [_pack(p) for p in run.pairs]
     outcome.skipped = [(s.key, s.path, s.reason, s.exit_code, s.restored, s.gt) for s in run.skipped]
+    outcome.set_features = run.set_features
     return run, outcome
 
 
@@ -248,4 +257,8 @@ def score_distributed(pairing: Any, opts: Any, *, inputs: dict[str, Any] | None 
         raise error or HlcliEnvironmentError("rank 0 stopped without a result", None, "rerun")
     run = assemble(run, outcomes or [])
     run.environment["distributed"] = {"world_size": group.world, "backend": BACKEND}
+    if run.set_features is not None:  # the small-set note of the whole run, as a single process's
+        from .scoring import _warn_small_sets  # lazy: keeps PIL/numpy off the cheap paths (import hlcli, --help, reading runs)
+
+        _warn_small_sets(run)
     return run

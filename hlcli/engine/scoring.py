@@ -405,7 +405,7 @@ def score_pairing(
     # for one process, any --shard split merged, or torchrun ranks gathered (hlcli.engine.sharding).
     run.pairs.sort(key=lambda p: p.key)
     run.skipped.sort(key=lambda s: s.key)
-    if eng.sets is not None:
+    if eng.sets is not None and (shard is None or shard.record):  # a torchrun rank: rank 0 warns once, for the whole run
         _warn_small_sets(run)
     if maps is not None:
         maps.finish(run)

@@ -5,19 +5,21 @@ Each model's :class:`~hlcli.Run` is the run :func:`hlcli.engine.scoring.score_pa
 model alone: the same plans, batches, skips, missing files and numbers (bit for bit, see
 :mod:`hlcli.engine.sweep_batch`). What is shared: the weights and network (loaded once), each
 ground-truth image's decode (once per batch, for every model whose plan holds it at the same size)
-and its features (once per forward chunk). Models whose plans differ (a missing or unreadable
+and its features (once per forward chunk); with set metrics (FID, KID), each ground-truth sample's
+Inception features once per sweep, across groups too. Models whose plans differ (a missing or unreadable
 file) form their own group, with its own batches, as their single runs would.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import HlcliError, InputError
+from ..errors import HlcliError, InputError, InputWarning
 from ..nets.layers import DEFAULT_LAYERS, LayerSpec
 from ..inputs.loader import (
     batches,
@@ -168,11 +170,15 @@ def score_sweep(models: list[Model], opts: ScoreOptions, *,
     groups: dict[tuple[Any, ...], list[Model]] = {}
     for m in models:
         groups.setdefault(_signature(m.plans), []).append(m)
+    gt_features: dict[tuple[Any, ...], Any] = {}  # set metrics: each ground truth's features, once per sweep
     for members in groups.values():
-        _score_group(members, eng, opts, specs, layer_weights, on_pair=on_pair, on_skip=on_skip)
+        _score_group(members, eng, opts, specs, layer_weights, on_pair=on_pair, on_skip=on_skip,
+                     gt_features=gt_features)
     for m in models:
         m.run.pairs.sort(key=lambda p: p.key)
         m.run.skipped.sort(key=lambda s: s.key)
+        if eng.sets is not None:
+            _warn_small_sets(m.run, m.name)
         if m.maps is not None:
             m.maps.finish(m.run)
     return {m.name: m.run for m in models}
@@ -187,9 +193,43 @@ def _map_writer(opts: ScoreOptions, specs: tuple[LayerSpec, ...], layer_weights:
                      scale=opts.maps_scale, extra=extra_metrics(opts))
 
 
+def _gt_key(plan: Planned) -> tuple[Any, ...]:
+    """What decides a ground truth's decoded pixels (its file, size policy, crop border, depth):
+    equal keys share their Inception features across the sweep's groups."""
+    return (str(plan.pair.gt), plan.gt_size, plan.policy_size, plan.policy == "crop", plan.crop_border, plan.depth)
+
+
+def _warn_small_sets(run: Run, name: str) -> None:
+    """A model's small-set note on stderr (as its single run gives it), named by the model."""
+    record = run.set_values(run.pairs)
+    if record and record.get("note"):
+        warnings.warn(InputWarning(f"{name}: {record['note']}"), stacklevel=2)
+
+
+def _set_features(batch: SweepBatch, members: list[Model], eng: Any, gt_features: dict[Any, Any]) -> None:
+    """Each model's pairs' Inception features of one batch into its run (set metrics), every
+    ground-truth sample through the network once per sweep
+    (:meth:`hlcli.metrics.setfeatures.InceptionFeatures.measure_models`)."""
+    scored = [(m, mb) for m, mb in zip(members, batch.models) if mb.plans]
+    if batch.gt is None or not scored:
+        return
+    keys: list[Any] = [None] * batch.gt.shape[0]
+    for _, mb in scored:
+        for plan, i in zip(mb.plans, mb.positions):
+            keys[i] = _gt_key(plan)
+    scale = 65535 if scored[0][1].plans[0].depth == 16 else 255  # one depth per group
+    measured = eng.sets.measure_models(batch.gt, [(mb.restored, mb.positions) for _, mb in scored], scale,
+                                       keys, gt_features)
+    for (m, mb), feats in zip(scored, measured):
+        for plan, f in zip(mb.plans, feats):
+            m.run.set_features[plan.pair.key] = f
+
+
 def _score_group(members: list[Model], eng: Any, opts: ScoreOptions, specs: tuple[LayerSpec, ...],
-                 layer_weights: tuple[float, ...], *, on_pair: Any, on_skip: Any) -> None:
-    """Score the models of one group (equal plans) batch by batch, each ground truth decoded once."""
+                 layer_weights: tuple[float, ...], *, on_pair: Any, on_skip: Any,
+                 gt_features: dict[Any, Any]) -> None:
+    """Score the models of one group (equal plans) batch by batch, each ground truth decoded once
+    (and, with set metrics, through the Inception once per sweep: ``gt_features``)."""
     if not members[0].plans:
         return
     per_model = [batches(m.plans, batch_size=opts.batch_size, pixel_budget=eng.scorer.pixel_budget) for m in members]
@@ -201,6 +241,8 @@ def _score_group(members: list[Model], eng: Any, opts: ScoreOptions, specs: tupl
                 m.run.skipped.append(s)
                 if on_skip:
                     on_skip(m.name, s)
+        if eng.sets is not None:  # before the pair metrics, as a single run (hlcli.engine.scoring)
+            _set_features(batch, members, eng, gt_features)
         for m, results in zip(members, _batch_results(batch, members, eng, opts, specs, layer_weights)):
             for result in results:
                 if isinstance(result, Failure):  # an extra metric has no value for it (NIQE of a flat image)
@@ -278,11 +320,14 @@ def score_models(models: dict[str, str | os.PathLike[str]], gt: str | os.PathLik
     return score_sweep(entries, opts)
 
 
-def stored_run(path: Path, model: Model, opts: ScoreOptions, weights_sha256: Any) -> tuple[Run | None, str | None]:
+def stored_run(path: Path, model: Model, opts: ScoreOptions, weights_sha256: Any,
+               inception_sha256: Any = None) -> tuple[Run | None, str | None]:
     """``--resume``: the run stored in ``path`` when it is this model's complete document for
     ``opts`` (same inputs, settings that change the numbers, weights, pairs, skips and missing
     files; ``weights_sha256()`` gives the weights' hash, asked only when all else matches), else
-    ``(None, why)``."""
+    ``(None, why)``. With set metrics (FID, KID) the document's set values are kept as the run's
+    (:meth:`~hlcli.runs.results.Run.keep_set_values`: a document holds no features, but its values
+    are this model's own), when its Inception weights are ``inception_sha256()``'s."""
     if not path.is_file():
         return None, "absent"
     try:
@@ -294,6 +339,8 @@ def stored_run(path: Path, model: Model, opts: ScoreOptions, weights_sha256: Any
               "group_by": opts.group_by, "crop_border": opts.crop_border}
     found = {**settings, "metrics": settings.get("metrics", []), "group_by": settings.get("group_by", "none"),
              "crop_border": settings.get("crop_border", 0)}
+    if isinstance(settings.get("fid"), dict):  # the Inception weights are checked by hash, below
+        found["fid"] = {k: v for k, v in settings["fid"].items() if k != "weights"}
     if doc.get("summary_only"):
         return None, "written with --summary-only"
     differ = sorted(k for k, v in wanted.items() if found.get(k) != v)
@@ -307,4 +354,10 @@ def stored_run(path: Path, model: Model, opts: ScoreOptions, weights_sha256: Any
         return None, "other pairs"
     if weights_sha256() != settings["weights"]["sha256"]:
         return None, "other weights"
+    if "fid" in wanted:
+        if "sets" not in doc["summary"]:
+            return None, "no set values"
+        if inception_sha256 is None or inception_sha256() != settings["fid"].get("weights", {}).get("sha256"):
+            return None, "other Inception weights"
+        run.keep_set_values(doc["summary"])
     return run, None

@@ -250,19 +250,22 @@ class Run:
     def set_values(self, pairs: list[PairResult]) -> dict[str, Any] | None:
         """The set metrics over ``pairs`` (their features concatenated in key order, so that any
         batching, shard split or rank count gives the same rows in the same order), or None
-        when the run has no set metric or no features (a document read back)."""
+        when the run has no set metric or no features (a document read back, unless
+        :meth:`keep_set_values` kept its stored values)."""
         names = self.set_metric_names
-        if not names or self.set_features is None:
+        if not names:
+            return None
+        keys = sorted(p.key for p in pairs)
+        cached = self._set_cache.get(tuple(keys))
+        if cached is not None:
+            return dict(cached)
+        if self.set_features is None:
             return None
         import numpy as np  # lazy: keeps numpy off the cheap paths (import hlcli, --help)
 
         from ..metrics.fid import KID_SEED, set_record
 
         fid_settings = self.settings.get("fid") or {}
-        keys = sorted(p.key for p in pairs)
-        cached = self._set_cache.get(tuple(keys))
-        if cached is not None:
-            return dict(cached)
         dims = int(fid_settings.get("dims", 2048))
         rows = [self.set_features[k] for k in keys]
         r = np.concatenate([a for a, _ in rows]) if rows else np.empty((0, dims))
@@ -271,6 +274,17 @@ class Run:
                             patches=fid_settings.get("patches"))
         self._set_cache[tuple(keys)] = record
         return dict(record)
+
+    def keep_set_values(self, summary: dict[str, Any]) -> None:
+        """Keep a stored document's set values (``summary["sets"]`` and each group's) as this
+        run's: a document read back has no features, but its set values are those its features
+        gave (``hlcli score A/ B/ GT/ --resume`` reuses a complete model's document this way)."""
+        if "sets" in summary:
+            self._set_cache[tuple(sorted(p.key for p in self.pairs))] = dict(summary["sets"])
+        for name, group in (summary.get("groups") or {}).items():
+            if "sets" in group:
+                keys = sorted(p.key for p in self.pairs if self.group_of(p.key) == name)
+                self._set_cache[tuple(keys)] = dict(group["sets"])
 
     @property
     def complete(self) -> bool:
