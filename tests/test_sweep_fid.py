@@ -129,3 +129,21 @@ def test_resume_keeps_stored_set_values(fid_env, tmp_path):
                                    str(out), "--resume"])
     assert res.exit_code == 0 and "rescoring: " in res.stderr and "other fid" in res.stderr, res.output
     assert json.loads((out / "step0.json").read_text())["summary"]["sets"]["dims"] == 192
+
+
+def test_sweep_table_shows_each_models_set_values(fid_env, tmp_path):
+    """The sweep's terminal table has FID and KID columns: each model's set value (as in its
+    document), the best of the column marked by the registry's direction (lowest)."""
+    models, gt = _tree(tmp_path, models=2)
+    code, text = _run(*models, gt, "-o", tmp_path / "out")
+    assert code == 0, text
+    fids = [json.loads((tmp_path / "out" / f"step{m}.json").read_text())["summary"]["sets"]["fid"] for m in range(2)]
+    res = CliRunner().invoke(cli, ["score", *map(str, [*models, gt]), *FID, "-f", "table", "-q"],
+                             env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if line.count("│") > 3}
+    assert "FID↓" in res.stdout and "KID↓" in res.stdout and "each model's set" in res.stdout
+    best = min(range(2), key=lambda m: fids[m])
+    for m in range(2):
+        assert f"{fids[m]:.4f}" in rows[f"step{m}"]
+    assert f"{fids[best]:.4f} *" in rows[f"step{best}"] and f"{fids[1 - best]:.4f} *" not in rows[f"step{1 - best}"]

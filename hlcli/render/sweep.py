@@ -1,5 +1,5 @@
 """What a sweep (``hlcli score A/ B/ ... GT/`` without ``-o``) prints: on a terminal one table,
-a row per model with the mean of each metric, the best of each column marked ``*`` (by the
+a row per model with the mean of each metric (FID and KID: the model's set value), the best of each column marked ``*`` (by the
 metric's direction, :mod:`hlcli.metrics.registry`); piped, CSV with a ``model`` column before the
 columns of ``hlcli score -f csv``."""
 
@@ -10,16 +10,19 @@ import io
 from typing import Any, TextIO
 
 from ..metrics.registry import EXTRA, better, get
+from ..runs.summaries import summary_values
 from .common import table_console, weights_warnings
 from .score import write_csv, write_summary_csv
 from .table import Column, fit_table, metric_header, number_column
 
 
 def _means(runs: dict[str, Any]) -> tuple[list[str], dict[str, dict[str, float | None]]]:
+    """Every metric's one number per model: a pair metric's mean, a set metric's (FID, KID) value
+    over the model's pairs (:func:`hlcli.runs.summaries.summary_values`)."""
     first = next(iter(runs.values()))
-    metrics = first.metric_names
-    summaries = {name: run.summary()["metrics"] for name, run in runs.items()}  # once per run
-    means = {name: {m: summaries[name][m]["mean"] for m in metrics} for name in runs}
+    summaries = {name: run.summary() for name, run in runs.items()}  # once per run
+    metrics = first.metric_names + first.set_metric_names
+    means = {name: {m: summary_values(summaries[name]).get(m) for m in metrics} for name in runs}
     return metrics, means
 
 
@@ -42,7 +45,8 @@ def write_sweep_table(runs: dict[str, Any], out: TextIO, *, terminal: bool, fail
         col.cells = [c + (" *" if v is not None and v == best else "  ") for c, v in zip(col.cells, values)]
         columns.append(col)
     columns.append(Column("status", [failed.get(n, "ok") for n in names], justify="left"))
-    fit_table(table_console(out, terminal=terminal), f"sweep: {len(runs)} models, means over each model's pairs",
+    sets = " (FID, KID: each model's set)" if next(iter(runs.values())).set_metric_names else ""
+    fit_table(table_console(out, terminal=terminal), f"sweep: {len(runs)} models, means over each model's pairs{sets}",
               Column("model", names, justify="left"), columns, moved="per-layer columns", full="-o DIR/",
               notes=["* best of its column (lowest, or highest where higher is better)",
                      *(f"warning: {w}" for w in weights_warnings(next(iter(runs.values())).settings))])
