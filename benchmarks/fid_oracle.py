@@ -74,7 +74,7 @@ def reference_patches(path: Path) -> "torch.Tensor":  # noqa: F821
     import torch
     from PIL import Image
 
-    t = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].double() / 255
+    t = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].double() / 255
     cuts = [t] + ([t[:, :, PATCH // 2:, PATCH // 2:]] if t.shape[2] >= 1.5 * PATCH and t.shape[3] >= 1.5 * PATCH else [])
     out = [torch.nn.functional.unfold(c, PATCH, stride=PATCH).permute(0, 2, 1).reshape(-1, 3, PATCH, PATCH) for c in cuts]
     return (torch.cat(out) * 255).round().to(torch.uint8)

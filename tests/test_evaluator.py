@@ -142,3 +142,32 @@ def test_quantize_16_rounds_as_a_16_bit_png(weights_file):
     assert run.settings["quantize"] == 16
     assert [p.l1 for p in run.pairs] == pytest.approx(((r16 - g16).abs().mean(dim=(1, 2, 3)) / 65535).tolist(),
                                                       rel=1e-12)
+
+
+def test_fid_and_kid_equal_hlcli_score_on_the_same_images(tmp_path, weights_file, fid_env):
+    """Set metrics from tensors: each pair's Inception features are kept (a repeated key once), so
+    compute()'s FID and KID equal `hlcli score --metrics fid,kid` on the same images saved as PNG
+    (it used to end in a KeyError: the run had set metrics and no features)."""
+    torch.manual_seed(4)
+    gt = torch.rand(6, 3, 40, 48)
+    restored = (gt + 0.08 * torch.randn_like(gt)).clamp(0, 1)
+    ev = Evaluator(layers=LAYERS, metrics=["fid", "kid"], weights=weights_file, device="cpu", fid_dims=64,
+                   inception_weights=fid_env)
+    keys = [f"img{i}" for i in range(6)]
+    ev.update(restored[:4], gt[:4], keys=keys[:4])
+    ev.update(restored[3:], gt[3:], keys=keys[3:])  # img3 again: counted once
+    run = ev.compute()
+    for side, batch in (("restored", restored), ("gt", gt)):
+        (tmp_path / side).mkdir()
+        for i, img in enumerate(batch):
+            arr = (img.permute(1, 2, 0).numpy().astype(np.float64) * 255).round().astype(np.uint8)
+            Image.fromarray(arr).save(tmp_path / side / f"img{i}.png")
+    res = CliRunner().invoke(cli, ["score", str(tmp_path / "restored"), str(tmp_path / "gt"), "-f", "json", "--layers",
+                                   ",".join(LAYERS), "--metrics", "fid,kid", "--fid-dims", "64", "--weights",
+                                   str(weights_file), "--device", "cpu", "--workers", "0", "-q"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    mine = validate_score(json.dumps(run.document()))["summary"]["sets"]
+    assert mine["samples"] == doc["summary"]["sets"]["samples"] == 6
+    assert mine["fid"] == pytest.approx(doc["summary"]["sets"]["fid"], rel=1e-9)
+    assert mine["kid"] == pytest.approx(doc["summary"]["sets"]["kid"], rel=1e-9)

@@ -115,7 +115,6 @@ def assemble(run: Run, outcomes: list[Outcome]) -> Run:
     return run
 
 
-
 def first_error(outcomes: list[Outcome]) -> RankError | None:
     """The error of the lowest failing rank (shards are contiguous in key order, so the one a
     single process would have met first), or None."""

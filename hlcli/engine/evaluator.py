@@ -51,8 +51,11 @@ class Evaluator:
     for the :class:`~hlcli.Run`, :meth:`reset` between evaluations (see the module doc).
 
     ``lam``, ``layers``, ``layer_weights``, ``metrics``, ``crop_border``, ``device``,
-    ``precision``, ``batch_size``, ``pixel_budget``, ``worst``, ``group_by`` and the LPIPS
-    weights are ``hlcli score``'s options; ``weights``: a VGG-19 checkpoint, else
+    ``precision``, ``batch_size``, ``pixel_budget``, ``worst``, ``group_by``, the LPIPS weights and
+    FID/KID's ``inception_weights``, ``fid_dims``, ``fid_resize`` and ``fid_patches`` are ``hlcli
+    score``'s options (with ``metrics=["fid", "kid"]`` each pair's Inception features are kept, a
+    few kB per pair, and gathered with the pairs: :meth:`compute`'s FID and KID are over every
+    pair of every rank); ``weights``: a VGG-19 checkpoint, else
     ``$HLCLI_WEIGHTS``, the torch cache, a download (never with ``offline``), as ``hlcli score``;
     ``quantize``: 8 (as 8-bit PNG, the default), 16 or None (the floats as they are);
     ``process_group``: the ``torch.distributed`` group to gather over (default: the world).
@@ -70,7 +73,8 @@ class Evaluator:
                  offline: bool = False, quantize: int | None = 8, batch_size: int = 16,
                  pixel_budget: int | None = None, worst: int = 5, group_by: str = "none",
                  lpips_weights: str | None = None, lpips_vgg_weights: str | None = None,
-                 process_group: Any = None):
+                 inception_weights: str | None = None, fid_dims: int = 2048, fid_resize: str = "clean",
+                 fid_patches: int | None = None, process_group: Any = None):
         if quantize not in QUANTIZE:
             raise ValueError(f"quantize must be 8, 16 or None, got {quantize!r}")
         self.opts = ScoreOptions(
@@ -79,7 +83,9 @@ class Evaluator:
             crop_border=crop_border, device=device, precision=precision,
             weights=None if weights is None else str(weights), offline=offline, download_progress=False,
             batch_size=batch_size, pixel_budget=pixel_budget, workers=0, worst=worst, group_by=group_by,
-            lpips_weights=lpips_weights, lpips_vgg_weights=lpips_vgg_weights)
+            lpips_weights=lpips_weights, lpips_vgg_weights=lpips_vgg_weights,
+            inception_weights=None if inception_weights is None else str(inception_weights), fid_dims=fid_dims,
+            fid_resize=fid_resize, fid_patches=fid_patches)
         self.specs, self.layer_weights = validate_options(self.opts)
         self.opts.metrics = extra_metrics(self.opts)  # deduplicated, in the registry's order
         self.quantize = quantize
@@ -93,6 +99,7 @@ class Evaluator:
     def reset(self) -> None:
         """Forget every pair scored so far."""
         self._pairs: dict[str, Any] = {}
+        self._features: dict[str, Any] = {}  # set metrics (FID, KID): each pair's Inception features
         self._images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._worst: list[tuple[float, str]] = []  # min-heap of (hybrid, key): the worst pairs so far
         self._count = 0
@@ -121,10 +128,12 @@ class Evaluator:
         """The :class:`~hlcli.Run` of every pair scored since the last :meth:`reset` (gathered
         over the ranks under ``torch.distributed``): the run, summary and document of
         ``hlcli score``."""
-        pairs, images, world = self._gathered()
+        pairs, images, features, world = self._gathered()
         run = self.engine.new_run(self.opts, self.specs, {"pairs": SOURCE}, Missing(), Pairing([]), [])
         run.settings["quantize"] = self.quantize
         run.pairs = sorted(pairs.values(), key=lambda p: p.key)
+        if run.set_features is not None:  # FID, KID over every pair's features, in key order
+            run.set_features = {p.key: features[p.key] for p in run.pairs}
         if world > 1:
             run.environment["distributed"] = {"world_size": world, "backend": str(dist.get_backend(self.process_group))}
         run.images = images.get  # the worst pairs' pixels, for Run.to_tensorboard's panels
@@ -183,9 +192,12 @@ class Evaluator:
         l1, per_layer = eng.scorer.measure(r, g, scale)
         extras = eng.extra.measure(r, g, scale) if eng.extra else {}
         results = build_results(plans, eng.scorer, self.specs, self.layer_weights, self.opts.lam, l1, per_layer, extras)
-        for result in results:
+        features = eng.sets.measure(r, g, scale) if eng.sets is not None else [None] * len(results)
+        for result, feats in zip(results, features):
             result.restored = result.gt = SOURCE
             self._keep(result)
+            if feats is not None:
+                self._features.setdefault(result.key, feats)  # a repeated key: its first features
         self._keep_images(results, r, g, scale)
 
     def _keep(self, result: Any) -> None:
@@ -210,17 +222,20 @@ class Evaluator:
                 continue
             self._images[p.key] = (_hwc8(r[i], scale), _hwc8(g[i], scale))
 
-    def _gathered(self) -> tuple[dict[str, Any], dict[str, Any], int]:
-        """Every rank's pairs and kept images (one process: this one's)."""
+    def _gathered(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], int]:
+        """Every rank's pairs, kept images and (set metrics) pairs' Inception features (one
+        process: this one's)."""
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(self.process_group) == 1:
-            return dict(self._pairs), dict(self._images), 1
+            return dict(self._pairs), dict(self._images), dict(self._features), 1
         world = dist.get_world_size(self.process_group)
         out: list[Any] = [None] * world
         names = [s.name for s in self.specs]
-        dist.all_gather_object(out, ([_pack(p) for p in self._pairs.values()], self._images), group=self.process_group)
+        dist.all_gather_object(out, ([_pack(p) for p in self._pairs.values()], self._images, self._features),
+                               group=self.process_group)
         pairs: dict[str, Any] = {}
         images: dict[str, Any] = {}
-        for packed, imgs in out:
+        features: dict[str, Any] = {}
+        for packed, imgs, feats in out:
             for t in packed:
                 p = _unpack(t, names)
                 old = pairs.get(p.key)
@@ -229,7 +244,9 @@ class Evaluator:
                                      "give each pair its own key")
                 pairs[p.key] = p
             images.update(imgs)
-        return pairs, images, world
+            for key, f in feats.items():
+                features.setdefault(key, f)
+        return pairs, images, features, world
 
 
 def _hwc8(x: torch.Tensor, scale: int) -> np.ndarray:
