@@ -86,7 +86,7 @@ def test_bad_inputs_say_what_was_expected(weights_file):
         ev.update(x, torch.rand(1, 3, 32, 32), keys=["a"])
 
 
-def _rank(rank: int, world: int, init: str, weights: str, out: str) -> None:
+def _rank(rank: int, world: int, init: str, weights: str, out: str, inception: str) -> None:
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
@@ -98,7 +98,8 @@ def _rank(rank: int, world: int, init: str, weights: str, out: str) -> None:
         keys = [f"k{i}" for i in range(5)]
         # DistributedSampler's way: strided shards padded with a repeat (5 pairs, 2 ranks: 6 slots)
         idx = [0, 1, 2, 3, 4, 0][rank::world]
-        ev = Evaluator(layers=LAYERS, metrics=["psnr"], weights=weights, device="cpu")
+        ev = Evaluator(layers=LAYERS, metrics=["psnr", "fid"], weights=weights, device="cpu", fid_dims=64,
+                       inception_weights=inception)
         ev.update(restored[idx], gt[idx], keys=[keys[i] for i in idx])
         run = ev.compute()
         torch.save(run.document(), f"{out}.{rank}")
@@ -107,18 +108,19 @@ def _rank(rank: int, world: int, init: str, weights: str, out: str) -> None:
 
 
 @pytest.mark.slow
-def test_distributed_gather_on_two_gloo_processes_equals_one_process(tmp_path, weights_file):
+def test_distributed_gather_on_two_gloo_processes_equals_one_process(tmp_path, weights_file, inception_file):
     import torch.multiprocessing as mp
 
     init = f"file://{tmp_path / 'rendezvous'}"
-    mp.start_processes(_rank, args=(2, init, str(weights_file), str(tmp_path / "doc")), nprocs=2, join=True,
-                       start_method="spawn")
+    mp.start_processes(_rank, args=(2, init, str(weights_file), str(tmp_path / "doc"), str(inception_file)), nprocs=2,
+                       join=True, start_method="spawn")
     docs = [torch.load(tmp_path / f"doc.{r}", weights_only=False) for r in range(2)]
     torch.set_num_threads(1)
     torch.manual_seed(3)
     gt = torch.rand(5, 3, 32, 40)
     restored = (gt + 0.05 * torch.randn_like(gt)).clamp(0, 1)
-    ev = Evaluator(layers=LAYERS, metrics=["psnr"], weights=weights_file, device="cpu")
+    ev = Evaluator(layers=LAYERS, metrics=["psnr", "fid"], weights=weights_file, device="cpu", fid_dims=64,
+                   inception_weights=inception_file)
     ev.update(restored, gt, keys=[f"k{i}" for i in range(5)])
     single = ev.compute().document()
     for doc in docs:
@@ -128,6 +130,8 @@ def test_distributed_gather_on_two_gloo_processes_equals_one_process(tmp_path, w
             for m in ("l1", "hybrid", "psnr"):
                 assert a[m] == pytest.approx(b[m], rel=1e-6), (a["key"], m)
         assert doc["summary"]["count"] == 5
+        assert doc["summary"]["sets"]["samples"] == 5  # every rank's features, the padding repeat once
+        assert doc["summary"]["sets"]["fid"] == pytest.approx(single["summary"]["sets"]["fid"], rel=1e-9)
 
 
 def test_quantize_16_rounds_as_a_16_bit_png(weights_file):
