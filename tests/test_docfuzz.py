@@ -1,7 +1,7 @@
 """The document fuzzer in the suite: seeded mutations of one real scored run, its shard part and
 its maps index (``tests/docfuzz.py``), read by their readers and fed, in-process, to every
 command that reads documents: report, compare, calibrate, tradeoff, table, merge (parts and
---baseline), --resume (rebuilding the run) and report --maps. 3,000 mutants per reader: half read
+--baseline), --resume (rebuilding the run) and report --maps. 2,000 mutants per reader: half read
 with jsonschema, half with its import blocked (the fallback checker applies the same schemas;
 the cross-field checks are Python either way). Pass: exit 0, 1 or 2, never 3 or a traceback;
 refusals one clean line; no raw control character on the terminal; no injected markup in a
@@ -16,7 +16,7 @@ import pytest
 
 from . import docfuzz
 
-PER_READER = 3000
+PER_READER = 2000
 
 
 @pytest.mark.parametrize("library", ["jsonschema", "without jsonschema"])
