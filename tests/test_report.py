@@ -246,3 +246,6 @@ def test_report_shows_the_stored_set_values_per_run_and_group(fid_run, tmp_path,
     assert by_set["A"][1] == f"{summ['groups']['A']['sets']['fid']:.4f}" and set(by_set) == {"all pairs", "A", "B"}
     assert by_set["B"][2].endswith(" ± 0")
     assert html.count('class="warning set-note"') == 3 and "Note (A): FID over 2 images" in html
+    # a pair metric has its histogram; a set metric has no distribution over pairs (it drew an empty one)
+    assert 'id="histogram-psnr"' in html
+    assert 'id="histogram-fid"' not in html and 'id="histogram-kid"' not in html and "Distribution of FID" not in html

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runs.documents import pair_value
-from ..runs.readers import metric_names as run_metric_names
+from ..runs.readers import metric_names as run_metric_names, pair_extra_metric_names
 from ..metrics.registry import get
 from . import html_media as media
 from ..text import plural
@@ -284,7 +284,7 @@ def _plots(doc: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
     extra = "".join(  # one histogram per extra metric (PSNR's +inf values left out, as in the summary)
         f"<figure id=\"histogram-{e(m)}\">"
         f"{media.metric_histogram_svg([v for p in pairs if (v := pair_value(p, m)) != math.inf], get(m))}</figure>"
-        for m in doc["settings"].get("metrics", []))
+        for m in pair_extra_metric_names(doc["settings"]))  # not FID/KID: one value per set, no distribution
     scatter = media.scatter_svg([p["l1"] for p in pairs], [p["perceptual"] for p in pairs])
     keys = json.dumps([p["key"] for p in pairs], ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
     keys = keys.replace("&", "\\u0026")

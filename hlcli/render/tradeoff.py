@@ -12,7 +12,8 @@ from pathlib import Path
 from ..runs.documents import OVERRIDE_FLAG
 from .common import exact, md_escape, md_row, num, print_sentence, table_console, write_in, write_json
 from ..text import plural
-from .table import Column, fit_table, number_column
+from ..metrics.registry import get
+from .table import Column, fit_table, fixed, number_column
 from ..atomic import atomic_path
 from ..errors import HlcliEnvironmentError, InputError
 
@@ -201,8 +202,15 @@ def axis_title(a: dict[str, Any]) -> str:
     return f"{a['label']}{unit}, {'higher' if a['higher_is_better'] else 'lower'} is better ({a['kind']}; {where})"
 
 
+def _coordinate(axis: dict[str, Any], value: float) -> str:
+    """A point's coordinate as the metric's other views show it: its fixed decimals where the
+    registry has them (PSNR 32.037, FID 0.0536), else :func:`num`."""
+    decimals = get(axis["metric"]).decimals
+    return num(value) if decimals is None else fixed(value, decimals)
+
+
 def _rows(r: dict[str, Any]) -> list[list[str]]:
-    return [[run["name"], num(run["x"]), num(run["y"]), "yes" if run["pareto"] else "no",
+    return [[run["name"], _coordinate(r["x"], run["x"]), _coordinate(r["y"], run["y"]), "yes" if run["pareto"] else "no",
              ", ".join(run["dominates"]) or "-"] for run in r["runs"]]
 
 
