@@ -204,25 +204,6 @@ def grouped_samples(root: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def inception_file(tmp_path_factory) -> Path:
-    """A seeded random FID Inception state dict, made as pytorch-fid's ``fid_inception_v3()`` names it."""
-    import torch
-
-    from hlcli.nets import inception
-
-    path = tmp_path_factory.mktemp("inception") / "inception.pth"
-    torch.save(inception.random_state_dict(11), path)
-    return path
-
-
-@pytest.fixture
-def fid_env(cli_env, inception_file, monkeypatch):
-    """$HLCLI_WEIGHTS and $HLCLI_INCEPTION_WEIGHTS at the random checkpoints."""
-    monkeypatch.setenv("HLCLI_INCEPTION_WEIGHTS", str(inception_file))
-    return inception_file
-
-
-@pytest.fixture(scope="session")
 def fid_run(tmp_path_factory, weights_file, inception_file):
     """One grouped run with set metrics (psnr, fid, kid; 64 Inception features; ``--group-by
     top`` over :func:`grouped_samples`), scored once per session: ``(run, path of its stored JSON

@@ -20,6 +20,15 @@ from .schemas import validate_score
 LAYERS = ["conv2_2", "conv3_1"]
 
 
+def _save_pngs(root, restored, gt) -> None:
+    """The tensors as 8-bit PNG files ``root/restored/img<i>.png`` and ``root/gt/img<i>.png``."""
+    for side, batch in (("restored", restored), ("gt", gt)):
+        (root / side).mkdir()
+        for i, img in enumerate(batch):
+            arr = (img.permute(1, 2, 0).numpy().astype(np.float64) * 255).round().astype(np.uint8)
+            Image.fromarray(arr).save(root / side / f"img{i}.png")
+
+
 def test_compute_equals_hlcli_score_on_the_same_images_saved_as_png(tmp_path, weights_file):
     torch.manual_seed(1)
     gt = torch.rand(5, 3, 40, 48)
@@ -28,11 +37,7 @@ def test_compute_equals_hlcli_score_on_the_same_images_saved_as_png(tmp_path, we
     ev.update(restored[:3], gt[:3], keys=[f"img{i}" for i in range(3)])
     ev.update(restored[3:], gt[3:], keys=[f"img{i}" for i in range(3, 5)])
     run = ev.compute()
-    for side, batch in (("restored", restored), ("gt", gt)):
-        (tmp_path / side).mkdir()
-        for i, img in enumerate(batch):
-            arr = (img.permute(1, 2, 0).numpy().astype(np.float64) * 255).round().astype(np.uint8)
-            Image.fromarray(arr).save(tmp_path / side / f"img{i}.png")
+    _save_pngs(tmp_path, restored, gt)
     res = CliRunner().invoke(cli, ["score", str(tmp_path / "restored"), str(tmp_path / "gt"), "-f", "json", "--layers",
                                    ",".join(LAYERS), "--metrics", "psnr,ssim", "--weights", str(weights_file),
                                    "--device", "cpu", "--workers", "0", "-q"])
@@ -161,11 +166,7 @@ def test_fid_and_kid_equal_hlcli_score_on_the_same_images(tmp_path, weights_file
     ev.update(restored[:4], gt[:4], keys=keys[:4])
     ev.update(restored[3:], gt[3:], keys=keys[3:])  # img3 again: counted once
     run = ev.compute()
-    for side, batch in (("restored", restored), ("gt", gt)):
-        (tmp_path / side).mkdir()
-        for i, img in enumerate(batch):
-            arr = (img.permute(1, 2, 0).numpy().astype(np.float64) * 255).round().astype(np.uint8)
-            Image.fromarray(arr).save(tmp_path / side / f"img{i}.png")
+    _save_pngs(tmp_path, restored, gt)
     res = CliRunner().invoke(cli, ["score", str(tmp_path / "restored"), str(tmp_path / "gt"), "-f", "json", "--layers",
                                    ",".join(LAYERS), "--metrics", "fid,kid", "--fid-dims", "64", "--weights",
                                    str(weights_file), "--device", "cpu", "--workers", "0", "-q"])
