@@ -85,7 +85,7 @@ def classname(model: str, group: str | None) -> str:
 
 
 def _values(doc: dict[str, Any]) -> dict[str, float | None]:
-    """The run's number per metric (:func:`hlcli.runs.results.summary_values`): pair means, set values."""
+    """The run's number per metric (:func:`hlcli.runs.summaries.summary_values`): pair means, set values."""
     return summary_values(doc.get("summary") or {})
 
 

@@ -51,7 +51,7 @@ def require_tensorboard(what: str) -> None:
 
 def scalars(summary: dict[str, Any]) -> dict[str, float]:
     """``tag -> value`` of a run's summary (:meth:`hlcli.Run.summary`): metrics with a finite
-    value (each pair metric's mean, each set metric's value: :func:`hlcli.runs.results.summary_values`)."""
+    value (each pair metric's mean, each set metric's value: :func:`hlcli.runs.summaries.summary_values`)."""
     out = {}
     for prefix, part in [("hlcli/", summary), *((f"hlcli/{g}/", gs) for g, gs in (summary.get("groups") or {}).items())]:
         for metric, v in summary_values(part).items():
