@@ -223,3 +223,16 @@ def fid_run(tmp_path_factory, weights_file, inception_file):
 
     path.write_text(json.dumps(run.document(), allow_nan=False))
     return run, path
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_unchanged():
+    """A test that changes torch's thread count must put it back: every later test would run on
+    its count (one test left one thread behind, and the rest of the suite ran at half speed)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    after = torch.get_num_threads()
+    torch.set_num_threads(before)
+    assert after == before, f"the test left torch.get_num_threads() at {after} (it was {before})"

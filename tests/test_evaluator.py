@@ -120,14 +120,18 @@ def test_distributed_gather_on_two_gloo_processes_equals_one_process(tmp_path, w
     mp.start_processes(_rank, args=(2, init, str(weights_file), str(tmp_path / "doc"), str(inception_file)), nprocs=2,
                        join=True, start_method="spawn")
     docs = [torch.load(tmp_path / f"doc.{r}", weights_only=False) for r in range(2)]
-    torch.set_num_threads(1)
-    torch.manual_seed(3)
-    gt = torch.rand(5, 3, 32, 40)
-    restored = (gt + 0.05 * torch.randn_like(gt)).clamp(0, 1)
-    ev = Evaluator(layers=LAYERS, metrics=["psnr", "fid"], weights=weights_file, device="cpu", fid_dims=64,
-                   inception_weights=inception_file)
-    ev.update(restored, gt, keys=[f"k{i}" for i in range(5)])
-    single = ev.compute().document()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank; restored after, or every later test runs on one thread
+    try:
+        torch.manual_seed(3)
+        gt = torch.rand(5, 3, 32, 40)
+        restored = (gt + 0.05 * torch.randn_like(gt)).clamp(0, 1)
+        ev = Evaluator(layers=LAYERS, metrics=["psnr", "fid"], weights=weights_file, device="cpu", fid_dims=64,
+                       inception_weights=inception_file)
+        ev.update(restored, gt, keys=[f"k{i}" for i in range(5)])
+        single = ev.compute().document()
+    finally:
+        torch.set_num_threads(threads)
     for doc in docs:
         assert doc["distributed"] == {"world_size": 2, "backend": "gloo"}
         assert [p["key"] for p in doc["pairs"]] == [f"k{i}" for i in range(5)]
