@@ -53,8 +53,8 @@ class Evaluator:
     ``lam``, ``layers``, ``layer_weights``, ``metrics``, ``crop_border``, ``device``,
     ``precision``, ``batch_size``, ``pixel_budget``, ``worst``, ``group_by``, the LPIPS weights and
     FID/KID's ``inception_weights``, ``fid_dims``, ``fid_resize`` and ``fid_patches`` are ``hlcli
-    score``'s options (with ``metrics=["fid", "kid"]`` each pair's Inception features are kept, a
-    few kB per pair, and gathered with the pairs: :meth:`compute`'s FID and KID are over every
+    score``'s options (with ``metrics=["fid", "kid"]`` each pair's Inception features are kept, 32
+    kB per pair at 2048 dimensions, and gathered with the pairs: :meth:`compute`'s FID and KID are over every
     pair of every rank); ``weights``: a VGG-19 checkpoint, else
     ``$HLCLI_WEIGHTS``, the torch cache, a download (never with ``offline``), as ``hlcli score``;
     ``quantize``: 8 (as 8-bit PNG, the default), 16 or None (the floats as they are);
