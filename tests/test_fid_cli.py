@@ -355,3 +355,19 @@ def test_summary_csv_and_jsonl_have_a_row_per_set_metric(fid_run):
     assert metric_lines[("B", "fid")]["mean"] == summ["groups"]["B"]["sets"]["fid"]
     assert metric_lines[("", "kid")]["count"] == 4 and metric_lines[("", "kid")]["std"] == summ["sets"]["kid_std"]
     assert "fid" not in _render(run, "csv").splitlines()[0].split(",")  # per-pair CSV: no set column
+
+
+def test_fid_differences_is_the_one_comparison_of_baseline_and_table():
+    """One comparison of FID/KID settings for --baseline and hlcli table: dims, resize, patches,
+    and the Inception weights' sha256 where both runs record one (a run's settings before its
+    weights are loaded have none yet)."""
+    from hlcli.runs.documents import fid_differences
+
+    a = {"fid": {"dims": 64, "resize": "clean", "patches": None, "weights": {"sha256": "a" * 64}}}
+    b = {"fid": {"dims": 192, "resize": "clean", "patches": None, "weights": {"sha256": "b" * 64}}}
+    assert fid_differences(a, b, ("baseline", "this run")) == [
+        "FID/KID dims 64 (baseline) vs 192 (this run)",
+        f"FID/KID Inception sha256 {'a' * 64} (baseline) vs {'b' * 64} (this run)"]
+    before_load = {"fid": {"dims": 64, "resize": "clean", "patches": None}}
+    assert fid_differences(a, before_load, ("baseline", "this run")) == []
+    assert fid_differences(a, {}, ("baseline", "this run")) == []  # no set metric in one run

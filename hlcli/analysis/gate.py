@@ -33,7 +33,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..runs.documents import OVERRIDE_FLAG, load_document, mismatch_error, pair_value, settings_differences
+from ..runs.documents import (OVERRIDE_FLAG, fid_differences, load_document, mismatch_error, pair_value,
+                               settings_differences)
 from ..runs.readers import metric_names as run_metric_names
 from ..metrics.registry import EXTRA, is_set_metric, regression, set_metrics
 from ..errors import InputError
@@ -359,13 +360,9 @@ class GateSpec:
         if diffs and not self.allow_settings_mismatch:
             raise mismatch_error(diffs, self.baseline_path)
         known = run_metric_names(self.baseline["settings"]) + list((self.baseline.get("summary") or {}).get("sets") or {})
-        base_fid, run_fid = self.baseline["settings"].get("fid"), settings.get("fid")
-        if base_fid and run_fid and not self.allow_settings_mismatch:
-            keys = ("dims", "resize", "patches")
-            if any(base_fid.get(k) != run_fid.get(k) for k in keys):
-                raise mismatch_error([f"FID/KID samples and features: baseline "
-                                      f"{', '.join(f'{k} {base_fid.get(k)}' for k in keys)}, this run "
-                                      f"{', '.join(f'{k} {run_fid.get(k)}' for k in keys)}"], self.baseline_path)
+        fid = fid_differences(self.baseline["settings"], settings, ("baseline", "this run"))
+        if fid and not self.allow_settings_mismatch:
+            raise mismatch_error(fid, self.baseline_path)
         for lim in self.limits:
             if lim.metric not in (*known, "all"):
                 raise InputError(f"--max-regression {lim.expression}: the baseline has no {lim.metric} scores",

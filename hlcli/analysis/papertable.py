@@ -21,7 +21,8 @@ import math
 from typing import Any
 
 from .._version import __version__
-from ..runs.documents import comparable_settings, common_pairs, load_runs, mismatch_error, pair_value, unofficial_by_run
+from ..runs.documents import (comparable_settings, common_pairs, fid_differences, load_runs, mismatch_error,
+                               pair_value, unofficial_by_run)
 from ..runs.readers import extra_metric_names, metric_names as run_metric_names
 from ..errors import InputError
 from ..metrics.registry import EXTRA, better, get, set_metrics
@@ -134,23 +135,20 @@ def _columns(keys: list[str], group_by: str, metrics: list[str]) -> list[dict[st
     return [{"group": g, "metric": m, "pairs": len(ks), "keys": ks} for g, ks in sets for m in metrics]
 
 
-FID_KEYS = ("dims", "resize", "patches")  # settings.fid keys that change the set values
-
-
 def _fid_differences(stored: list[Any]) -> list[str]:
-    """How the runs' FID/KID samples and features differ from the first run's (``--fid-dims``,
-    ``--fid-resize``, ``--fid-patches``, the Inception weights): set values made otherwise do not
-    compare."""
-    def key(doc: dict[str, Any]) -> dict[str, Any]:
-        fid = doc["settings"].get("fid") or {}
-        return {**{k: fid.get(k) for k in FID_KEYS}, "Inception sha256": (fid.get("weights") or {}).get("sha256")}
+    """How each run's FID/KID samples and features differ from the first run's
+    (:func:`hlcli.runs.documents.fid_differences`)."""
+    first = stored[0]
+    return [d for s in stored[1:] for d in fid_differences(first.doc["settings"], s.doc["settings"], (first.name, s.name))]
 
-    first = key(stored[0].doc)
-    out = []
-    for s in stored[1:]:
-        other = key(s.doc)
-        out += [f"FID/KID {k} {first[k]} ({stored[0].name}) vs {other[k]} ({s.name})" for k in first if other[k] != first[k]]
-    return out
+
+def _check_set_settings(stored: list[Any], differences: list[str], allow_settings_mismatch: bool) -> list[str]:
+    """``differences`` and the runs' FID/KID differences; an error naming the first run that
+    differs unless ``allow_settings_mismatch``."""
+    fid = _fid_differences(stored)
+    if fid and not allow_settings_mismatch:
+        raise mismatch_error(fid, next(s.path for s in stored[1:] if _fid_differences([stored[0], s])))
+    return [*differences, *fid]
 
 
 def _set_notes(stored: list[Any], metrics: list[str], columns: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,6 +165,23 @@ def _set_notes(stored: list[Any], metrics: list[str], columns: list[dict[str, An
             if record and record.get("note"):
                 notes.append(f"{s.name}: {'all pairs' if g is None else g}: {record['note']}")
     return {"set_notes": notes}
+
+
+def _describe_columns(columns: list[dict[str, Any]], values: list[list[float | None]], names: list[str],
+                      average: str) -> None:
+    """Each column as the document gives it: its best runs (by the metric's direction), the
+    direction, ``scope`` for a set metric, ``average`` for an overall column of group means; its
+    pair keys dropped."""
+    for j, c in enumerate(columns):
+        defined = [row[j] for row in values if row[j] is not None]
+        top = better(c["metric"], defined) if defined else None
+        c["best"] = [name for name, row in zip(names, values) if defined and row[j] == top]
+        c["higher_is_better"] = get(c["metric"]).higher_is_better
+        if get(c["metric"]).is_set:
+            c["scope"] = "set"
+        if c["group"] is None and average == "groups":
+            c["average"] = "groups"
+        del c["keys"]
 
 
 def paper_table(runs: Any, *, names: Any = None, metrics: Any = None, group_by: str = "none",
@@ -201,26 +216,14 @@ def paper_table(runs: Any, *, names: Any = None, metrics: Any = None, group_by: 
                          "give runs scored on the same ground truth (pairs are matched by key)")
     metrics = _metrics(metrics, [s.doc for s in stored], group_by, [s.path for s in stored])
     if set_metrics(metrics):
-        fid_differences = _fid_differences(stored)
-        if fid_differences and not allow_settings_mismatch:
-            raise mismatch_error(fid_differences, next(s.path for s in stored[1:] if _fid_differences([stored[0], s])))
-        differences = [*differences, *fid_differences]
+        differences = _check_set_settings(stored, differences, allow_settings_mismatch)
     columns = _columns(keys, group_by, metrics)
     group_keys = None
     if average == "groups":
         group_keys = {c["group"]: c["keys"] for c in columns if c["group"] is not None}
     by_key = [{p["key"]: p for p in s.doc["pairs"]} for s in stored]
     values = [[_value(pairs, c, group_keys, s.doc.get("summary")) for c in columns] for s, pairs in zip(stored, by_key)]
-    for j, c in enumerate(columns):
-        defined = [row[j] for row in values if row[j] is not None]
-        top = better(c["metric"], defined) if defined else None
-        c["best"] = [s.name for s, row in zip(stored, values) if defined and row[j] == top]
-        c["higher_is_better"] = get(c["metric"]).higher_is_better
-        if get(c["metric"]).is_set:
-            c["scope"] = "set"
-        if c["group"] is None and average == "groups":
-            c["average"] = "groups"
-        del c["keys"]
+    _describe_columns(columns, values, [s.name for s in stored], average)
     first = comparable_settings(stored[0].doc["settings"])
     return {
         "schema_version": SCHEMA_VERSION, "tool": "hlcli", "kind": "table", "hlcli_version": __version__,

@@ -138,6 +138,24 @@ def _show(key: str, value: Any) -> str:
     return str(value)
 
 
+#: The keys of ``settings.fid`` that change the set values (FID, KID): --fid-dims, --fid-resize, --fid-patches.
+FID_KEYS = ("dims", "resize", "patches")
+
+
+def fid_differences(a: dict[str, Any], b: dict[str, Any], labels: tuple[str, str]) -> list[str]:
+    """One line per way two runs' FID/KID samples and features differ (``settings.fid``:
+    :data:`FID_KEYS`, and the Inception weights' sha256 where both settings record one): set
+    values made otherwise do not compare. Empty when either run has no set metric."""
+    fa, fb = a.get("fid"), b.get("fid")
+    if not (isinstance(fa, dict) and isinstance(fb, dict)):
+        return []
+    ka, kb = ({k: f.get(k) for k in FID_KEYS} for f in (fa, fb))
+    sha = [(f.get("weights") or {}).get("sha256") for f in (fa, fb)]
+    if None not in sha:
+        ka["Inception sha256"], kb["Inception sha256"] = sha
+    return [f"FID/KID {k} {ka[k]} ({labels[0]}) vs {kb[k]} ({labels[1]})" for k in ka if ka[k] != kb[k]]
+
+
 def settings_differences(a: dict[str, Any], b: dict[str, Any], labels: tuple[str, str]) -> list[str]:
     """One line per setting that differs between two runs' ``settings`` (keys in both only)."""
     ca, cb = comparable_settings(a), comparable_settings(b)
