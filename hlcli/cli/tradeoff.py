@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -71,18 +73,20 @@ def tradeoff_cmd(runs: tuple[Path, ...], names: tuple[str, ...], per_pair: bool,
             raise click.UsageError("--per-pair and --lambda belong to the λ trade-off, not to the --x/--y plane")
         plane = plane_runs([str(r) for r in runs], x_metric.strip().lower(), y_metric.strip().lower(),
                            names=list(names), allow_settings_mismatch=allow_settings_mismatch)
-        if plot:
-            plot_plane(plane, plot)
-            announce_written(plot)
-        with output_stream(output) as out:
-            write_plane(plane, fmt, out, terminal=is_terminal(out))
-        warn_unofficial(plane)  # under the output, as the score table's note
+        _emit(plane, plot_plane, write_plane, plot=plot, fmt=fmt, output=output)
         return
     result = tradeoff_runs([str(r) for r in runs], names=list(names), lam=lam, per_pair=per_pair,
                            allow_settings_mismatch=allow_settings_mismatch)
+    _emit(result, plot_tradeoff, write_tradeoff, plot=plot, fmt=fmt, output=output)
+
+
+def _emit(result: dict[str, Any], plot_fn: Callable[[dict[str, Any], str], None],
+          write_fn: Callable[..., None], *, plot: str | None, fmt: str, output: str | None) -> None:
+    """The plot (if asked for), the document in ``fmt``, then the non-official weights' warnings
+    (under the output, as the score table's note): the same for the λ trade-off and the plane."""
     if plot:
-        plot_tradeoff(result, plot)
+        plot_fn(result, plot)
         announce_written(plot)
     with output_stream(output) as out:
-        write_tradeoff(result, fmt, out, terminal=is_terminal(out))
-    warn_unofficial(result)  # under the output, as the score table's note
+        write_fn(result, fmt, out, terminal=is_terminal(out))
+    warn_unofficial(result)
