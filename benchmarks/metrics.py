@@ -61,24 +61,52 @@ def make_pairs(root: Path, size: int, count: int) -> list[tuple[Path, Path]]:
         base = np.stack([127 + 80 * np.sin(xx / (7 + c + i) + i) * np.cos(yy / (11 + c)) for c in range(3)], axis=2)
         gt = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
         restored = np.clip(gt + rng.normal(0, 8, gt.shape), 0, 255).astype(np.uint8)
-        r, g = root / f"{size}" / "r" / f"{i}.png", root / f"{size}" / "g" / f"{i}.png"
-        for path, arr in ((r, restored), (g, gt)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arr).save(path)
-        pairs.append((r, g))
+        pairs.append(save_pair(root, size, i, restored, gt))
     return pairs
 
 
-def make_weights(root: Path) -> dict[str, str]:
+def save_pair(root: Path, size: int, i: int, restored: np.ndarray, gt: np.ndarray) -> tuple[Path, Path]:
+    """Pair ``i`` of the ``size`` set as PNG files ``root/<size>/r/<i>.png`` and ``.../g/<i>.png``."""
+    r, g = root / f"{size}" / "r" / f"{i}.png", root / f"{size}" / "g" / f"{i}.png"
+    for path, arr in ((r, restored), (g, gt)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr).save(path)
+    return r, g
+
+
+def random_backbones(root: Path, nets: tuple[str, ...]) -> dict[str, str]:
+    """Seeded random torchvision backbones (``features.*`` only), one ``root/<net>.pth`` each, in
+    ``nets`` order from ``torch.manual_seed(0)``: the values do not change the speed."""
     import torchvision
 
     torch.manual_seed(0)
     out = {}
-    for name, model in (("vgg19", torchvision.models.vgg19), ("alexnet", torchvision.models.alexnet)):
-        sd = {k: v for k, v in model(weights=None).state_dict().items() if k.startswith("features.")}
+    for name in nets:
+        sd = {k: v for k, v in getattr(torchvision.models, name)(weights=None).state_dict().items()
+              if k.startswith("features.")}
         out[name] = str(root / f"{name}.pth")
         torch.save(sd, out[name])
     return out
+
+
+def print_figures(title: str, e2e: dict[str, float], ratios: dict[str, float], bounds: dict[str, float],
+                  per_pair: str, costs: dict[str, float]) -> None:
+    """The end-to-end medians and ratios (with each bound's verdict), then the per-pair costs as
+    shares of VGG-19's (``costs["hybrid (VGG-19)"]``); shared by benchmarks/realism.py."""
+    print(f"\n{title} (median time; median of the rounds' ratios):")
+    width = max(map(len, e2e))
+    for name, secs in e2e.items():
+        bound, ratio = bounds.get(name), ratios[name]
+        verdict = "" if bound is None else f"  (bound {bound:.2f}: {'ok' if ratio <= bound else 'OVER'})"
+        print(f"  {name:{width}s} {secs:8.3f} s  {ratio:5.3f}x{verdict}")
+    print(f"  {per_pair}:")
+    width = max(map(len, costs))
+    for name, secs in costs.items():
+        print(f"    {name:{width}s} {secs * 1e3:9.2f} ms  {secs / costs['hybrid (VGG-19)']:6.1%} of VGG-19")
+
+
+def make_weights(root: Path) -> dict[str, str]:
+    return random_backbones(root, ("vgg19", "alexnet"))
 
 
 def end_to_end(pairs, weights, device: str, rounds: int) -> dict[str, list[float]]:
@@ -162,15 +190,8 @@ def main() -> int:
                      "per_pair_seconds": costs,
                      "fraction_of_vgg": {k: v / costs["hybrid (VGG-19)"] for k, v in costs.items()}}
             report["sizes"][str(size)] = entry
-            print(f"\n{size}x{size}, {args.pairs} pairs, {args.rounds} interleaved rounds (median time; "
-                  "median of the rounds' ratios):")
-            for name, secs in e2e.items():
-                bound, ratio = BOUNDS.get(name), ratios[name]
-                verdict = "" if bound is None else f"  (bound {bound:.2f}: {'ok' if ratio <= bound else 'OVER'})"
-                print(f"  {name:28s} {secs:8.3f} s  {ratio:5.3f}x{verdict}")
-            print("  per pair, one batch:")
-            for name, secs in costs.items():
-                print(f"    {name:18s} {secs * 1e3:9.2f} ms  {secs / costs['hybrid (VGG-19)']:6.1%} of VGG-19")
+            print_figures(f"{size}x{size}, {args.pairs} pairs, {args.rounds} interleaved rounds", e2e, ratios, BOUNDS,
+                          "per pair, one batch", costs)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     over = [(s, k) for s, e in report["sizes"].items() for k, b in BOUNDS.items() if e["ratio"][k] > b]

@@ -40,6 +40,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from benchmarks.metrics import print_figures, random_backbones, save_pair  # noqa: E402
+
 CONFIGS = {"default run": (), "+ niqe": ("niqe",), "+ dists": ("dists",)}
 BOUNDS = {"+ niqe": 1.15}
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "cat")
@@ -64,23 +66,12 @@ def make_pairs(root: Path, size: int, count: int) -> list[tuple[Path, Path]]:
         buf = io.BytesIO()
         Image.fromarray(noisy).save(buf, "JPEG", quality=60)
         restored = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-        r, g = root / f"{size}" / "r" / f"{i}.png", root / f"{size}" / "g" / f"{i}.png"
-        for path, arr in ((r, restored), (g, gt)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arr).save(path)
-        pairs.append((r, g))
+        pairs.append(save_pair(root, size, i, restored, gt))
     return pairs
 
 
 def make_files(root: Path) -> dict[str, str]:
-    import torchvision
-
-    torch.manual_seed(0)
-    out = {}
-    for name, model in (("vgg19", torchvision.models.vgg19), ("vgg16", torchvision.models.vgg16)):
-        sd = {k: v for k, v in model(weights=None).state_dict().items() if k.startswith("features.")}
-        out[name] = str(root / f"{name}.pth")
-        torch.save(sd, out[name])
+    out = random_backbones(root, ("vgg19", "vgg16"))
     out["dists"] = str(root / "dists.pt")
     torch.save({"alpha": torch.rand(1, 1475, 1, 1), "beta": torch.rand(1, 1475, 1, 1)}, out["dists"])
     rng = np.random.default_rng(0)
@@ -168,15 +159,8 @@ def main() -> int:
     ratios = {k: statistics.median(x / y for x, y in zip(v, times["default run"])) for k, v in times.items()}
     report.update(seconds=e2e, ratio=ratios, round_seconds=times, cpu_seconds_per_pair=costs,
                   fraction_of_vgg={k: v / costs["hybrid (VGG-19)"] for k, v in costs.items()})
-    print(f"\n{args.size}x{args.size}, {args.pairs} pairs, {args.rounds} interleaved rounds "
-          "(median time; median of the rounds' ratios):")
-    for name, secs in e2e.items():
-        bound, ratio = BOUNDS.get(name), ratios[name]
-        verdict = "" if bound is None else f"  (bound {bound:.2f}: {'ok' if ratio <= bound else 'OVER'})"
-        print(f"  {name:14s} {secs:8.3f} s  {ratio:5.3f}x{verdict}")
-    print("  CPU time per pair, one batch:")
-    for name, secs in costs.items():
-        print(f"    {name:16s} {secs * 1e3:9.1f} ms  {secs / costs['hybrid (VGG-19)']:6.1%} of VGG-19")
+    print_figures(f"{args.size}x{args.size}, {args.pairs} pairs, {args.rounds} interleaved rounds", e2e, ratios,
+                  BOUNDS, "CPU time per pair, one batch", costs)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     over = [k for k, b in BOUNDS.items() if ratios[k] > b]
